@@ -1,0 +1,60 @@
+# patchprop: `make demo` runs the patch path locally; `make test` runs every check CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := docker-registry buildah skopeo busybox-static
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint typecheck cfn-lint unit integration bench sam-build clean system-deps venv
+
+demo: venv system-deps
+	$(BIN)/patchprop demo
+
+test: venv system-deps lint typecheck
+	$(BIN)/pytest -q
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Debian packages the local registry and image builds need; installed only where missing.
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint template.yaml
+
+# One mypy run per function: every handler module is called app.py.
+typecheck: venv
+	$(BIN)/mypy layers/shared cli scripts
+	@for f in functions/*/app.py; do $(BIN)/mypy $$f || exit 1; done
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: venv system-deps
+	$(BIN)/pytest -q tests/integration
+
+bench: venv system-deps
+	@for b in bench/*.py; do [ -e "$$b" ] && $(BIN)/python $$b; done; true
+
+# Needs AWS SAM CLI in its own virtualenv (its boto3 pin clashes with moto's).
+sam-build:
+	test -x .venv-sam/bin/sam || ($(PYTHON) -m venv .venv-sam && .venv-sam/bin/pip install -q aws-sam-cli)
+	.venv-sam/bin/sam validate --lint
+	.venv-sam/bin/sam build
+
+clean:
+	rm -rf $(VENV) .venv-sam .aws-sam .patchprop .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""patchprop command line: register images, inspect the graph, run everything locally."""

@@ -1,0 +1,40 @@
+"""Scheduled poll: one HEAD per tracked base; a moved digest takes the webhook's path."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from patchprop import wiring
+from patchprop.config import EnvVars, env_vars
+from patchprop.logic.poll import poll_bases
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+class Env(EnvVars):
+    TABLE_NAME: str
+    PATCH_QUEUE_URL: str
+    REGISTRY_CREDENTIALS_SECRET_ID: str = ""
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    env = env_vars(Env)
+    checks = poll_bases(
+        store=wiring.store(env.TABLE_NAME),
+        registry=wiring.registry(env.REGISTRY_CREDENTIALS_SECRET_ID),
+        patches=wiring.queue(env.PATCH_QUEUE_URL),
+    )
+    counts = Counter(c.seen.value for c in checks)
+    for seen, n in counts.items():
+        metrics.add_metric(f"Base{seen.capitalize()}", MetricUnit.Count, n)
+    logger.info("poll done", extra={"bases": len(checks), **counts})
+    return {"bases": len(checks), **counts}

@@ -1,0 +1,108 @@
+"""Rebuild queue consumer: start each rebuild on CodeBuild exactly once; throttled → retry later."""
+
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.parser.types import Json
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from patchprop import wiring
+from patchprop.config import EnvVars, env_vars
+from patchprop.errors import BuildThrottled
+from patchprop.logic.outcome import notify_once
+from patchprop.logic.rebuild import start_rebuild
+from patchprop.models import RebuildRequest
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+MAX_BACKOFF = 900  # seconds
+
+
+class Env(EnvVars):
+    TABLE_NAME: str
+    IDEMPOTENCY_TABLE_NAME: str
+    REBUILD_QUEUE_URL: str
+    REBUILD_PROJECTS: str
+    TOPIC_ARN: str
+
+    @property
+    def projects(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.REBUILD_PROJECTS.split(",") if p.strip())
+
+
+class RebuildRecord(SqsRecordModel):
+    body: Json[RebuildRequest]
+
+
+processor = BatchProcessor(event_type=EventType.SQS, model=RebuildRecord)
+# Two deliveries of one rebuild at once: the second waits (fails, retried) instead of racing.
+idempotency = IdempotencyConfig(event_key_jmespath="rebuild_id", expires_after_seconds=7 * 24 * 3600)
+
+
+@lru_cache
+def persistence(table_name: str) -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=table_name)
+
+
+def backoff(receive_count: int) -> int:
+    """Exponential, jittered delay before a throttled rebuild is tried again."""
+    return min(MAX_BACKOFF, 10 * 2 ** min(receive_count, 10)) + random.randint(0, 10)  # noqa: S311
+
+
+def record_handler(record: RebuildRecord) -> dict:
+    env = env_vars(Env)
+    store = wiring.store(env.TABLE_NAME)
+
+    @idempotent_function(
+        data_keyword_argument="request",
+        config=idempotency,
+        persistence_store=persistence(env.IDEMPOTENCY_TABLE_NAME),
+    )
+    def start(request: RebuildRequest) -> dict:
+        rebuild = start_rebuild(
+            request, store=store, builds=wiring.codebuild(), allowed_projects=env.projects
+        )
+        notify_once(rebuild, store=store, topic=wiring.topic(env.TOPIC_ARN))  # only if it never started
+        return {
+            "rebuild_id": rebuild.rebuild_id,
+            "status": rebuild.status.value,
+            "build_id": rebuild.build_id,
+        }
+
+    try:
+        result = start(request=record.body)
+    except BuildThrottled as exc:
+        delay = backoff(int(record.attributes.ApproximateReceiveCount))
+        logger.warning(
+            "CodeBuild throttled; retrying later",
+            extra={"rebuild_id": record.body.rebuild_id, "error": str(exc), "delay": delay},
+        )
+        metrics.add_metric("RebuildThrottled", MetricUnit.Count, 1)
+        wiring.queue(env.REBUILD_QUEUE_URL).retry_later(record.receiptHandle, delay)
+        raise
+    logger.info("rebuild", extra=result)
+    return result
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+    idempotency.register_lambda_context(context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

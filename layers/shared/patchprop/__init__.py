@@ -1,0 +1,1 @@
+"""patchprop: keep images built on hardened bases patched, hands-off."""

@@ -1,0 +1,1 @@
+"""The plain logic of each step; adapters come in as arguments."""

@@ -1,0 +1,369 @@
+"""DynamoDB adapter: one table, keys below. The only module that knows the key schema.
+
+| item       | PK                 | SK             | GSI1PK           | GSI1SK               |
+|------------|--------------------|----------------|------------------|----------------------|
+| base       | BASE#<ref>         | #BASE          | BASES            | <ref>                |
+| dependent  | IMAGE#<image>      | #IMAGE         |                  |                      |
+| edge       | IMAGE#<image>      | BASE#<ref>     | BASE#<ref>       | IMAGE#<image>        |
+| patch      | BASE#<ref>         | PATCH#<digest> |                  |                      |
+| rebuild    | REBUILD#<id>       | #REBUILD       | IMAGE#<image>    | REBUILD#<detected>   |
+| build      | BUILD#<build id>   | #BUILD         |                  |                      |
+
+An edge carries the whole dependent, so planning a patch is one paginated GSI1 query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from patchprop.errors import NotFound, StoreError
+from patchprop.models import (
+    FINAL_STATUSES,
+    Base,
+    Dependent,
+    PatchRequest,
+    Rebuild,
+    RebuildRequest,
+    RebuildStatus,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+GSI1 = "GSI1"
+_KEY_ATTRS = ("PK", "SK", "GSI1PK", "GSI1SK")
+
+
+def base_key(ref: str) -> dict[str, str]:
+    return {"PK": f"BASE#{ref}", "SK": "#BASE"}
+
+
+def dependent_key(image: str) -> dict[str, str]:
+    return {"PK": f"IMAGE#{image}", "SK": "#IMAGE"}
+
+
+def edge_key(image: str, base: str) -> dict[str, str]:
+    return {"PK": f"IMAGE#{image}", "SK": f"BASE#{base}"}
+
+
+def rebuild_key(rebuild_id: str) -> dict[str, str]:
+    return {"PK": f"REBUILD#{rebuild_id}", "SK": "#REBUILD"}
+
+
+def build_key(build_id: str) -> dict[str, str]:
+    return {"PK": f"BUILD#{build_id}", "SK": "#BUILD"}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in _KEY_ATTRS and k != "kind"}
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    """A model as a DynamoDB item body: JSON types, no None values."""
+    return {k: v for k, v in model.model_dump(mode="json").items() if v is not None}
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in (
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+    )
+
+
+class Store:
+    """Bases, dependents, patches and rebuilds in one DynamoDB table."""
+
+    def __init__(self, table_name: str, table: Table | None = None) -> None:
+        self.table: Table = table or boto3.resource("dynamodb").Table(table_name)
+
+    # ---- bases -----------------------------------------------------------------------
+
+    def get_base(self, ref: str) -> Base | None:
+        item = self._get(base_key(ref))
+        return Base.model_validate(_plain(item)) if item else None
+
+    def list_bases(self) -> Iterator[Base]:
+        for item in self._query(index=GSI1, key=Key("GSI1PK").eq("BASES")):
+            yield Base.model_validate(_plain(item))
+
+    def track_base(self, ref: str, digest: str | None = None) -> None:
+        """Start tracking a base; keeps what is known if it is tracked already."""
+        updates = ["kind = :k", "#ref = :ref", "GSI1PK = :all", "GSI1SK = :ref"]
+        values: dict[str, Any] = {":k": "base", ":ref": ref, ":all": "BASES"}
+        if digest:
+            updates.append("digest = if_not_exists(digest, :d)")
+            values[":d"] = digest
+        self._update(base_key(ref), "SET " + ", ".join(updates), values, names={"#ref": "ref"})
+
+    def record_digest(self, ref: str, old: str | None, new: str, at: datetime | None = None) -> bool:
+        """Move a base from `old` to `new`; False if someone else moved it first."""
+        at = at or utcnow()
+        condition = "attribute_exists(PK) AND " + ("digest = :old" if old else "attribute_not_exists(digest)")
+        values: dict[str, Any] = {":new": new, ":at": at.isoformat()}
+        update = "SET digest = :new, changed_at = :at"
+        if old:
+            values[":old"] = old
+            update += ", previous_digest = :old"
+        try:
+            self.table.update_item(
+                Key=base_key(ref),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise StoreError(f"recording digest of {ref}: {exc}") from exc
+        return True
+
+    # ---- dependents ------------------------------------------------------------------
+
+    def put_dependent(self, dependent: Dependent) -> None:
+        """Write a dependent and one edge per base, atomically; bases become tracked."""
+        body = _dump(dependent)
+        old = self.get_dependent(dependent.image)
+        stale = set(old.bases) - set(dependent.bases) if old else set()
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table.name,
+                    "Item": {**dependent_key(dependent.image), "kind": "dependent", **body},
+                }
+            }
+        ]
+        for base in dependent.bases:
+            item = {
+                **edge_key(dependent.image, base),
+                "GSI1PK": f"BASE#{base}",
+                "GSI1SK": f"IMAGE#{dependent.image}",
+                "kind": "edge",
+                **body,
+            }
+            actions.append({"Put": {"TableName": self.table.name, "Item": item}})
+        for base in stale:
+            actions.append({"Delete": {"TableName": self.table.name, "Key": edge_key(dependent.image, base)}})
+        self._transact(actions, f"registering {dependent.image}")
+        for base in dependent.bases:
+            self.track_base(base)
+
+    def get_dependent(self, image: str) -> Dependent | None:
+        item = self._get(dependent_key(image))
+        return Dependent.model_validate(_plain(item)) if item else None
+
+    def dependents_of(self, base: str) -> Iterator[Dependent]:
+        """Every dependent built directly on `base` (one paginated GSI1 query)."""
+        key = Key("GSI1PK").eq(f"BASE#{base}") & Key("GSI1SK").begins_with("IMAGE#")
+        for item in self._query(index=GSI1, key=key):
+            yield Dependent.model_validate(_plain(item))
+
+    def remove_dependent(self, image: str) -> None:
+        dependent = self.get_dependent(image)
+        if dependent is None:
+            raise NotFound(f"no dependent image {image}")
+        actions = [{"Delete": {"TableName": self.table.name, "Key": dependent_key(image)}}]
+        actions += [
+            {"Delete": {"TableName": self.table.name, "Key": edge_key(image, b)}} for b in dependent.bases
+        ]
+        self._transact(actions, f"removing {image}")
+
+    # ---- patches ---------------------------------------------------------------------
+
+    def record_patch(self, patch: PatchRequest, rebuilds: int) -> None:
+        item = {
+            "PK": f"BASE#{patch.base}",
+            "SK": f"PATCH#{patch.digest}",
+            "kind": "patch",
+            **_dump(patch),
+            "rebuilds": rebuilds,
+        }
+        self._put(item)
+
+    # ---- rebuilds --------------------------------------------------------------------
+
+    def get_rebuild(self, rebuild_id: str) -> Rebuild | None:
+        item = self._get(rebuild_key(rebuild_id))
+        return Rebuild.model_validate(_plain(item)) if item else None
+
+    def rebuild_id_for_build(self, build_id: str) -> str | None:
+        item = self._get(build_key(build_id))
+        return str(item["rebuild_id"]) if item else None
+
+    def rebuilds_of(self, image: str) -> Iterator[Rebuild]:
+        key = Key("GSI1PK").eq(f"IMAGE#{image}") & Key("GSI1SK").begins_with("REBUILD#")
+        for item in self._query(index=GSI1, key=key):
+            yield Rebuild.model_validate(_plain(item))
+
+    def record_started(self, request: RebuildRequest, build_id: str) -> Rebuild:
+        """Store a started rebuild and its build id, unless it is stored already."""
+        rebuild = Rebuild(
+            **request.model_dump(exclude={"source_version", "build_args"}),
+            status=RebuildStatus.STARTED,
+            build_id=build_id,
+            started_at=utcnow(),
+        )
+        item = {
+            **rebuild_key(rebuild.rebuild_id),
+            "GSI1PK": f"IMAGE#{rebuild.image}",
+            "GSI1SK": f"REBUILD#{rebuild.detected_at.isoformat()}#{rebuild.rebuild_id}",
+            "kind": "rebuild",
+            **_dump(rebuild),
+        }
+        lookup = {**build_key(build_id), "kind": "build", "rebuild_id": rebuild.rebuild_id}
+        try:
+            self.table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table.name, "Item": lookup}},
+                ]
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StoreError(f"recording rebuild {rebuild.rebuild_id}: {exc}") from exc
+            existing = self.get_rebuild(rebuild.rebuild_id)
+            if existing is None:
+                raise StoreError(f"rebuild {rebuild.rebuild_id} vanished") from exc
+            return existing
+        return rebuild
+
+    def record_not_started(self, request: RebuildRequest, reason: str) -> Rebuild:
+        rebuild = Rebuild(
+            **request.model_dump(exclude={"source_version", "build_args"}),
+            status=RebuildStatus.NOT_STARTED,
+            reason=reason,
+            finished_at=utcnow(),
+        )
+        item = {
+            **rebuild_key(rebuild.rebuild_id),
+            "GSI1PK": f"IMAGE#{rebuild.image}",
+            "GSI1SK": f"REBUILD#{rebuild.detected_at.isoformat()}#{rebuild.rebuild_id}",
+            "kind": "rebuild",
+            **_dump(rebuild),
+        }
+        try:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(PK)")
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StoreError(f"recording rebuild {rebuild.rebuild_id}: {exc}") from exc
+            existing = self.get_rebuild(rebuild.rebuild_id)
+            return existing or rebuild
+        return rebuild
+
+    def record_progress(self, rebuild_id: str, build_id: str, log_url: str | None) -> None:
+        """Mark a rebuild in progress unless it has already finished (events arrive out of order)."""
+        values: dict[str, Any] = {
+            ":s": RebuildStatus.IN_PROGRESS.value,
+            ":b": build_id,
+            ":started": RebuildStatus.STARTED.value,
+        }
+        update = "SET #s = :s, build_id = :b"
+        if log_url:
+            update += ", log_url = :l"
+            values[":l"] = log_url
+        try:
+            self.table.update_item(
+                Key=rebuild_key(rebuild_id),
+                UpdateExpression=update,
+                ConditionExpression="attribute_exists(PK) AND #s = :started",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StoreError(f"recording progress of {rebuild_id}: {exc}") from exc
+
+    def record_finished(
+        self,
+        rebuild_id: str,
+        status: RebuildStatus,
+        build_id: str,
+        log_url: str | None,
+        at: datetime | None = None,
+    ) -> Rebuild | None:
+        """Record a final status once. Returns the rebuild, or None if it is not ours."""
+        values: dict[str, Any] = {
+            ":s": status.value,
+            ":b": build_id,
+            ":at": (at or utcnow()).isoformat(),
+            **{f":f{i}": s.value for i, s in enumerate(sorted(FINAL_STATUSES))},
+        }
+        finals = ", ".join(f":f{i}" for i in range(len(FINAL_STATUSES)))
+        update = "SET #s = :s, build_id = :b, finished_at = :at"
+        if log_url:
+            update += ", log_url = :l"
+            values[":l"] = log_url
+        try:
+            result = self.table.update_item(
+                Key=rebuild_key(rebuild_id),
+                UpdateExpression=update,
+                ConditionExpression=f"attribute_exists(PK) AND NOT #s IN ({finals})",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StoreError(f"recording outcome of {rebuild_id}: {exc}") from exc
+            return self.get_rebuild(rebuild_id)  # finished before, or unknown
+        return Rebuild.model_validate(_plain(result["Attributes"]))
+
+    def mark_notified(self, rebuild_id: str) -> None:
+        self._update(rebuild_key(rebuild_id), "SET notified = :t", {":t": True})
+
+    # ---- plumbing --------------------------------------------------------------------
+
+    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
+        try:
+            return self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        except ClientError as exc:
+            raise StoreError(f"reading {key['PK']}: {exc}") from exc
+
+    def _put(self, item: dict[str, Any]) -> None:
+        try:
+            self.table.put_item(Item=item)
+        except ClientError as exc:
+            raise StoreError(f"writing {item['PK']}: {exc}") from exc
+
+    def _update(
+        self, key: dict[str, str], update: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> None:
+        kwargs: dict[str, Any] = {"Key": key, "UpdateExpression": update, "ExpressionAttributeValues": values}
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            self.table.update_item(**kwargs)
+        except ClientError as exc:
+            raise StoreError(f"updating {key['PK']}: {exc}") from exc
+
+    def _transact(self, actions: list[dict[str, Any]], what: str) -> None:
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+        except ClientError as exc:
+            raise StoreError(f"{what}: {exc}") from exc
+
+    def _query(self, index: str | None, key: Any) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"KeyConditionExpression": key}
+        if index:
+            kwargs["IndexName"] = index
+        while True:
+            try:
+                page = self.table.query(**kwargs)
+            except ClientError as exc:
+                raise StoreError(f"querying {index or 'table'}: {exc}") from exc
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,67 @@
+"""Shared fixtures: AWS (moto) stood up from template.yaml, handlers loaded from functions/."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Never reach real AWS from a test, whatever the developer's shell has.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "patchprop",
+        "POWERTOOLS_SERVICE_NAME": "patchprop-test",
+    }
+)
+for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_var, None)
+
+from moto import mock_aws  # noqa: E402
+from support import PROJECTS, FakeBuilds  # noqa: E402
+
+from patchprop import config, wiring  # noqa: E402
+from patchprop_cli.lambdas import LocalContext  # noqa: E402
+from patchprop_cli.template import Stack, provision  # noqa: E402
+
+
+@pytest.fixture
+def lambda_context() -> LocalContext:
+    return LocalContext()
+
+
+@pytest.fixture
+def aws() -> Iterator[Stack]:
+    """moto with every table, queue, topic and secret of template.yaml, and the handlers' env set."""
+    with mock_aws():
+        stack = provision({"RebuildProjects": ",".join(PROJECTS)})
+        functions = stack.of_type("AWS::Serverless::Function")
+        env = {k: v for fn in functions for k, v in stack.function_env(fn).items()}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        wiring.reset()
+        config.env_vars.cache_clear()
+        try:
+            yield stack
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            wiring.reset()
+            config.env_vars.cache_clear()
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> FakeBuilds:
+    fake = FakeBuilds()
+    monkeypatch.setattr(wiring, "codebuild", lambda: fake)
+    return fake

@@ -1,0 +1,68 @@
+"""Test helpers shared by unit, integration and e2e tests (importable as `support`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from patchprop.errors import BuildThrottled
+from patchprop_cli.lambdas import deliver_sqs, load_handler
+from patchprop_cli.template import ROOT, Stack
+
+EVENTS = ROOT / "events"
+PROJECTS = ["patchprop-rebuild", "team-b-rebuild"]
+
+
+@dataclass
+class FakeBuilds:
+    """An in-memory CodeBuild for tests: records each start, can refuse some with throttling."""
+
+    throttle: Any = None  # callable(call_number) -> bool
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    started: list[dict[str, Any]] = field(default_factory=list)
+
+    def start_build(
+        self, project: str, env: Mapping[str, str], idempotency_token: str, source_version: str | None = None
+    ) -> str:
+        self.calls.append({"project": project, "env": dict(env), "token": idempotency_token})
+        if self.throttle and self.throttle(len(self.calls)):
+            raise BuildThrottled("ThrottlingException (test)")
+        build_id = f"{project}:{len(self.started) + 1:08d}"
+        self.started.append(
+            {"id": build_id, "project": project, "env": dict(env), "token": idempotency_token}
+        )
+        return build_id
+
+
+def handler(name: str) -> Any:
+    return load_handler(ROOT / "functions" / name)
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def drain(stack: Stack, queue: str, function: str, rounds: int = 50) -> int:
+    """Deliver `queue` to `function` as its SQS event source would, until it is empty."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    delivered = 0
+    for _ in range(rounds):
+        got = deliver_sqs(sqs, stack.refs[queue], stack.attrs[queue]["Arn"], handler(function))
+        if got.received == 0:
+            break
+        delivered += got.received
+    return delivered
+
+
+def queue_bodies(stack: Stack, queue: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=stack.refs[queue], MaxNumberOfMessages=10, VisibilityTimeout=30)
+        if not got.get("Messages"):
+            return bodies
+        bodies += [json.loads(m["Body"]) for m in got["Messages"]]
