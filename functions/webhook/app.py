@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -17,6 +18,10 @@ from patchprop.models import DockerHubPush
 from patchprop.web import error_response, json_response, parse_body
 
 MAX_BODY = 64 * 1024
+# Their debug logs print the secret (botocore: response bodies) and the token (the router: path
+# parameters); keep them above DEBUG whatever the root logger is set to.
+for _noisy in ("botocore", "aws_lambda_powertools.event_handler"):
+    logging.getLogger(_noisy).setLevel(logging.INFO)
 
 logger = Logger()
 tracer = Tracer()
@@ -31,8 +36,9 @@ class Env(EnvVars):
     REGISTRY_CREDENTIALS_SECRET_ID: str = ""
 
 
+@app.post("/webhooks/dockerhub")  # no token: answered exactly like a wrong one
 @app.post("/webhooks/dockerhub/<token>")
-def dockerhub(token: str) -> Response:
+def dockerhub(token: str = "") -> Response:
     env = env_vars(Env)
     # Authenticate before looking at the body, so strangers learn nothing from its errors.
     if not token_matches(token, webhook_tokens(env.WEBHOOK_SECRET_ID)):

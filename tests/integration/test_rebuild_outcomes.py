@@ -1,0 +1,127 @@
+"""Rebuilds that cannot start, and builds that fail: recorded, told once, never retried forever."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from patchprop_cli.lambdas import LocalContext, eventbridge_event
+from support import drain, handler
+
+from patchprop.logic.outcome import REBUILD_ID_VAR
+from patchprop.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
+from patchprop.queues import Queue
+from patchprop.store import Store
+
+pytestmark = pytest.mark.integration
+D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def enqueue_rebuild(stack, project: str) -> RebuildRequest:
+    dependent = Dependent(image="acme/app:1", project=project, bases=["acme/base:1"], owner="team-a")
+    request = RebuildRequest.for_dependent(
+        dependent, PatchRequest(base="acme/base:1", digest=D2, previous_digest=D1, detected_by="poller")
+    )
+    Queue(stack.refs["RebuildQueue"]).send(request)
+    return request
+
+
+def outcome_queue(stack) -> str:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="outcomes")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=stack.refs["OutcomeTopic"], Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def received(url: str) -> list[dict]:
+    got = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+def test_project_the_stack_may_not_start_is_recorded_and_told_not_retried(aws, builds):
+    # Given a rebuild naming a CodeBuild project outside RebuildProjects
+    url = outcome_queue(aws)
+    request = enqueue_rebuild(aws, "someone-elses-project")
+    # When the rebuilder takes it
+    drain(aws, "RebuildQueue", "rebuilder")
+    # Then no build starts, the rebuild is NOT_STARTED with the reason, one failed alert is sent
+    assert builds.calls == []
+    rebuild = Store(aws.refs["PatchpropTable"]).get_rebuild(request.rebuild_id)
+    assert rebuild is not None and rebuild.status is RebuildStatus.NOT_STARTED
+    assert (
+        "someone-elses-project" in (rebuild.reason or "") and "not one this stack may start" in rebuild.reason
+    )
+    messages = received(url)
+    assert [m["MessageAttributes"]["outcome"]["Value"] for m in messages] == ["failed"]
+    assert "not one this stack may start" in messages[0]["Message"]
+
+
+def test_failed_build_is_recorded_and_told_once_even_if_events_repeat(aws, builds):
+    url = outcome_queue(aws)
+    request = enqueue_rebuild(aws, "patchprop-rebuild")
+    drain(aws, "RebuildQueue", "rebuilder")
+    build = builds.started[0]
+    detail = {
+        "build-status": "FAILED",
+        "build-id": f"arn:aws:codebuild:us-east-1:123456789012:build/{build['id']}",
+        "project-name": "patchprop-rebuild",
+        "additional-information": {
+            "environment": {"environment-variables": [{"name": REBUILD_ID_VAR, "value": request.rebuild_id}]}
+        },
+    }
+    # When FAILED arrives three times, and a late IN_PROGRESS after it
+    for status in ("FAILED", "FAILED", "FAILED", "IN_PROGRESS"):
+        event = eventbridge_event(
+            "aws.codebuild", "CodeBuild Build State Change", {**detail, "build-status": status}
+        )
+        handler("build_events")(event, LocalContext())
+    # Then it stays FAILED and one alert went out
+    rebuild = Store(aws.refs["PatchpropTable"]).get_rebuild(request.rebuild_id)
+    assert rebuild is not None and rebuild.status is RebuildStatus.FAILED and rebuild.notified
+    assert [m["MessageAttributes"]["outcome"]["Value"] for m in received(url)] == ["failed"]
+
+
+def test_build_of_someone_else_is_ignored(aws):
+    detail = {
+        "build-status": "SUCCEEDED",
+        "build-id": "arn:aws:codebuild:us-east-1:1:build/other:1",
+        "project-name": "patchprop-rebuild",
+    }
+    answer = handler("build_events")(
+        eventbridge_event("aws.codebuild", "CodeBuild Build State Change", detail), LocalContext()
+    )
+    assert answer == {"status": "ignored"}
+
+
+def test_event_for_a_rebuild_not_recorded_yet_fails_so_it_is_retried(aws):
+    detail = {
+        "build-status": "SUCCEEDED",
+        "build-id": "arn:aws:codebuild:us-east-1:1:build/p:1",
+        "project-name": "patchprop-rebuild",
+        "additional-information": {
+            "environment": {"environment-variables": [{"name": REBUILD_ID_VAR, "value": "rb-not-yet"}]}
+        },
+    }
+    from patchprop.errors import NotFound
+
+    with pytest.raises(NotFound, match="rb-not-yet"):
+        handler("build_events")(
+            eventbridge_event("aws.codebuild", "CodeBuild Build State Change", detail), LocalContext()
+        )
+
+
+def test_sample_events_are_accepted_by_their_handlers(aws, builds):
+    # The files in events/ are what `sam local invoke -e` uses; they must parse in the handlers
+    from support import sample_event
+
+    rebuilder = handler("rebuilder")(sample_event("rebuilder_sqs.json"), LocalContext())
+    assert rebuilder == {"batchItemFailures": []}
+    assert len(builds.started) == 1
+    planner = handler("planner")(sample_event("planner_sqs.json"), LocalContext())
+    assert planner == {"batchItemFailures": []}
+    for name in ("build_state_in_progress.json", "build_state_succeeded.json"):
+        answer = handler("build_events")(sample_event(name), LocalContext())
+        assert answer["status"] in ("IN_PROGRESS", "SUCCEEDED")
+    assert handler("poller")(sample_event("poller_schedule.json"), LocalContext()) == {"bases": 0}
