@@ -50,11 +50,13 @@ integration: venv system-deps
 bench: venv system-deps
 	@for b in bench/*.py; do [ -e "$$b" ] && $(BIN)/python $$b; done; true
 
-# Needs AWS SAM CLI in its own virtualenv (its boto3 pin clashes with moto's).
+# AWS SAM CLI lives in its own virtualenv (its boto3 pin clashes with moto's). The layer is
+# built for python3.12, the functions' runtime: pyenv's, where the machine has one.
+PY312 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 sam-build:
 	test -x .venv-sam/bin/sam || ($(PYTHON) -m venv .venv-sam && .venv-sam/bin/pip install -q aws-sam-cli)
 	.venv-sam/bin/sam validate --lint
-	.venv-sam/bin/sam build
+	PATH="$(if $(PY312),$(PY312):)$$PATH" .venv-sam/bin/sam build
 
 clean:
 	rm -rf $(VENV) .venv-sam .aws-sam .patchprop .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.translator import Translator
+from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 from samtranslator.yaml_helper import intrinsics_multi_constructor
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
@@ -55,7 +57,7 @@ class OfflineManagedPolicyLoader(ManagedPolicyLoader):
     """Managed-policy names are never looked up in IAM: the template uses ARNs only."""
 
     def __init__(self) -> None:
-        super().__init__(iam_client=None)  # type: ignore[arg-type]
+        super().__init__(iam_client=None)
 
     def load(self) -> dict[str, str]:
         return {}
@@ -159,18 +161,16 @@ def translate(
             values[name] = definition["Default"]
     template = _with_fake_artifacts(_without_language_extensions(template, values))
 
-    policy_loader = OfflineManagedPolicyLoader()
-    translator = Translator(
-        None,
-        Parser(),
-        # An explicit region: the translator must not look for AWS configuration.
-        boto_session=boto3.session.Session(region_name=region),
-    )
-    return translator.translate(
+    # What samtranslator.translator.transform.transform() does, but with an explicit boto
+    # session: transform() takes the region from the AWS configuration, and there is none.
+    to_py27_compatible_template(template, values)
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
+    translated = translator.translate(
         template,
         parameter_values=values,
-        get_managed_policy_map=policy_loader.load,
+        get_managed_policy_map=OfflineManagedPolicyLoader().load,
     )
+    return undo_mark_unicode_str_in_template(translated)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", type=Path, help="where to write the CloudFormation JSON")
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     args = parser.parse_args(argv)
+    # samtranslator warns about every feature flag missing from its (empty) offline config.
+    logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
     cfn = translate(args.template)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(cfn, indent=1, sort_keys=True) + "\n", encoding="utf-8")

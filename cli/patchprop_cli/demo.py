@@ -170,7 +170,8 @@ def _subscribe(aws: LocalAws, topic_arn: str) -> str:
 
 
 def _receive(aws: LocalAws, url: str) -> list[dict[str, Any]]:
-    sqs, found = aws.client("sqs"), []
+    sqs = aws.client("sqs")
+    found: list[dict[str, Any]] = []
     while True:
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
         if not got.get("Messages"):

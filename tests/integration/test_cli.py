@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from patchprop_cli.main import cli
 
 from patchprop.store import Store
+from patchprop_cli.main import cli
 
 pytestmark = pytest.mark.integration
 

@@ -6,13 +6,13 @@ import json
 
 import boto3
 import pytest
-from patchprop_cli.lambdas import LocalContext, eventbridge_event
 from support import drain, handler
 
 from patchprop.logic.outcome import REBUILD_ID_VAR
 from patchprop.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
 from patchprop.queues import Queue
 from patchprop.store import Store
+from patchprop_cli.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64

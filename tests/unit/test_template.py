@@ -1,0 +1,704 @@
+"""template.yaml: lint-clean, least-privilege IAM, and the house rules for queues, logs and tracing.
+
+Most checks run on the CloudFormation that the template becomes on deploy
+(scripts/sam_to_cfn.translate), so SAM-generated roles, event source mappings and Globals
+are covered too. Every checker is a function over a template dict returning findings, and
+each is also fed a broken template to show that it can fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+
+Template = dict[str, Any]
+Finding = str
+
+
+def _import_sam_to_cfn() -> ModuleType:
+    # scripts/ is not a package: load the script by path, as `python scripts/sam_to_cfn.py` would.
+    spec = importlib.util.spec_from_file_location("sam_to_cfn", REPO / "scripts" / "sam_to_cfn.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sam_to_cfn = _import_sam_to_cfn()
+
+
+@pytest.fixture(scope="module")
+def sam() -> Template:
+    return sam_to_cfn.load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def cfn() -> Template:
+    return sam_to_cfn.translate(TEMPLATE)
+
+
+# ---------------------------------------------------------------- template helpers
+
+
+def resources_of(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template.get("Resources", {}).items()
+        if isinstance(resource, dict) and resource.get("Type") == resource_type
+    }
+
+
+def referenced_id(value: Any) -> str | None:
+    """The logical ID behind a Ref or Fn::GetAtt (either spelling), else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref" and isinstance(arg, str):
+            return arg
+        if key == "Fn::GetAtt":
+            target = arg[0] if isinstance(arg, list) else str(arg).split(".", 1)[0]
+            return str(target)
+    return None
+
+
+def literal_strings(value: Any) -> Iterator[str]:
+    """The literal text inside a value, looking through intrinsics (Fn::Sub templates, Join parts)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from literal_strings(item)
+    elif isinstance(value, dict):
+        if "Ref" in value or "Fn::GetAtt" in value:
+            return
+        for key, item in value.items():
+            if key == "Fn::Sub" and isinstance(item, list):
+                # [template, {Var: value}]: the variable values are looked through as well
+                yield from literal_strings(item)
+            elif key == "Fn::If" and isinstance(item, list):
+                yield from literal_strings(item[1:])
+            else:
+                yield from literal_strings(item)
+
+
+# ---------------------------------------------------------------- IAM checker
+
+# An action whose name starts with one of these only reads.
+READ_ONLY_PREFIXES = ("Get", "List", "Describe", "BatchGet", "Query", "Scan", "Receive")
+# Writes that may be granted on "*":
+# - X-Ray trace and telemetry uploads support no resource-level permissions at all;
+# - CloudWatch Logs writes, as AWSLambdaBasicExecutionRole grants them (our own roles scope
+#   them to the function's log group; the exception is for SAM-generated roles).
+WILDCARD_WRITE_EXCEPTIONS = frozenset(
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+)
+# AWS managed policies whose content is known (SAM attaches these to roles it generates for
+# plain or traced functions). Any other managed policy cannot be checked, so it is a finding:
+# AWSLambdaSQSQueueExecutionRole, for one, grants sqs:DeleteMessage on every queue.
+KNOWN_MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
+    "AWSLambdaBasicExecutionRole": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        }
+    ],
+    "AWSXrayWriteOnlyAccess": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+                "xray:GetSamplingRules",
+                "xray:GetSamplingTargets",
+                "xray:GetSamplingStatisticSummaries",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def is_read_only(action: str) -> bool:
+    _, _, name = action.partition(":")
+    return name.startswith(READ_ONLY_PREFIXES)
+
+
+def _branches(value: Any) -> Iterator[Any]:
+    """Every value a Fn::If may take (both branches, recursively); AWS::NoValue drops out."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        _, when_true, when_false = value["Fn::If"]
+        yield from _branches(when_true)
+        yield from _branches(when_false)
+    elif value != {"Ref": "AWS::NoValue"}:
+        yield value
+
+
+def _as_list(value: Any) -> list[Any]:
+    items: list[Any] = []
+    for branch in _branches(value):
+        items.extend(branch if isinstance(branch, list) else [branch])
+    return items
+
+
+def _policy_documents(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every policy document (a dict with Statement) under node, except trust policies."""
+    if isinstance(node, dict):
+        if "Statement" in node:
+            yield where, node
+            return
+        for key, value in node.items():
+            if key != "AssumeRolePolicyDocument":
+                yield from _policy_documents(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _policy_documents(value, f"{where}[{index}]")
+
+
+def _managed_policy_name(arn: Any) -> str:
+    text = "".join(literal_strings(arn)) or json.dumps(arn)
+    return text.rsplit("/", 1)[-1]
+
+
+def statement_findings(statement: Any, where: str) -> list[Finding]:
+    if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+        return []
+    if "NotAction" in statement or "NotResource" in statement:
+        return [f"{where}: Allow with NotAction/NotResource"]
+    actions = [a for a in _as_list(statement.get("Action", [])) if isinstance(a, str)]
+    findings = [f"{where}: wildcard action {a!r}" for a in actions if "*" in a]
+    if "Resource" not in statement:
+        # A resource policy (queue, topic) applies to the resource it is attached to.
+        return findings if "Principal" in statement else [*findings, f"{where}: no Resource"]
+    resources = _as_list(statement["Resource"])
+    wildcards = [r for r in resources if any("*" in text for text in literal_strings(r))]
+    writes = [a for a in actions if not is_read_only(a) and a not in WILDCARD_WRITE_EXCEPTIONS]
+    if wildcards and writes:
+        findings.append(f"{where}: {writes} on wildcard resource {wildcards}")
+    return findings
+
+
+def iam_findings(template: Template) -> list[Finding]:
+    """Wildcard actions, and writes on wildcard resources, in every policy of the template."""
+    findings: list[Finding] = []
+    for name, resource in template.get("Resources", {}).items():
+        properties = resource.get("Properties", {}) if isinstance(resource, dict) else {}
+        for where, document in _policy_documents(properties, name):
+            for index, statement in enumerate(_as_list(document["Statement"])):
+                for branch in _branches(statement):
+                    findings += statement_findings(branch, f"{where}.Statement[{index}]")
+        for arn in _as_list(properties.get("ManagedPolicyArns", [])):
+            policy = _managed_policy_name(arn)
+            if policy not in KNOWN_MANAGED_POLICIES:
+                findings.append(f"{name}: managed policy {policy} cannot be checked")
+                continue
+            for statement in KNOWN_MANAGED_POLICIES[policy]:
+                findings += statement_findings(statement, f"{name}.ManagedPolicyArns:{policy}")
+    return findings
+
+
+# ---------------------------------------------------------------- structural checkers
+
+
+# (parent property, property) pairs that name a queue taking failed messages or events.
+DEAD_LETTER_TARGETS = {
+    ("RedrivePolicy", "deadLetterTargetArn"),  # SQS
+    ("DeadLetterConfig", "Arn"),  # EventBridge rule targets, Scheduler targets
+    ("DeadLetterConfig", "TargetArn"),  # Lambda async invocations
+    ("OnFailure", "Destination"),  # Lambda EventInvokeConfig
+}
+
+
+def dead_letter_queues(template: Template) -> set[str]:
+    """Queues that receive what failed elsewhere (redrive, rule/schedule DLQs, OnFailure)."""
+    found: set[str] = set()
+
+    def walk(node: Any, parent_key: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if (parent_key, key) in DEAD_LETTER_TARGETS:
+                    found.add(referenced_id(value) or "")
+                else:
+                    walk(value, key)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, parent_key)
+
+    walk(template.get("Resources", {}), "")
+    return found & set(resources_of(template, "AWS::SQS::Queue"))
+
+
+def queues_without_redrive(template: Template) -> list[Finding]:
+    dlqs = dead_letter_queues(template)
+    return [
+        f"{name}: work queue without RedrivePolicy"
+        for name, queue in resources_of(template, "AWS::SQS::Queue").items()
+        if name not in dlqs and "RedrivePolicy" not in queue.get("Properties", {})
+    ]
+
+
+def _alarms_on_visible_messages(template: Template) -> set[str]:
+    watched: set[str] = set()
+    for alarm in resources_of(template, "AWS::CloudWatch::Alarm").values():
+        p = alarm.get("Properties", {})
+        fires_on_one = (p.get("ComparisonOperator"), p.get("Threshold")) in (
+            ("GreaterThanThreshold", 0),
+            ("GreaterThanOrEqualToThreshold", 1),
+        )
+        if (
+            p.get("Namespace") == "AWS/SQS"
+            and p.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            and fires_on_one
+            and p.get("AlarmActions")
+        ):
+            for dimension in p.get("Dimensions", []):
+                if dimension.get("Name") == "QueueName":
+                    watched.add(referenced_id(dimension.get("Value")) or "")
+    return watched
+
+
+def dlqs_without_alarm(template: Template) -> list[Finding]:
+    watched = _alarms_on_visible_messages(template)
+    return [f"{name}: DLQ without an alarm" for name in sorted(dead_letter_queues(template) - watched)]
+
+
+def functions_without_log_group(template: Template) -> list[Finding]:
+    groups = resources_of(template, "AWS::Logs::LogGroup")
+    retained = {name for name, group in groups.items() if group.get("Properties", {}).get("RetentionInDays")}
+    findings = []
+    for name, function in resources_of(template, "AWS::Lambda::Function").items():
+        configured = referenced_id(function.get("Properties", {}).get("LoggingConfig", {}).get("LogGroup"))
+        by_name = {
+            group_id
+            for group_id, group in groups.items()
+            if "".join(literal_strings(group.get("Properties", {}).get("LogGroupName")))
+            == "/aws/lambda/${" + name + "}"
+        }
+        if not ({configured} | by_name) & retained:
+            findings.append(f"{name}: no explicit log group with retention")
+    return findings
+
+
+def sqs_sources_without_partial_failures(template: Template) -> list[Finding]:
+    queues = set(resources_of(template, "AWS::SQS::Queue"))
+    return [
+        f"{name}: SQS event source without ReportBatchItemFailures"
+        for name, mapping in resources_of(template, "AWS::Lambda::EventSourceMapping").items()
+        if referenced_id(mapping["Properties"].get("EventSourceArn")) in queues
+        and "ReportBatchItemFailures" not in mapping["Properties"].get("FunctionResponseTypes", [])
+    ]
+
+
+def functions_without_active_tracing(template: Template) -> list[Finding]:
+    return [
+        f"{name}: tracing not Active"
+        for name, function in resources_of(template, "AWS::Lambda::Function").items()
+        if function.get("Properties", {}).get("TracingConfig", {}).get("Mode") != "Active"
+    ]
+
+
+def short_visibility_timeouts(template: Template) -> list[Finding]:
+    """A queue's visibility timeout must be at least 6x its consumer's timeout (AWS guidance)."""
+    queues = resources_of(template, "AWS::SQS::Queue")
+    functions = resources_of(template, "AWS::Lambda::Function")
+    findings = []
+    for mapping in resources_of(template, "AWS::Lambda::EventSourceMapping").values():
+        queue_id = referenced_id(mapping["Properties"].get("EventSourceArn"))
+        function_id = referenced_id(mapping["Properties"].get("FunctionName"))
+        if queue_id not in queues or function_id not in functions:
+            continue
+        visibility = queues[queue_id].get("Properties", {}).get("VisibilityTimeout", 30)
+        timeout = functions[function_id].get("Properties", {}).get("Timeout", 3)
+        if visibility < 6 * timeout:
+            findings.append(f"{queue_id}: visibility {visibility}s < 6 x {function_id} timeout {timeout}s")
+    return findings
+
+
+# ---------------------------------------------------------------- cfn-lint
+
+
+def lint(path: Path) -> list[str]:
+    """Every cfn-lint error and warning (nothing is ignored)."""
+    return [str(match) for match in lint_file(path, config=ManualArgs(regions=["us-east-1"]))]
+
+
+def test_sam_template_passes_cfn_lint() -> None:
+    # Given template.yaml as written (SAM, LanguageExtensions)
+    # When cfn-lint checks it
+    problems = lint(TEMPLATE)
+    # Then it reports nothing, not even a warning
+    assert problems == []
+
+
+def test_translated_template_passes_cfn_lint(cfn: Template, tmp_path: Path) -> None:
+    # Given the plain CloudFormation the template becomes on deploy
+    path = tmp_path / "cfn.json"
+    path.write_text(json.dumps(cfn), encoding="utf-8")
+    # When cfn-lint checks it (this also resolves every Ref/GetAtt to a generated resource)
+    problems = lint(path)
+    # Then it reports nothing
+    assert problems == []
+
+
+def test_cfn_lint_reports_a_broken_template(sam: Template, tmp_path: Path) -> None:
+    # Given the template with a queue whose visibility timeout is not a number
+    broken = copy.deepcopy(sam)
+    broken["Resources"]["PatchQueue"]["Properties"]["VisibilityTimeout"] = "soon"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken), encoding="utf-8")
+    # When cfn-lint checks it
+    problems = lint(path)
+    # Then the property is reported
+    assert any("soon" in problem for problem in problems), problems
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def test_no_policy_grants_wildcards_for_writes(cfn: Template) -> None:
+    # Given every policy of the deployed template (function roles, the scheduler role,
+    # per-project policies, queue policies)
+    documents = [doc for name, r in cfn["Resources"].items() for doc in _policy_documents(r, name)]
+    assert len(documents) >= 8
+    # When they are checked
+    findings = iam_findings(cfn)
+    # Then none grants a wildcard action or writes on a wildcard resource
+    assert findings == []
+
+
+def _role_with(*statements: Any, managed: list[Any] | None = None) -> Template:
+    properties: dict[str, Any] = {
+        "AssumeRolePolicyDocument": {
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "*"}
+            ]
+        },
+        "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": list(statements)}}],
+    }
+    if managed:
+        properties["ManagedPolicyArns"] = managed
+    return {"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": properties}}}
+
+
+TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        pytest.param(
+            _role_with({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"}),
+            "on wildcard resource",
+            id="write-on-star",
+        ),
+        pytest.param(
+            _role_with({"Effect": "Allow", "Action": ["dynamodb:*"], "Resource": TABLE_ARN}),
+            "wildcard action 'dynamodb:*'",
+            id="service-star",
+        ),
+        pytest.param(
+            _role_with({"Effect": "Allow", "Action": "s3:Put*", "Resource": "arn:aws:s3:::b/k"}),
+            "wildcard action 's3:Put*'",
+            id="prefix-star",
+        ),
+        pytest.param(
+            _role_with({"Effect": "Allow", "Action": "*", "Resource": TABLE_ARN}),
+            "wildcard action '*'",
+            id="star",
+        ),
+        pytest.param(
+            _role_with(
+                {
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:*"},
+                }
+            ),
+            "on wildcard resource",
+            id="arn-with-star",
+        ),
+        pytest.param(
+            _role_with(
+                {
+                    "Fn::If": [
+                        "Cond",
+                        {"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"},
+                        {"Ref": "AWS::NoValue"},
+                    ]
+                }
+            ),
+            "on wildcard resource",
+            id="inside-fn-if",
+        ),
+        pytest.param(
+            _role_with({"Effect": "Allow", "NotAction": "iam:*", "Resource": TABLE_ARN}),
+            "NotAction",
+            id="not-action",
+        ),
+        pytest.param(
+            _role_with(managed=["arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"]),
+            "AWSLambdaSQSQueueExecutionRole cannot be checked",
+            id="unknown-managed-policy",
+        ),
+    ],
+)
+def test_iam_checker_reports_wildcards(template: Template, expected: str) -> None:
+    # Given a hand-written policy that is too broad
+    # When it is checked
+    findings = iam_findings(template)
+    # Then the checker reports it
+    assert any(expected in finding for finding in findings), findings
+
+
+def test_iam_checker_allows_reads_and_documented_exceptions_on_wildcards() -> None:
+    # Given reads and X-Ray uploads on "*", and SAM's default managed policies
+    template = _role_with(
+        {"Effect": "Allow", "Action": ["dynamodb:Query", "sqs:ReceiveMessage"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"},
+        managed=[
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
+            "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+        ],
+    )
+    # When they are checked
+    findings = iam_findings(template)
+    # Then nothing is reported
+    assert findings == []
+
+
+def test_rebuilder_may_start_exactly_the_named_projects(cfn: Template) -> None:
+    # Given the deployed template for RebuildProjects = two fake project names
+    projects = sam_to_cfn.FAKE_PARAMETERS["RebuildProjects"].split(",")
+    # When every grant of codebuild:StartBuild is collected, with the role it is attached to
+    grants = []
+    for name, resource in cfn["Resources"].items():
+        for _, document in _policy_documents(resource.get("Properties", {}), name):
+            for statement in _as_list(document["Statement"]):
+                if "codebuild:StartBuild" in _as_list(statement.get("Action", [])):
+                    role = referenced_id(resource["Properties"].get("RoleName")) or name
+                    grants.append((role, "".join(literal_strings(statement["Resource"]))))
+    # Then only the rebuilder's role has it, once per project, on that project's ARN alone
+    arn = "arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:project/"
+    assert sorted(grants) == sorted(("RebuilderFunctionRole", arn + project) for project in projects)
+
+
+# ---------------------------------------------------------------- queues, logs, tracing
+
+
+def test_every_work_queue_has_a_redrive_policy(cfn: Template) -> None:
+    # Given the queues of the deployed template, split into DLQs and work queues
+    queues = set(resources_of(cfn, "AWS::SQS::Queue"))
+    dlqs = dead_letter_queues(cfn)
+    assert dlqs == {name for name in queues if name.endswith("DLQ")}  # every *DLQ is wired as one
+    assert queues - dlqs == {"PatchQueue", "RebuildQueue"}
+    # When they are checked
+    findings = queues_without_redrive(cfn)
+    # Then every work queue hands poison messages to a DLQ
+    assert findings == []
+
+
+def test_every_dlq_has_an_alarm(cfn: Template) -> None:
+    # Given the four DLQs
+    assert len(dead_letter_queues(cfn)) == 4
+    # When their alarms are looked up
+    findings = dlqs_without_alarm(cfn)
+    # Then each has one that fires on the first visible message
+    assert findings == []
+
+
+def test_every_function_has_an_explicit_log_group_with_retention(cfn: Template) -> None:
+    # Given the five functions
+    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 5
+    # When their log groups are looked up
+    findings = functions_without_log_group(cfn)
+    # Then each logs to a group of this stack that has a retention
+    assert findings == []
+
+
+def test_every_sqs_event_source_reports_batch_item_failures(cfn: Template) -> None:
+    # Given the SQS event source mappings (planner and rebuilder)
+    assert len(resources_of(cfn, "AWS::Lambda::EventSourceMapping")) == 2
+    # When they are checked
+    findings = sqs_sources_without_partial_failures(cfn)
+    # Then a failed record is retried alone, not with its whole batch
+    assert findings == []
+
+
+def test_every_function_has_active_tracing(cfn: Template) -> None:
+    # Given the functions (Tracing comes from Globals)
+    # When they are checked
+    findings = functions_without_active_tracing(cfn)
+    # Then every one traces
+    assert findings == []
+
+
+def test_queue_visibility_is_six_times_the_consumer_timeout(cfn: Template) -> None:
+    # Given each SQS event source and its function
+    # When the queue's visibility timeout is compared with the function's timeout
+    findings = short_visibility_timeouts(cfn)
+    # Then a message is not redelivered while a slow invocation still works on it
+    assert findings == []
+
+
+def _without(path: str) -> Callable[[Template], None]:
+    *parents, leaf = path.split(".")
+
+    def mutate(template: Template) -> None:
+        node = template["Resources"]
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+
+    return mutate
+
+
+def _set(path: str, value: Any) -> Callable[[Template], None]:
+    *parents, leaf = path.split(".")
+
+    def mutate(template: Template) -> None:
+        node = template["Resources"]
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "check", "expected"),
+    [
+        pytest.param(
+            _without("PatchQueue.Properties.RedrivePolicy"),
+            queues_without_redrive,
+            "PatchQueue",
+            id="redrive",
+        ),
+        pytest.param(_without("RebuildDLQAlarm"), dlqs_without_alarm, "RebuildDLQ", id="dlq-alarm"),
+        pytest.param(
+            _set("PollerDLQAlarm.Properties.Threshold", 10),
+            dlqs_without_alarm,
+            "PollerDLQ",
+            id="alarm-threshold",
+        ),
+        pytest.param(
+            _without("PlannerFunction.Properties.LoggingConfig"),
+            functions_without_log_group,
+            "PlannerFunction",
+            id="log-group",
+        ),
+        pytest.param(
+            _without("WebhookFunctionLogGroup.Properties.RetentionInDays"),
+            functions_without_log_group,
+            "WebhookFunction",
+            id="retention",
+        ),
+        pytest.param(
+            _without("RebuilderFunctionRebuilds.Properties.FunctionResponseTypes"),
+            sqs_sources_without_partial_failures,
+            "RebuilderFunctionRebuilds",
+            id="partial-failures",
+        ),
+        pytest.param(
+            _without("PollerFunction.Properties.TracingConfig"),
+            functions_without_active_tracing,
+            "PollerFunction",
+            id="tracing",
+        ),
+        pytest.param(
+            _set("RebuildQueue.Properties.VisibilityTimeout", 60),
+            short_visibility_timeouts,
+            "RebuildQueue",
+            id="visibility",
+        ),
+    ],
+)
+def test_structural_checkers_report_a_broken_template(
+    cfn: Template,
+    mutate: Callable[[Template], None],
+    check: Callable[[Template], list[Finding]],
+    expected: str,
+) -> None:
+    # Given the deployed template with one house rule broken
+    broken = copy.deepcopy(cfn)
+    mutate(broken)
+    # When the rule's checker runs
+    findings = check(broken)
+    # Then it names the offending resource
+    assert any(finding.startswith(expected) for finding in findings), findings
+
+
+# ---------------------------------------------------------------- API and wiring
+
+
+def test_api_never_logs_or_traces_the_webhook_token(cfn: Template) -> None:
+    # Given the API stage (the webhook token is a path segment)
+    (stage,) = resources_of(cfn, "AWS::ApiGateway::Stage").values()
+    properties = stage["Properties"]
+    # When its logging and tracing settings are read
+    access_format = properties.get("AccessLogSetting", {}).get("Format", "")
+    method_settings = properties.get("MethodSettings", [])
+    # Then the path reaches no access log, execution log, data trace or X-Ray trace
+    assert "$context.path" not in access_format
+    assert properties.get("TracingEnabled") is not True
+    assert all(s.get("LoggingLevel", "OFF") == "OFF" for s in method_settings)
+    assert not any(s.get("DataTraceEnabled") for s in method_settings)
+
+
+def test_webhook_url_output_matches_the_route(sam: Template) -> None:
+    # Given the webhook route and the WebhookUrl output
+    api = sam["Resources"]["PatchpropApi"]["Properties"]
+    event = sam["Resources"]["WebhookFunction"]["Properties"]["Events"]["DockerHubWebhook"]["Properties"]
+    url = sam["Outputs"]["WebhookUrl"]["Value"]["Fn::Sub"]
+    # When the route is written without its token
+    prefix = event["Path"].removesuffix("{token}")
+    # Then the output is the stage URL of that prefix, to which the token is appended
+    assert event["Method"].upper() == "POST"
+    assert url.endswith(f"/{api['StageName']}{prefix}")
+
+
+def _required_env_vars(handler: Path) -> set[str]:
+    """Fields without a default of the handler's `class Env(...)` settings model."""
+    tree = ast.parse(handler.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Env":
+            return {
+                item.target.id
+                for item in node.body
+                if isinstance(item, ast.AnnAssign)
+                and isinstance(item.target, ast.Name)
+                and item.value is None
+            }
+    return set()
+
+
+def test_every_function_gets_the_environment_its_handler_requires(sam: Template) -> None:
+    # Given each function of the template and its handler's Env model
+    functions = resources_of(sam, "AWS::Serverless::Function")
+    global_vars = set(sam["Globals"]["Function"]["Environment"]["Variables"])
+    missing = {}
+    for name, function in functions.items():
+        handler = REPO / function["Properties"]["CodeUri"] / "app.py"
+        assert handler.is_file(), f"{name}: no {handler}"
+        # When the variables the handler requires are compared with those the template sets
+        configured = global_vars | set(function["Properties"].get("Environment", {}).get("Variables", {}))
+        if gaps := _required_env_vars(handler) - configured:
+            missing[name] = sorted(gaps)
+    # Then none is missing
+    assert missing == {}
