@@ -26,7 +26,12 @@ class FakeBuilds:
     started: list[dict[str, Any]] = field(default_factory=list)
 
     def start_build(
-        self, project: str, env: Mapping[str, str], idempotency_token: str, source_version: str | None = None
+        self,
+        project: str,
+        env: Mapping[str, str],
+        idempotency_token: str,
+        source_version: str | None = None,
+        source_location: str | None = None,
     ) -> str:
         self.calls.append({"project": project, "env": dict(env), "token": idempotency_token})
         if self.throttle and self.throttle(len(self.calls)):

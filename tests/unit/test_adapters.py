@@ -58,3 +58,20 @@ def test_other_errors_are_final(stubbed, code):
     stubber.add_client_error("start_build", service_error_code=code, http_status_code=400)
     with pytest.raises(BuildStartFailed, match=code):
         codebuild.start_build("proj", {}, "rb-1")
+
+
+@pytest.mark.parametrize(
+    ("location", "override"),
+    [
+        ("s3://bucket/app.zip", {"sourceTypeOverride": "S3", "sourceLocationOverride": "bucket/app.zip"}),
+        (
+            "https://github.com/acme/app.git",
+            {"sourceTypeOverride": "GITHUB", "sourceLocationOverride": "https://github.com/acme/app.git"},
+        ),
+        ("https://example.com/x.git", {"sourceLocationOverride": "https://example.com/x.git"}),
+    ],
+)
+def test_source_location_becomes_the_right_override(location, override):
+    from patchprop.builds import source_override
+
+    assert source_override(location) == override

@@ -44,7 +44,7 @@ def test_build_env_pins_base_and_carries_ids():
 def test_outcome_message_reads_in_an_email_and_has_filter_attributes():
     request = _request()
     rebuild = Rebuild(
-        **request.model_dump(exclude={"source_version", "build_args"}),
+        **request.model_dump(exclude={"source_location", "source_version", "build_args"}),
         status=RebuildStatus.FAILED,
         build_id="p1:42",
         log_url="https://logs/x",

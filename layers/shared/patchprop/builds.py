@@ -24,11 +24,35 @@ _RETRYABLE = {
 }
 
 
+def source_override(location: str) -> dict[str, str]:
+    """StartBuild's source overrides for a dependent's source location (one project, many repos)."""
+    kinds = [
+        ("s3://", "S3"),
+        ("https://github.com/", "GITHUB"),
+        ("https://gitlab.com/", "GITLAB"),
+        ("https://bitbucket.org/", "BITBUCKET"),
+        ("https://git-codecommit.", "CODECOMMIT"),
+    ]
+    for prefix, kind in kinds:
+        if location.startswith(prefix):
+            # S3 locations are written bucket/key, without the scheme.
+            return {
+                "sourceTypeOverride": kind,
+                "sourceLocationOverride": location.removeprefix("s3://") if kind == "S3" else location,
+            }
+    return {"sourceLocationOverride": location}
+
+
 class Builds(Protocol):
     """Starts builds. Implemented by CodeBuild here and by the local builder in `patchprop local`."""
 
     def start_build(
-        self, project: str, env: Mapping[str, str], idempotency_token: str, source_version: str | None = None
+        self,
+        project: str,
+        env: Mapping[str, str],
+        idempotency_token: str,
+        source_version: str | None = None,
+        source_location: str | None = None,
     ) -> str: ...
 
 
@@ -39,7 +63,12 @@ class CodeBuild:
         self.client = client or boto3.client("codebuild")
 
     def start_build(
-        self, project: str, env: Mapping[str, str], idempotency_token: str, source_version: str | None = None
+        self,
+        project: str,
+        env: Mapping[str, str],
+        idempotency_token: str,
+        source_version: str | None = None,
+        source_location: str | None = None,
     ) -> str:
         """Start a build and return its id; the same token within 5 minutes returns the same build."""
         kwargs: dict = {
@@ -51,6 +80,8 @@ class CodeBuild:
         }
         if source_version:
             kwargs["sourceVersion"] = source_version
+        if source_location:
+            kwargs.update(source_override(source_location))
         try:
             answer = self.client.start_build(**kwargs)
         except ClientError as exc:

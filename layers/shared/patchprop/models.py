@@ -145,6 +145,7 @@ class RebuildRequest(_OnBaseDigest):
     previous_digest: Digest | None = None
     project: str
     owner: str | None = None
+    source_location: str | None = None
     source_version: str | None = None
     build_args: dict[str, str] = Field(default_factory=dict)
     detected_at: datetime
@@ -159,6 +160,7 @@ class RebuildRequest(_OnBaseDigest):
             previous_digest=patch.previous_digest,
             project=dependent.project,
             owner=dependent.owner,
+            source_location=dependent.source_location,
             source_version=dependent.source_version,
             build_args=dependent.build_args,
             detected_at=patch.detected_at,

@@ -204,7 +204,7 @@ class Store:
     def record_started(self, request: RebuildRequest, build_id: str) -> Rebuild:
         """Store a started rebuild and its build id, unless it is stored already."""
         rebuild = Rebuild(
-            **request.model_dump(exclude={"source_version", "build_args"}),
+            **request.model_dump(exclude={"source_location", "source_version", "build_args"}),
             status=RebuildStatus.STARTED,
             build_id=build_id,
             started_at=utcnow(),
@@ -241,7 +241,7 @@ class Store:
 
     def record_not_started(self, request: RebuildRequest, reason: str) -> Rebuild:
         rebuild = Rebuild(
-            **request.model_dump(exclude={"source_version", "build_args"}),
+            **request.model_dump(exclude={"source_location", "source_version", "build_args"}),
             status=RebuildStatus.NOT_STARTED,
             reason=reason,
             finished_at=utcnow(),

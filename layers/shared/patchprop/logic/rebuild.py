@@ -43,6 +43,7 @@ def start_rebuild(
             build_env(request),
             idempotency_token=request.rebuild_id,
             source_version=request.source_version,
+            source_location=request.source_location,
         )
     except BuildStartFailed as exc:
         return store.record_not_started(request, str(exc))
