@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := docker-registry buildah skopeo busybox-static
+APT_PACKAGES := docker-registry buildah skopeo busybox-static shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint typecheck cfn-lint unit integration bench sam-build clean system-deps venv
@@ -35,6 +35,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
+	shellcheck buildspec/*.sh
 
 # One mypy run per function: every handler module is called app.py.
 typecheck: venv

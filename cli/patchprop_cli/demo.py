@@ -1,15 +1,18 @@
-"""`make demo`: the patch path on this machine, against moto and a real local registry.
+"""`make demo`: a three-level cascade, for real, on this machine.
 
-A base image is pushed to Debian's docker-registry; three images are registered as built on
-it; the base is re-published; a Docker Hub webhook for it goes through the webhook handler as
-an API Gateway event; the planner and rebuilder run from their SQS queues; CodeBuild (moto's)
-starts one build per dependent pinned to the new digest; the build-state events go through
-the build-events handler; and the SNS messages it publishes are printed.
+It starts the local stack (moto, a real registry, the handlers, a buildah-based CodeBuild),
+builds a small base image (a static busybox in `FROM scratch`, no network), builds a golden
+image on it and two apps on the golden image, registers that chain, re-publishes the base with
+a change, and shows live what happens: the registry push reaches the webhook, the golden image
+is rebuilt on the new base digest, its push cascades to the two apps, and SNS tells each
+outcome. Then it checks the new digests and the base annotations at each level and stops.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -17,165 +20,206 @@ from typing import Any
 
 import click
 
-from patchprop import wiring
 from patchprop.models import Dependent
+from patchprop.refs import parse_ref
+from patchprop.registry import RegistryClient
 from patchprop.store import Store
-from patchprop_cli.local_aws import LocalAws
-from patchprop_cli.oci import push_image
-from patchprop_cli.registry_server import LocalRegistry
+from patchprop_cli.local import LocalStack
+from patchprop_cli.template import ROOT
 
-PROJECTS = ["patchprop-demo-rebuild", "team-payments-rebuild"]
+EXAMPLES = ROOT / "examples" / "chain"
+SCRIPT = ROOT / "buildspec" / "rebuild.sh"
+PROJECT = "patchprop-rebuild"
 # The handlers' JSON logs and metrics would bury the story; warnings and errors still show.
 QUIET = {"LOG_LEVEL": "WARNING", "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
-BASE_REPO = "acme/golden-python"
-DEPENDENTS = [
-    ("acme/payments-api:2.4", "team-payments-rebuild", "team-payments"),
-    ("acme/checkout-web:1.9", "patchprop-demo-rebuild", "team-checkout"),
-    ("acme/report-worker:0.7", "patchprop-demo-rebuild", "team-data"),
-]
 
 
 def step(text: str) -> None:
     click.secho(f"\n==> {text}", fg="cyan", bold=True)
 
 
-def show(text: str) -> None:
-    click.echo(f"    {text}")
+def show(text: str, color: str | None = None) -> None:
+    click.secho(f"    {text}", fg=color)
 
 
-def run_demo(workdir: Path | None = None) -> int:
-    """Run the whole demo; returns the number of SNS messages published (one per rebuild)."""
+def short(digest: str | None) -> str:
+    return (digest or "-").removeprefix("sha256:")[:12]
+
+
+def run_demo(state_dir: Path | None = None) -> bool:
+    """Run the cascade demo; True when every level was rebuilt on its parent's new digest."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="patchprop-demo-") as tmp:
-        root = workdir or Path(tmp)
-        step("Starting a real OCI registry (docker-registry) and moto's AWS server on 127.0.0.1")
-        with (
-            LocalRegistry(root / "registry") as registry,
-            LocalAws({"RebuildProjects": ",".join(PROJECTS)}, env=QUIET) as aws,
-        ):
-            show(f"registry: http://{registry.address}   AWS endpoint: {aws.endpoint_url}")
-            stack = aws.stack
-            assert stack is not None
-            wiring.reset()
-            codebuild = aws.client("codebuild")
-            for project in PROJECTS:  # the projects the user named in RebuildProjects
-                codebuild.create_project(
-                    name=project,
-                    source={"type": "S3", "location": "patchprop-demo/source.zip"},
-                    artifacts={"type": "NO_ARTIFACTS"},
-                    serviceRole="arn:aws:iam::123456789012:role/demo",
-                    environment={
-                        "type": "LINUX_CONTAINER",
-                        "image": "aws/codebuild/standard:7.0",
-                        "computeType": "BUILD_GENERAL1_SMALL",
-                    },
-                )
-            outcomes = _subscribe(aws, stack.refs["OutcomeTopic"])
+        work = Path(tmp)
+        stack = LocalStack(
+            state_dir=state_dir or work / "state",
+            projects=(PROJECT,),
+            poll_interval=3600,
+            env=QUIET,
+            ports={"api": 0, "aws": 0, "registry": 0},
+        )
+        stack.listeners.append(_narrate)
+        step("Starting the local stack on 127.0.0.1: moto, docker-registry, the handlers, buildah CodeBuild")
+        info = stack.start()
+        try:
+            return _cascade(stack, info, work, started)
+        finally:
+            stack.stop()
+            click.echo("    local stack stopped")
 
-            base_ref = f"{registry.address}/{BASE_REPO}:3.13"
-            step(f"Pushing base image {base_ref}")
-            first = push_image(registry.address, BASE_REPO, "3.13", {"etc/os-release": b"PATCH_LEVEL=1\n"})
-            show(f"digest {first}")
 
-            step("Registering three images built FROM it")
-            store = Store(stack.refs["PatchpropTable"])
-            for image, project, owner in DEPENDENTS:
-                store.put_dependent(Dependent(image=image, project=project, bases=[base_ref], owner=owner))
-                show(f"{image:28} project={project:24} owner={owner}")
-            aws.run_schedules()  # the first poll learns the base's current digest
-            show(f"baseline digest recorded: {store.get_base(base_ref).digest}")  # type: ignore[union-attr]
+def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float) -> bool:
+    registry = info["registry"]
+    show(f"API {info['api_url']}   AWS {info['aws_endpoint_url']}   registry {registry}")
+    images = {name: f"{registry}/acme/{name}:1" for name in ("base", "golden", "app-a", "app-b")}
+    resolver = RegistryClient()
 
-            step("Re-publishing the base with a security fix (same tag, new content)")
-            second = push_image(registry.address, BASE_REPO, "3.13", {"etc/os-release": b"PATCH_LEVEL=2\n"})
-            show(f"{first} -> {second}")
+    def digest(name: str) -> str:
+        return resolver.resolve_digest(parse_ref(images[name]))
 
-            step(
-                "Docker Hub delivers the push webhook (twice, as it may) to POST /webhooks/dockerhub/{token}"
+    step("Building the base image (static busybox in FROM scratch) and the images on it")
+    _build_base(work, images["base"], patch_level=1)
+    for name, parent in (("golden", "base"), ("app-a", "golden"), ("app-b", "golden")):
+        _build(
+            EXAMPLES / name, images[name], f"{registry}/acme/{parent}@{digest(parent)}", images[parent], work
+        )
+    before = {name: digest(name) for name in images}
+    for name in images:
+        show(f"{images[name]:42} {short(before[name])}")
+
+    step("Registering the chain: base -> golden -> app-a, app-b")
+    store = Store(info["resources"]["PatchpropTable"])
+    for name, parent in (("golden", "base"), ("app-a", "golden"), ("app-b", "golden")):
+        store.put_dependent(
+            Dependent(
+                image=images[name],
+                bases=[images[parent]],
+                project=PROJECT,
+                owner=f"team-{name}",
+                source_location=str(EXAMPLES / name),
             )
-            token = json.loads(
-                aws.client("secretsmanager").get_secret_value(SecretId=stack.refs["WebhookSecret"])[
-                    "SecretString"
-                ]
-            )["current"]
-            body = json.dumps(
-                {
-                    "callback_url": "https://registry.hub.docker.com/u/acme/hook/1/",
-                    "push_data": {"tag": "3.13", "pushed_at": int(time.time()), "pusher": "acme-ci"},
-                    "repository": {
-                        "repo_name": f"{registry.address}/{BASE_REPO}",
-                        "name": "golden-python",
-                        "namespace": "acme",
-                    },
-                }
-            )
-            for attempt in (1, 2):
-                answer = aws.call_api("POST", f"/webhooks/dockerhub/{token}", body)
-                show(f"delivery {attempt}: HTTP {answer['statusCode']} {answer['body']}")
-            wrong = aws.call_api("POST", "/webhooks/dockerhub/not-the-token", body)
-            show(f"with a wrong token: HTTP {wrong['statusCode']} {wrong['body']}")
+        )
+        show(f"{images[name]:42} FROM {images[parent]}")
+    stack.run_schedules()  # the first poll records each base's current digest
+    show("first poll recorded the current digests")
 
-            step("Planner and rebuilder run from their SQS queues")
-            delivered = aws.drain()
-            show(f"{delivered} SQS messages delivered")
-            rebuilds = [
-                r
-                for image, _, _ in DEPENDENTS
-                for r in store.rebuilds_of(Dependent(image=image, project="x1", bases=[base_ref]).image)
-            ]
-            for rebuild in rebuilds:
-                show(f"{rebuild.image:38} build {rebuild.build_id}")
-                show(f"{'':38} BASE_IMAGE={rebuild.pinned_base}")
+    step("Re-publishing the base with a security fix; watching the cascade live")
+    stack.tell("mark", {})
+    _build_base(work, images["base"], patch_level=2)
+    if not stack.wait_idle(timeout=180, quiet=3.0):
+        click.secho("    the cascade did not settle within 180 s", fg="red")
+    after = {name: digest(name) for name in images}
 
-            step("CodeBuild reports the builds (moto's CodeBuild finishes at once)")
-            builds = codebuild.batch_get_builds(ids=[r.build_id for r in rebuilds])["builds"]
-            for build in builds:
-                detail = {
-                    "build-status": build["buildStatus"],
-                    "build-id": build["arn"],
-                    "project-name": build["projectName"],
-                    "additional-information": {
-                        "environment": {
-                            "environment-variables": build.get("environment", {}).get(
-                                "environmentVariables", []
-                            )
-                        }
-                    },
-                }
-                for function, answer in aws.put_event(
-                    "aws.codebuild", "CodeBuild Build State Change", detail
-                ):
-                    show(f"{function}: {answer}")
-
-            step("SNS messages published to the outcome topic")
-            messages = _receive(aws, outcomes)
-            for message in messages:
-                attributes = {k: v["Value"] for k, v in message["MessageAttributes"].items()}
-                show(f"Subject: {message['Subject']}")
-                show(f"Attributes: {json.dumps(attributes)}")
-                for line in message["Message"].splitlines():
-                    show(f"  | {line}")
-            step(
-                f"Done in {time.monotonic() - started:.1f}s: {len(rebuilds)} rebuilds started, "
-                f"{len(messages)} SNS messages. Registry and AWS stopped."
-            )
-            return len(messages)
+    step("Result: every level rebuilt on its parent's new digest")
+    ok = True
+    levels: list[tuple[str, str | None]] = [
+        ("base", None),
+        ("golden", "base"),
+        ("app-a", "golden"),
+        ("app-b", "golden"),
+    ]
+    for level, above in levels:
+        changed = before[level] != after[level]
+        line = f"{images[level]:42} {short(before[level])} -> {short(after[level])}"
+        if above:
+            annotations = _annotations(images[level])
+            pinned = annotations.get("org.opencontainers.image.base.digest")
+            on_parent = pinned == after[above]
+            line += f"   base.digest={short(pinned)} ({'= new ' + above if on_parent else 'STALE'})"
+            ok &= changed and on_parent
+        show(line, "green" if changed else "red")
+    step(f"{'Done' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
+    return ok
 
 
-def _subscribe(aws: LocalAws, topic_arn: str) -> str:
-    sqs = aws.client("sqs")
-    url = sqs.create_queue(QueueName="demo-outcomes")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
-    return url
+def _narrate(kind: str, data: dict[str, Any]) -> None:
+    if kind == "push":
+        answer = data["answer"]
+        show(
+            f"registry push {data['image']} {short(data['digest'])} -> webhook {data['status']} "
+            f"{answer.get('status', answer.get('error', ''))}",
+            "magenta",
+        )
+    elif kind == "build":
+        env = {
+            v["name"]: v["value"]
+            for v in data["additional-information"]["environment"]["environment-variables"]
+        }
+        status = data["build-status"]
+        color = {"SUCCEEDED": "green", "FAILED": "red"}.get(status, "yellow")
+        show(
+            f"CodeBuild {status:11} {env.get('TARGET_IMAGE')} on {env.get('BASE_IMAGE_NAME')}"
+            f"@{short(env.get('BASE_IMAGE_DIGEST'))}",
+            color,
+        )
+    elif kind == "sns":
+        attributes = {k: v["Value"] for k, v in data.get("MessageAttributes", {}).items()}
+        show(
+            f"SNS  {data.get('Subject')}  "
+            f"[outcome={attributes.get('outcome')} owner={attributes.get('owner')}]",
+            "blue",
+        )
+    elif kind == "error":
+        show(f"error in {data['where']}: {data['error']}", "red")
 
 
-def _receive(aws: LocalAws, url: str) -> list[dict[str, Any]]:
-    sqs = aws.client("sqs")
-    found: list[dict[str, Any]] = []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-        if not got.get("Messages"):
-            return found
-        found += [json.loads(m["Body"]) for m in got["Messages"]]
-        for m in got["Messages"]:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+def _build_base(work: Path, image: str, patch_level: int) -> None:
+    context = work / "base-context"
+    if context.exists():
+        shutil.rmtree(context)
+    shutil.copytree(EXAMPLES / "base", context)
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    shutil.copy(busybox, context / "busybox")
+    (context / "os-release").write_text(f'NAME="acme base"\nPATCH_LEVEL={patch_level}\n')
+    tag = f"localhost/patchprop-demo-base:{patch_level}"
+    _run(
+        [
+            "buildah",
+            "--storage-driver",
+            "vfs",
+            "bud",
+            "--isolation",
+            "chroot",
+            "--format",
+            "oci",
+            "-q",
+            "-t",
+            tag,
+            str(context),
+        ]
+    )
+    _run(["buildah", "--storage-driver", "vfs", "push", "--tls-verify=false", tag, f"docker://{image}"])
+
+
+def _build(context: Path, image: str, pinned_base: str, base_name: str, work: Path) -> None:
+    """An image's first build, with the same script CodeBuild and the local builder run."""
+    ref = parse_ref(pinned_base)
+    env = {
+        "BASE_IMAGE": pinned_base,
+        "BASE_IMAGE_NAME": base_name,
+        "BASE_IMAGE_DIGEST": ref.digest or "",
+        "TARGET_IMAGE": image,
+        "PATCHPROP_REBUILD_ID": "initial",
+        "CONTEXT_DIR": str(context),
+        "RESULT_FILE": str(work / "result.json"),
+        "REGISTRY_TLS_VERIFY": "false",
+    }
+    _run(["bash", str(SCRIPT)], env=env)
+
+
+def _annotations(image: str) -> dict[str, str]:
+    raw = _run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{image}"])
+    return dict(json.loads(raw).get("annotations", {}))
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> str:
+    import os
+
+    done = subprocess.run(
+        args, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
+    )
+    if done.returncode != 0:
+        raise click.ClickException(
+            f"{' '.join(args[:3])}... failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+    return done.stdout

@@ -64,6 +64,7 @@ def api_event(
     body: str | bytes | None,
     headers: dict[str, str] | None = None,
     stage: str = "v1",
+    query: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST proxy event, as API Gateway would send it."""
     is_binary = isinstance(body, bytes)
@@ -74,8 +75,9 @@ def api_event(
         "httpMethod": method,
         "headers": headers or {"Content-Type": "application/json"},
         "multiValueHeaders": {k: [v] for k, v in (headers or {}).items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        # API Gateway: the last value of each name, and all of them.
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} if query else None,
+        "multiValueQueryStringParameters": dict(query) if query else None,
         "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {

@@ -80,6 +80,7 @@ class LocalAws:
         self.server: ThreadedMotoServer | None = None
         self.stack: Stack | None = None
         self._handlers: dict[str, Handler] = {}
+        self._saved_env: dict[str, str | None] = {}
 
     @property
     def endpoint_url(self) -> str:
@@ -88,21 +89,29 @@ class LocalAws:
     def start(self) -> Stack:
         if port_in_use(self.port):
             raise RuntimeError(f"port {self.port} on 127.0.0.1 is already in use")
-        os.environ.update(FAKE_CREDENTIALS)
-        os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
+        changed = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url}
+        self._saved_env = {k: os.environ.get(k) for k in changed}
+        os.environ.update(changed)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per AWS call
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         self.stack = provision(self.parameters, endpoint_url=self.endpoint_url)
         for function in self.stack.of_type("AWS::Serverless::Function"):
-            os.environ.update(self.stack.function_env(function))
-        os.environ.update(self.env)
+            env = {**self.stack.function_env(function), **self.env}
+            self._saved_env.update({k: os.environ.get(k) for k in env if k not in self._saved_env})
+            os.environ.update(env)
         return self.stack
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        for key, value in self._saved_env.items():  # leave the process as it was found
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
 
     def __enter__(self) -> LocalAws:
         self.start()
@@ -151,13 +160,18 @@ class LocalAws:
         return [_route(p["Method"], p["Path"], fn) for fn, p in self._stack.events("Api")]
 
     def call_api(
-        self, method: str, path: str, body: str | None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: str | None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, list[str]] | None = None,
     ) -> dict[str, Any]:
         """An HTTP request turned into the API Gateway proxy event of the matching route."""
         for route in self.routes():
             params = route.match(method.upper(), path)
             if params is not None:
-                event = api_event(method.upper(), path, route.resource, params, body, headers)
+                event = api_event(method.upper(), path, route.resource, params, body, headers, query=query)
                 return dict(self.invoke(route.function, event))
         return {
             "statusCode": 404,

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from patchprop_cli import commands
+
 
 @click.group()
 def cli() -> None:
@@ -14,65 +16,84 @@ def cli() -> None:
 
 @cli.command()
 def demo() -> None:
-    """Run the patch path on this machine: real registry, moto, the real handlers."""
-    from patchprop_cli.demo import DEPENDENTS, run_demo
+    """A three-level cascade on this machine: real registry, real builds, the real handlers."""
+    from patchprop_cli.demo import run_demo
 
-    published = run_demo()
-    if published != len(DEPENDENTS):
-        click.secho(f"expected {len(DEPENDENTS)} SNS messages, saw {published}", fg="red", err=True)
+    if not run_demo():
         sys.exit(1)
 
 
 @cli.command()
-@click.option("--table", envvar="PATCHPROP_TABLE", required=True, help="The stack's TableName output.")
-@click.option("--image", required=True, help="Your image, as it is pushed (e.g. acme/payments-api:2.4).")
-@click.option("--base", "bases", multiple=True, required=True, help="A base it is built FROM (repeatable).")
-@click.option("--project", required=True, help="The CodeBuild project that rebuilds it.")
-@click.option("--owner", default=None, help="Team or person told about its rebuilds.")
-@click.option("--source-version", default=None, help="Branch, tag or commit CodeBuild builds.")
-@click.option("--build-arg", "build_args", multiple=True, help="NAME=VALUE passed as BUILD_ARG_NAME.")
-@click.option("--no-auto-rebuild", is_flag=True, help="Track it, but do not rebuild it by itself.")
-def register(
-    table: str,
-    image: str,
-    bases: tuple[str, ...],
-    project: str,
-    owner: str | None,
-    source_version: str | None,
-    build_args: tuple[str, ...],
-    no_auto_rebuild: bool,
+@click.option("--port", type=int, default=None, help="API port (default 8780, or a free one).")
+@click.option("--aws-port", type=int, default=None, help="moto's port (default 8781, or a free one).")
+@click.option("--registry-port", type=int, default=None, help="Registry port (default 8782, or a free one).")
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    default=["patchprop-rebuild"],
+    show_default=True,
+    help="CodeBuild project names the local builder accepts (RebuildProjects).",
+)
+@click.option(
+    "--poll-interval", type=float, default=None, help="Seconds between polls (default: PollSchedule)."
+)
+def local(
+    port: int | None,
+    aws_port: int | None,
+    registry_port: int | None,
+    projects: tuple[str, ...],
+    poll_interval: float | None,
 ) -> None:
-    """Register an image built on one or more bases (written straight to the stack's table)."""
-    from pydantic import ValidationError
+    """Run the whole system on this machine (127.0.0.1 only) until Ctrl-C."""
+    import signal
+    import threading
 
-    from patchprop.models import Dependent
-    from patchprop.store import Store
+    from patchprop_cli.local import LocalStack, LocalStackError
+    from patchprop_cli.local_builds import check_tools
 
-    args = {}
-    for pair in build_args:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--build-arg")
-        args[name] = value
+    for hint in check_tools():
+        click.secho(f"warning: {hint}", fg="yellow", err=True)
+    stack = LocalStack(
+        ports={"api": port, "aws": aws_port, "registry": registry_port},
+        projects=projects,
+        poll_interval=poll_interval,
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
     try:
-        dependent = Dependent(
-            image=image,
-            bases=list(bases),
-            project=project,
-            owner=owner,
-            source_version=source_version,
-            build_args=args,
-            auto_rebuild=not no_auto_rebuild,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0])
-        option = {"bases": "--base", "build_args": "--build-arg"}.get(name, f"--{name.replace('_', '-')}")
-        raise click.BadParameter(first["msg"], param_hint=option) from exc
-    Store(table).put_dependent(dependent)
-    click.echo(f"registered {dependent.image} on {', '.join(dependent.bases)} (CodeBuild project {project})")
-    click.echo("The next poll or webhook records each base's current digest; changes after that rebuild it.")
+        info = stack.start()
+    except (LocalStackError, RuntimeError) as exc:  # RuntimeError: the registry could not start
+        raise click.ClickException(str(exc)) from exc
+    try:
+        for note in stack.notes:
+            click.secho(note, fg="yellow")
+        click.echo(f"API:          {info['api_url']}")
+        click.echo(f"Webhook URL:  {info['webhook_url']}")
+        click.echo(f"AWS endpoint: {info['aws_endpoint_url']}   (aws --endpoint-url ...)")
+        click.echo(f"Registry:     {info['registry']}")
+        click.echo(f"Wrote {stack.state_dir / 'local.json'}. Ctrl-C stops everything.")
+        stopping.wait()
+    finally:
+        click.echo("stopping...")
+        stack.stop()
 
+
+# The management API's commands (register, update, list, show, remove, bases, rebuilds, graph).
+cli.add_command(commands.register)
+cli.add_command(commands.update)
+cli.add_command(commands.list_dependents)
+cli.add_command(commands.show)
+cli.add_command(commands.remove)
+cli.add_command(commands.bases)
+cli.add_command(commands.rebuilds)
+cli.add_command(commands.graph)
+
+
+from patchprop_cli.discover_cmd import discover  # noqa: E402
+
+cli.add_command(discover)
 
 if __name__ == "__main__":
     cli()

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
@@ -40,18 +37,13 @@ processor = BatchProcessor(event_type=EventType.SQS, model=PatchRecord)
 idempotency = IdempotencyConfig(event_key_jmespath="[base, digest]", expires_after_seconds=24 * 3600)
 
 
-@lru_cache
-def persistence(table_name: str) -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=table_name)
-
-
 def record_handler(record: PatchRecord) -> dict:
     env = env_vars(Env)
 
     @idempotent_function(
         data_keyword_argument="patch",
         config=idempotency,
-        persistence_store=persistence(env.IDEMPOTENCY_TABLE_NAME),
+        persistence_store=wiring.idempotency_store(env.IDEMPOTENCY_TABLE_NAME, "planner"),
     )
     def plan(patch: PatchRequest) -> dict:
         result = plan_rebuilds(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import random
-from functools import lru_cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
@@ -53,11 +51,6 @@ processor = BatchProcessor(event_type=EventType.SQS, model=RebuildRecord)
 idempotency = IdempotencyConfig(event_key_jmespath="rebuild_id", expires_after_seconds=7 * 24 * 3600)
 
 
-@lru_cache
-def persistence(table_name: str) -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=table_name)
-
-
 def backoff(receive_count: int) -> int:
     """Exponential, jittered delay before a throttled rebuild is tried again."""
     return min(MAX_BACKOFF, 10 * 2 ** min(receive_count, 10)) + random.randint(0, 10)  # noqa: S311
@@ -70,7 +63,7 @@ def record_handler(record: RebuildRecord) -> dict:
     @idempotent_function(
         data_keyword_argument="request",
         config=idempotency,
-        persistence_store=persistence(env.IDEMPOTENCY_TABLE_NAME),
+        persistence_store=wiring.idempotency_store(env.IDEMPOTENCY_TABLE_NAME, "rebuilder"),
     )
     def start(request: RebuildRequest) -> dict:
         rebuild = start_rebuild(

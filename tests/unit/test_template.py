@@ -524,8 +524,8 @@ def test_every_dlq_has_an_alarm(cfn: Template) -> None:
 
 
 def test_every_function_has_an_explicit_log_group_with_retention(cfn: Template) -> None:
-    # Given the five functions
-    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 5
+    # Given the six functions
+    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 6
     # When their log groups are looked up
     findings = functions_without_log_group(cfn)
     # Then each logs to a group of this stack that has a retention

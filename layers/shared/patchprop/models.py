@@ -83,6 +83,8 @@ class Dependent(_Model):
     source_version: str | None = None
     build_args: dict[str, str] = Field(default_factory=dict)
     auto_rebuild: bool = True
+    # Policy: the least number of seconds between two rebuilds of this image (0: no limit).
+    cooldown_seconds: int = Field(default=0, ge=0)
 
 
 class RebuildStatus(StrEnum):

@@ -3,13 +3,14 @@
 | item       | PK                 | SK             | GSI1PK           | GSI1SK               |
 |------------|--------------------|----------------|------------------|----------------------|
 | base       | BASE#<ref>         | #BASE          | BASES            | <ref>                |
-| dependent  | IMAGE#<image>      | #IMAGE         |                  |                      |
+| dependent  | IMAGE#<image>      | #IMAGE         | DEPENDENTS       | <image>              |
 | edge       | IMAGE#<image>      | BASE#<ref>     | BASE#<ref>       | IMAGE#<image>        |
 | patch      | BASE#<ref>         | PATCH#<digest> |                  |                      |
 | rebuild    | REBUILD#<id>       | #REBUILD       | IMAGE#<image>    | REBUILD#<detected>   |
 | build      | BUILD#<build id>   | #BUILD         |                  |                      |
 
-An edge carries the whole dependent, so planning a patch is one paginated GSI1 query.
+An edge carries the whole dependent, so planning a patch is one paginated GSI1 query; listing
+every dependent is one query on `GSI1PK = DEPENDENTS`.
 """
 
 from __future__ import annotations
@@ -135,7 +136,13 @@ class Store:
             {
                 "Put": {
                     "TableName": self.table.name,
-                    "Item": {**dependent_key(dependent.image), "kind": "dependent", **body},
+                    "Item": {
+                        **dependent_key(dependent.image),
+                        "GSI1PK": "DEPENDENTS",
+                        "GSI1SK": dependent.image,
+                        "kind": "dependent",
+                        **body,
+                    },
                 }
             }
         ]
@@ -157,6 +164,11 @@ class Store:
     def get_dependent(self, image: str) -> Dependent | None:
         item = self._get(dependent_key(image))
         return Dependent.model_validate(_plain(item)) if item else None
+
+    def list_dependents(self) -> Iterator[Dependent]:
+        """Every registered dependent, by image (one paginated GSI1 query)."""
+        for item in self._query(index=GSI1, key=Key("GSI1PK").eq("DEPENDENTS")):
+            yield Dependent.model_validate(_plain(item))
 
     def dependents_of(self, base: str) -> Iterator[Dependent]:
         """Every dependent built directly on `base` (one paginated GSI1 query)."""
@@ -200,6 +212,18 @@ class Store:
         key = Key("GSI1PK").eq(f"IMAGE#{image}") & Key("GSI1SK").begins_with("REBUILD#")
         for item in self._query(index=GSI1, key=key):
             yield Rebuild.model_validate(_plain(item))
+
+    def recent_rebuilds(self, image: str, limit: int | None = None) -> Iterator[Rebuild]:
+        """Rebuilds of `image`, the most recently detected first; at most `limit` of them."""
+        key = Key("GSI1PK").eq(f"IMAGE#{image}") & Key("GSI1SK").begins_with("REBUILD#")
+        items = self._query(index=GSI1, key=key, newest_first=True, page_size=limit)
+        for count, item in enumerate(items):
+            if limit is not None and count >= limit:
+                return
+            yield Rebuild.model_validate(_plain(item))
+
+    def last_rebuild(self, image: str) -> Rebuild | None:
+        return next(self.recent_rebuilds(image, limit=1), None)
 
     def record_started(self, request: RebuildRequest, build_id: str) -> Rebuild:
         """Store a started rebuild and its build id, unless it is stored already."""
@@ -354,10 +378,16 @@ class Store:
         except ClientError as exc:
             raise StoreError(f"{what}: {exc}") from exc
 
-    def _query(self, index: str | None, key: Any) -> Iterator[dict[str, Any]]:
+    def _query(
+        self, index: str | None, key: Any, newest_first: bool = False, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {"KeyConditionExpression": key}
         if index:
             kwargs["IndexName"] = index
+        if newest_first:
+            kwargs["ScanIndexForward"] = False
+        if page_size:
+            kwargs["Limit"] = page_size
         while True:
             try:
                 page = self.table.query(**kwargs)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-from patchprop.builds import CodeBuild
+from patchprop.builds import Builds, CodeBuild
 from patchprop.config import registry_credentials
 from patchprop.notify import Topic
 from patchprop.queues import Queue
@@ -25,13 +26,37 @@ def queue(url: str) -> Queue:
 
 
 @lru_cache
+def idempotency_store(table_name: str, user: str) -> DynamoDBPersistenceLayer:
+    """Powertools Idempotency's table, one layer object per `user` (handler).
+
+    Not shared between handlers: a persistence layer keeps the first IdempotencyConfig it is
+    configured with, so a shared one would key the rebuilder's records by the planner's key.
+    """
+    return DynamoDBPersistenceLayer(table_name=table_name)
+
+
+@lru_cache
 def topic(arn: str) -> Topic:
     return Topic(arn)
 
 
+_local_builds: Builds | None = None
+
+
+def codebuild() -> Builds:
+    """CodeBuild, or the local builder `patchprop local` installed with use_builds()."""
+    return _local_builds or _codebuild()
+
+
 @lru_cache
-def codebuild() -> CodeBuild:
+def _codebuild() -> CodeBuild:
     return CodeBuild()
+
+
+def use_builds(builds: Builds | None) -> None:
+    """Run rebuilds on `builds` instead of CodeBuild (the local stack's builder), or undo it."""
+    global _local_builds
+    _local_builds = builds
 
 
 def registry(credentials_secret_id: str | None) -> RegistryClient:
@@ -46,6 +71,6 @@ def _registry(credentials: tuple) -> RegistryClient:
 
 def reset() -> None:
     """Forget every adapter (tests switch AWS endpoints between cases)."""
-    for factory in (store, queue, topic, codebuild, _registry):
+    for factory in (store, queue, topic, idempotency_store, _codebuild, _registry):
         factory.cache_clear()
     parameters.clear_caches()

@@ -1,0 +1,391 @@
+"""A local CodeBuild for `patchprop local`: real rebuilds with buildah, genuine build events.
+
+`LocalCodeBuild` has the `Builds` protocol of `patchprop.builds.CodeBuild`. `start_build`
+checks the project, honours the idempotency token for 5 minutes and returns `<project>:<uuid>`
+at once; a worker thread fetches the source (a local directory is copied, a git repository is
+cloned at `source_version`) and runs `buildspec/rebuild.sh`, the script the CodeBuild buildspec
+runs, with buildah (vfs storage, chroot isolation: no daemon, no Docker engine). Each build
+logs to a file, and `emit` receives the `detail` of each "CodeBuild Build State Change":
+IN_PROGRESS, then SUCCEEDED, FAILED or STOPPED. Nothing a build does raises out of its worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from patchprop.errors import BuildStartFailed, NotFound
+
+SCRIPT = Path(__file__).resolve().parents[2] / "buildspec" / "rebuild.sh"
+ARN_PREFIX = "arn:aws:codebuild:us-east-1:123456789012:build/"
+TOKEN_TTL = 300.0  # CodeBuild remembers an idempotency token for 5 minutes
+BUILD_TIMEOUT = 3600.0
+STOP_GRACE = 10.0
+GIT_PREFIXES = ("https://", "http://", "ssh://", "git://", "git@")
+INSTALL_HINTS = {
+    "buildah": "buildah not found: install it with apt-get install buildah",
+    "git": "git not found: install it with apt-get install git",
+}
+log = logging.getLogger(__name__)
+
+
+def check_tools() -> list[str]:
+    """Install hints for the tools local builds need and this machine lacks."""
+    return [hint for tool, hint in INSTALL_HINTS.items() if shutil.which(tool) is None]
+
+
+def source_kind(location: str | None) -> tuple[str, str]:
+    """How to fetch a source: ("NO_SOURCE" | "LOCAL" | "GIT", the path or URL to copy or clone)."""
+    if not location:
+        return "NO_SOURCE", ""
+    path = Path(location.removeprefix("file://")).expanduser()
+    if path.is_dir():
+        is_repo = (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+        return ("GIT" if is_repo else "LOCAL"), str(path)
+    if location.startswith(GIT_PREFIXES) or location.endswith(".git"):
+        return "GIT", location
+    return "LOCAL", str(path)  # not there: the build fails saying so
+
+
+def _wait_for_group(pgid: int, timeout: float) -> None:
+    """Wait until every process of the group (the script, buildah, its RUN steps) has exited."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ProcessLookupError):
+        while time.monotonic() < deadline:
+            os.killpg(pgid, 0)
+            time.sleep(0.05)
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class _BuildFailed(Exception):
+    """Ends a build FAILED, with this message as its last log line."""
+
+
+def _note(out: IO[bytes], text: str) -> None:
+    out.write(f"[patchprop] {text}\n".encode())
+    out.flush()
+
+
+@dataclass
+class _Build:
+    id: str
+    project: str
+    env: dict[str, str]
+    source_location: str | None
+    source_version: str | None
+    directory: Path
+    log_path: Path
+    status: str = "IN_PROGRESS"
+    start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    end_time: datetime | None = None
+    result: dict[str, Any] | None = None
+    stop_requested: bool = False
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def source_type(self) -> str:
+        return source_kind(self.source_location)[0]
+
+    @property
+    def complete(self) -> bool:
+        return self.status != "IN_PROGRESS"
+
+
+class LocalCodeBuild:
+    """CodeBuild's StartBuild, StopBuild and BatchGetBuilds, building for real on this machine."""
+
+    def __init__(
+        self,
+        projects: Collection[str],
+        workdir: Path,
+        emit: Callable[[dict[str, Any]], None],
+        max_parallel: int = 2,
+        script: Path = SCRIPT,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.projects = frozenset(projects)
+        self.workdir = Path(workdir)
+        self.emit = emit
+        self.script = Path(script)
+        self.extra_env = dict(extra_env or {})
+        self.bash = shutil.which("bash") or "/bin/bash"
+        self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="local-codebuild")
+        self._lock = threading.Lock()
+        self._builds: dict[str, _Build] = {}
+        self._futures: list[Future[None]] = []
+        self._tokens: dict[str, tuple[str, str, float]] = {}  # token -> (request, build id, when)
+
+    def start_build(
+        self,
+        project: str,
+        env: Mapping[str, str],
+        idempotency_token: str,
+        source_version: str | None = None,
+        source_location: str | None = None,
+    ) -> str:
+        """Queue a build and return its id; the same token within 5 minutes returns the same build."""
+        if project not in self.projects:
+            known = ", ".join(sorted(self.projects)) or "none"
+            raise BuildStartFailed(f"ResourceNotFoundException: no local project {project!r} ({known})")
+        request = json.dumps([project, sorted(env.items()), source_version, source_location])
+        now = time.monotonic()
+        with self._lock:
+            seen = self._tokens.get(idempotency_token)
+            if seen and now - seen[2] < TOKEN_TTL:
+                if seen[0] != request:
+                    raise BuildStartFailed(
+                        f"IdempotentParameterMismatchException: token {idempotency_token!r} "
+                        "was used for a different build"
+                    )
+                return seen[1]
+            build_id = f"{project}:{uuid.uuid4()}"
+            builds = self.workdir / "builds"
+            build = _Build(
+                build_id, project, dict(env), source_location, source_version,
+                directory=builds / build_id, log_path=builds / f"{build_id}.log",
+            )  # fmt: skip
+            try:
+                self._futures.append(self._pool.submit(self._run, build))
+            except RuntimeError as exc:  # shut down
+                raise BuildStartFailed(f"the local CodeBuild is shut down: {exc}") from exc
+            self._builds[build_id] = build
+            self._tokens[idempotency_token] = (request, build_id, now)
+        return build_id
+
+    def stop_build(self, build_id: str) -> dict[str, Any]:
+        """Stop a queued or running build (it ends STOPPED); returns its state."""
+        with self._lock:
+            build = self._builds.get(build_id)
+            if build is None:
+                raise NotFound(f"ResourceNotFoundException: no build {build_id!r}")
+            if not build.complete:
+                build.stop_requested = True
+                self._signal(build, signal.SIGTERM)
+        return self._describe(build)
+
+    def batch_get_builds(self, ids: Collection[str]) -> list[dict[str, Any]]:
+        """The known builds among `ids`, as BatchGetBuilds shows them, plus `result` (the pushed image)."""
+        with self._lock:
+            return [self._describe(self._builds[i]) for i in ids if i in self._builds]
+
+    def running(self) -> list[str]:
+        """Ids of the builds queued or running."""
+        with self._lock:
+            return [b.id for b in self._builds.values() if not b.complete]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every build started so far; False if some are still running after `timeout`."""
+        with self._lock:
+            futures = list(self._futures)
+        return not wait_for(futures, timeout).not_done
+
+    def shutdown(self) -> None:
+        """Stop every queued and running build and wait for the workers."""
+        with self._lock:
+            running = [b for b in self._builds.values() if not b.complete]
+        for build in running:
+            self.stop_build(build.id)
+        if not self.wait(STOP_GRACE):
+            with self._lock:
+                for build in running:
+                    self._signal(build, signal.SIGKILL)
+        self._pool.shutdown(wait=True)
+        self._prune()
+
+    # ---- the worker --------------------------------------------------------------------
+
+    def _run(self, build: _Build) -> None:
+        self._emit(build)
+        status = "FAILED"
+        try:
+            build.directory.mkdir(parents=True, exist_ok=True)
+            with build.log_path.open("ab") as out:
+                _note(out, f"local CodeBuild build {build.id} of project {build.project}")
+                try:
+                    status = self._execute(build, out)
+                except _BuildFailed as exc:
+                    _note(out, str(exc))
+                except Exception as exc:
+                    log.exception("local build %s failed", build.id)
+                    _note(out, f"internal error: {exc!r}")
+                if build.stop_requested:
+                    status = "STOPPED"
+                _note(out, f"build {status}")
+        except OSError:
+            log.exception("local build %s: cannot write its log %s", build.id, build.log_path)
+        with self._lock:
+            build.status, build.end_time, build.process = status, datetime.now(UTC), None
+        self._emit(build)
+
+    def _execute(self, build: _Build, out: IO[bytes]) -> str:
+        if build.stop_requested:
+            return "STOPPED"
+        src = self._fetch(build, out)
+        result = build.directory / "result.json"
+        env = {
+            **os.environ,
+            "BUILDER": "buildah",
+            **self._storage,  # keep off the machine's own storage
+            "REGISTRY_TLS_VERIFY": "false",
+            **self.extra_env,
+            **build.env,
+        }
+        env["CONTEXT_DIR"] = str(src / env.get("CONTEXT_DIR", "."))
+        env["RESULT_FILE"] = str(result)
+        with self._lock:
+            if build.stop_requested:
+                return "STOPPED"
+            process = build.process = subprocess.Popen(
+                [self.bash, str(self.script)],
+                cwd=src, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop_build ends buildah too
+            )  # fmt: skip
+        try:
+            code = process.wait(timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._signal(build, signal.SIGKILL)
+            process.wait()
+            raise _BuildFailed(f"build timed out after {BUILD_TIMEOUT:g}s") from None
+        if code != 0 and build.stop_requested:
+            _wait_for_group(process.pid, STOP_GRACE)  # buildah outlives the script by a moment
+            return "STOPPED"
+        if code != 0:
+            raise _BuildFailed(f"{self.script.name} failed with exit code {code}")
+        build.result = json.loads(result.read_text())
+        return "SUCCEEDED"
+
+    def _fetch(self, build: _Build, out: IO[bytes]) -> Path:
+        """The build's source under its directory: a copy of a local directory or a git checkout."""
+        kind, where = source_kind(build.source_location)
+        src = build.directory / "src"
+        if kind == "NO_SOURCE":
+            raise _BuildFailed("build context not found: the dependent has no source location")
+        if kind == "LOCAL":
+            if not Path(where).is_dir():
+                raise _BuildFailed(f"build context {build.source_location} not found")
+            _note(out, f"copying build context {where}")
+            try:
+                shutil.copytree(where, src, symlinks=True)
+            except OSError as exc:
+                raise _BuildFailed(f"build context {where} could not be read: {exc}") from exc
+            return src
+        if shutil.which("git") is None:
+            raise _BuildFailed(INSTALL_HINTS["git"])
+        _note(out, f"cloning {where}")
+        self._git(out, f"build context {where} not found or not cloneable", "clone", "--", where, str(src))
+        if build.source_version:
+            version = build.source_version.removeprefix("refs/heads/")
+            _note(out, f"checking out {version}")
+            failure = f"source version {version} not found in {where}"
+            self._git(out, failure, "-C", str(src), "checkout", version)
+        return src
+
+    def _git(self, out: IO[bytes], failure: str, *args: str) -> None:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a private repo fails instead of asking
+        try:
+            done = subprocess.run(
+                ["git", *args], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=env, timeout=600, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise _BuildFailed(f"{failure}: git timed out") from exc
+        if done.returncode != 0:
+            raise _BuildFailed(failure)
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    @property
+    def _storage(self) -> dict[str, str]:
+        storage = self.workdir / "containers"
+        return {"BUILDAH_ROOT": str(storage / "storage"), "BUILDAH_RUNROOT": str(storage / "run")}
+
+    def _prune(self) -> None:
+        """Remove the working containers that stopped builds leave in this builder's own storage."""
+        root = self._storage["BUILDAH_ROOT"]
+        if "BUILDAH_ROOT" in self.extra_env or not Path(root).is_dir() or shutil.which("buildah") is None:
+            return
+        command = ["buildah", "--root", root, "--runroot", self._storage["BUILDAH_RUNROOT"]]
+        command += ["--storage-driver", self.extra_env.get("BUILDAH_STORAGE_DRIVER", "vfs"), "rm", "--all"]
+        try:
+            subprocess.run(command, capture_output=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            log.warning("removing the local builds' containers timed out")
+
+    @staticmethod
+    def _signal(build: _Build, signum: int) -> None:
+        if build.process is not None and build.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(build.process.pid, signum)
+
+    def _emit(self, build: _Build) -> None:
+        try:
+            self.emit(self._detail(build))
+        except Exception:
+            log.exception("delivering the %s event of build %s failed", build.status, build.id)
+
+    def _detail(self, build: _Build) -> dict[str, Any]:
+        """The `detail` of the "CodeBuild Build State Change" event for the build as it is now."""
+        info: dict[str, Any] = {
+            "environment": {
+                "image": "patchprop/local-buildah",
+                "privileged-mode": False,
+                "compute-type": "LOCAL",
+                "type": "LINUX_CONTAINER",
+                "environment-variables": [
+                    {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in build.env.items()
+                ],
+            },
+            "timeout-in-minutes": int(BUILD_TIMEOUT // 60),
+            "build-complete": build.complete,
+            "initiator": "patchprop-local",
+            "build-start-time": build.start_time.strftime("%b %-d, %Y %-I:%M:%S %p"),
+            "source": {"location": build.source_location or "", "type": build.source_type},
+            "logs": {
+                "group-name": f"/aws/codebuild/{build.project}",
+                "stream-name": build.id.split(":", 1)[1],
+                "deep-link": build.log_path.as_uri(),
+            },
+            "phases": [],
+        }
+        if build.source_version:
+            info["source-version"] = build.source_version
+        return {
+            "build-status": build.status,
+            "project-name": build.project,
+            "build-id": ARN_PREFIX + build.id,
+            "additional-information": info,
+            "current-phase": "COMPLETED" if build.complete else "SUBMITTED",
+            "current-phase-context": "[: ]",
+            "version": "1",
+        }
+
+    def _describe(self, build: _Build) -> dict[str, Any]:
+        return {
+            "id": build.id,
+            "arn": ARN_PREFIX + build.id,
+            "projectName": build.project,
+            "buildStatus": build.status,
+            "buildComplete": build.complete,
+            "startTime": build.start_time,
+            "endTime": build.end_time,
+            "sourceVersion": build.source_version,
+            "source": {"location": build.source_location, "type": build.source_type},
+            "environment": {"environmentVariables": [{"name": k, "value": v} for k, v in build.env.items()]},
+            "logs": {"deepLink": build.log_path.as_uri(), "path": str(build.log_path)},
+            "result": build.result,
+        }

@@ -1,0 +1,337 @@
+"""Management API: register, update and remove dependents; list bases, rebuilds and the graph.
+
+Image references hold `/` and `:`, so they travel in the query string or the body, never the path.
+AWS_IAM-authorized in AWS (API Gateway checks the SigV4 signature before this runs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from typing import Annotated, Any, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server, ServerVariable
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from patchprop import wiring
+from patchprop.config import EnvVars, env_vars
+from patchprop.errors import NotFound, StoreError
+from patchprop.logic import catalog
+from patchprop.logic.catalog import (
+    BaseList,
+    CycleError,
+    DependentChanges,
+    DependentDetail,
+    DependentList,
+    DependentRegistration,
+    Graph,
+    InvalidChanges,
+    ProjectNotAllowed,
+    RebuildList,
+    Registration,
+    Removal,
+)
+from patchprop.models import RebuildStatus, TaggedImage
+from patchprop.store import Store
+from patchprop.web import error_response, json_response
+
+# Response bodies at DEBUG would repeat every registration in the logs; keep them above it.
+for _noisy in ("botocore", "aws_lambda_powertools.event_handler"):
+    logging.getLogger(_noisy).setLevel(logging.INFO)
+
+TITLE = "patchprop management API"
+VERSION = "1.0.0"
+SIGV4 = "sigv4"
+M = TypeVar("M", bound=BaseModel)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+class Env(EnvVars):
+    TABLE_NAME: str
+    REBUILD_PROJECTS: str
+
+    @property
+    def projects(self) -> list[str]:
+        return [p.strip() for p in self.REBUILD_PROJECTS.split(",") if p.strip()]
+
+
+class FieldError(BaseModel):
+    field: str
+    error: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    field: str | None = None
+    details: list[FieldError] | None = None
+
+
+def _errors(*codes: HTTPStatus) -> dict[int, OpenAPIResponse]:
+    return {
+        int(code): {"description": code.phrase, "content": {"application/json": {"model": ErrorBody}}}
+        for code in codes
+    }
+
+
+def _ok(
+    model: type[BaseModel], description: str, code: HTTPStatus = HTTPStatus.OK
+) -> dict[int, OpenAPIResponse]:
+    return {int(code): {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+def _store() -> Store:
+    return wiring.store(env_vars(Env).TABLE_NAME)
+
+
+def _answer(status: HTTPStatus, model: M) -> Response[M]:
+    return Response(status_code=int(status), content_type="application/json", body=model)
+
+
+# ---- routes ----------------------------------------------------------------------------------
+
+
+@app.post(
+    "/dependents",
+    summary="Register or replace a dependent image",
+    operation_id="registerDependent",
+    responses={
+        **_ok(Registration, "Replaced an existing registration"),
+        **_ok(Registration, "Registered", HTTPStatus.CREATED),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.CONFLICT),
+    },
+)
+def register_dependent(dependent: Annotated[DependentRegistration, Body()]) -> Response[Registration]:
+    """The image, how CodeBuild rebuilds it, its bases, owner and policy. Refused with 403 when the
+    CodeBuild project is not one the stack may start, and with 409 when it would close a cycle."""
+    env = env_vars(Env)
+    registration = catalog.register(dependent, store=_store(), allowed_projects=env.projects)
+    logger.info("dependent registered", extra={"image": dependent.image, "new": registration.created})
+    metrics.add_metric("DependentRegistered", MetricUnit.Count, 1)
+    return _answer(HTTPStatus.CREATED if registration.created else HTTPStatus.OK, registration)
+
+
+@app.patch(
+    "/dependents",
+    summary="Change some fields of a dependent image",
+    operation_id="updateDependent",
+    responses={
+        **_ok(Registration, "Updated"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def update_dependent(
+    image: Annotated[TaggedImage, Query(description="The registered image")],
+    changes: Annotated[DependentChanges, Body()],
+) -> Response[Registration]:
+    """Only the fields given change; 404 when the image is not registered."""
+    env = env_vars(Env)
+    registration = catalog.update(image, changes, store=_store(), allowed_projects=env.projects)
+    return _answer(HTTPStatus.OK, registration)
+
+
+@app.get(
+    "/dependents",
+    summary="List dependent images",
+    operation_id="listDependents",
+    responses={**_ok(DependentList, "Every registered image")},
+)
+def list_dependents() -> Response[DependentList]:
+    return _answer(HTTPStatus.OK, catalog.list_dependents(store=_store()))
+
+
+@app.get(
+    "/dependents/one",
+    summary="Show one dependent image",
+    operation_id="showDependent",
+    responses={
+        **_ok(DependentDetail, "The image, its bases with their digests, and its last rebuilds"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
+    },
+)
+def show_dependent(
+    image: Annotated[TaggedImage, Query(description="The registered image")],
+) -> Response[DependentDetail]:
+    return _answer(HTTPStatus.OK, catalog.describe(image, store=_store()))
+
+
+@app.delete(
+    "/dependents",
+    summary="Remove a dependent image",
+    operation_id="removeDependent",
+    responses={**_ok(Removal, "Removed"), **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)},
+)
+def remove_dependent(
+    image: Annotated[TaggedImage, Query(description="The registered image")],
+) -> Response[Removal]:
+    """Its bases stay tracked; images built on it keep their registrations."""
+    removal = catalog.remove(image, store=_store())
+    logger.info("dependent removed", extra={"image": image})
+    metrics.add_metric("DependentRemoved", MetricUnit.Count, 1)
+    return _answer(HTTPStatus.OK, removal)
+
+
+@app.get(
+    "/bases",
+    summary="List tracked bases",
+    operation_id="listBases",
+    responses={**_ok(BaseList, "Each base with its last digest, when it moved, and its dependents")},
+)
+def list_bases() -> Response[BaseList]:
+    return _answer(HTTPStatus.OK, catalog.list_bases(store=_store()))
+
+
+@app.get(
+    "/rebuilds",
+    summary="Rebuild history",
+    operation_id="listRebuilds",
+    responses={**_ok(RebuildList, "Rebuilds, newest first"), **_errors(HTTPStatus.BAD_REQUEST)},
+)
+def list_rebuilds(
+    image: Annotated[TaggedImage | None, Query(description="Only this image's rebuilds")] = None,
+    base: Annotated[TaggedImage | None, Query(description="Only rebuilds on this (direct) base")] = None,
+    status: Annotated[RebuildStatus | None, Query(description="Only rebuilds in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many")] = 50,
+) -> Response[RebuildList]:
+    history = catalog.rebuild_history(store=_store(), image=image, base=base, status=status, limit=limit)
+    return _answer(HTTPStatus.OK, history)
+
+
+@app.get(
+    "/graph",
+    summary="The dependency graph",
+    operation_id="showGraph",
+    responses={
+        **_ok(Graph, "Nodes and edges (base -> image built FROM it)"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
+    },
+)
+def show_graph(
+    base: Annotated[
+        TaggedImage | None, Query(description="Only what this base's move rebuilds, transitively")
+    ] = None,
+) -> Response[Graph]:
+    """Every image and base, or one base's affected set; each image with its last rebuild."""
+    return _answer(HTTPStatus.OK, catalog.graph(store=_store(), base=base))
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+_SOURCES = {"body", "query", "path", "header", "cookie"}
+
+
+def validation_answer(errors: list[dict[str, Any]]) -> Response:
+    """400 naming the first bad field, the same shape as patchprop.web.parse_body's."""
+
+    def name(error: dict[str, Any]) -> str:
+        parts = [str(p) for p in error.get("loc", ())]
+        if error.get("type") == "json_invalid":  # its loc is ("body", <character offset>)
+            return "body"
+        if len(parts) > 1 and parts[0] in _SOURCES:
+            parts = parts[1:]
+        return ".".join(parts)
+
+    def text(error: dict[str, Any]) -> str:
+        if error.get("type") == "json_invalid":
+            return f"not JSON: {error.get('ctx', {}).get('error', 'decode error')}"
+        return str(error.get("msg", "invalid"))
+
+    details = [{"field": name(e), "error": text(e)} for e in errors]
+    first = details[0] if details else {"field": "body", "error": "invalid request"}
+    return json_response(
+        HTTPStatus.BAD_REQUEST,
+        {"error": f"{first['field']}: {first['error']}", "field": first["field"], "details": details},
+    )
+
+
+@app.exception_handler(RequestValidationError)
+def bad_request(exc: RequestValidationError) -> Response:
+    return validation_answer(list(exc.errors()))
+
+
+@app.exception_handler(InvalidChanges)
+def bad_changes(exc: InvalidChanges) -> Response:
+    return validation_answer(exc.errors)
+
+
+@app.exception_handler(NotFound)
+def not_found(exc: NotFound) -> Response:
+    return error_response(HTTPStatus.NOT_FOUND, str(exc))
+
+
+@app.exception_handler(CycleError)
+def cycle(exc: CycleError) -> Response:
+    return error_response(HTTPStatus.CONFLICT, str(exc), field="bases")
+
+
+@app.exception_handler(ProjectNotAllowed)
+def project_not_allowed(exc: ProjectNotAllowed) -> Response:
+    return error_response(HTTPStatus.FORBIDDEN, str(exc), field="project")
+
+
+@app.exception_handler(StoreError)
+def store_unavailable(exc: StoreError) -> Response:
+    logger.exception("table unavailable")
+    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "table unavailable; retry later")
+
+
+# ---- OpenAPI ---------------------------------------------------------------------------------
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of this API, as committed in openapi.json (scripts/openapi.py)."""
+    text = app.get_openapi_json_schema(
+        title=TITLE,
+        version=VERSION,
+        description=(
+            "Manage the images patchprop keeps rebuilt. Image references are normalized the way "
+            "Docker does (node:22 is docker.io/library/node:22). In AWS every route needs a SigV4 "
+            "signature (service execute-api); `patchprop` signs with your AWS credentials."
+        ),
+        servers=[
+            Server(
+                url="https://{api}.execute-api.{region}.amazonaws.com/v1",
+                description="The stack's ApiUrl output",
+                variables={
+                    "api": ServerVariable(default="api-id", description="The REST API id"),
+                    "region": ServerVariable(default="us-east-1"),
+                },
+            )
+        ],
+        security_schemes={
+            SIGV4: APIKey(
+                name="Authorization",
+                in_=APIKeyIn.header,
+                description="AWS Signature Version 4 (API Gateway AWS_IAM authorization).",
+                openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
+            )
+        },
+        security=[{SIGV4: []}],
+    )
+    document: dict[str, Any] = json.loads(text)
+    # Powertools documents a 422 on every route; this API answers bad input with 400 instead.
+    for path in document["paths"].values():
+        for operation in path.values():
+            operation["responses"].pop("422", None)
+    schemas = document["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    return document
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

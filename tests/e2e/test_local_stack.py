@@ -1,0 +1,218 @@
+"""e2e: the whole system on one machine — real registry, real buildah builds, the real handlers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import boto3
+import pytest
+import requests
+
+from patchprop.models import Dependent, RebuildStatus
+from patchprop.refs import parse_ref
+from patchprop.registry import RegistryClient
+from patchprop.store import Store
+from patchprop_cli.demo import EXAMPLES, _annotations, _build, _build_base
+from patchprop_cli.local import LocalStack, LocalStackError
+from patchprop_cli.template import ROOT
+
+pytestmark = pytest.mark.e2e
+PROJECT = "patchprop-rebuild"
+
+
+def digest(image: str) -> str:
+    return RegistryClient().resolve_digest(parse_ref(image))
+
+
+def store(stack: LocalStack) -> Store:
+    return Store(stack.describe()["resources"]["PatchpropTable"])
+
+
+@pytest.fixture
+def chain(local_stack: LocalStack, tmp_path: Path) -> dict[str, str]:
+    """base -> golden -> app-a, app-b in the stack's registry, registered, digests baselined."""
+    registry = local_stack.describe()["registry"]
+    ns = f"t{uuid.uuid4().hex[:6]}"
+    images = {name: f"{registry}/{ns}/{name}:1" for name in ("base", "golden", "app-a", "app-b")}
+    _build_base(tmp_path, images["base"], patch_level=1)
+    for name, parent in (("golden", "base"), ("app-a", "golden"), ("app-b", "golden")):
+        parent_ref = parse_ref(images[parent])
+        _build(
+            EXAMPLES / name,
+            images[name],
+            f"{parent_ref.name}@{digest(images[parent])}",
+            images[parent],
+            tmp_path,
+        )
+        store(local_stack).put_dependent(
+            Dependent(
+                image=images[name],
+                bases=[images[parent]],
+                project=PROJECT,
+                source_location=str(EXAMPLES / name),
+            )
+        )
+    local_stack.run_schedules()
+    assert local_stack.wait_idle(timeout=60, quiet=1.0)
+    return images
+
+
+def test_republished_base_cascades_through_three_levels_with_real_builds(local_stack, chain, tmp_path):
+    # Given the chain, with its current digests
+    before = {name: digest(image) for name, image in chain.items()}
+    # When the base is re-published (the registry notifies the stack of the push)
+    _build_base(tmp_path, chain["base"], patch_level=2)
+    assert local_stack.wait_idle(timeout=180, quiet=3.0)
+    # Then every level has a new digest, and each image's base annotation is its parent's new digest
+    after = {name: digest(image) for name, image in chain.items()}
+    assert all(before[n] != after[n] for n in chain), (before, after)
+    for name, parent in (("golden", "base"), ("app-a", "golden"), ("app-b", "golden")):
+        annotations = _annotations(chain[name])
+        assert annotations["org.opencontainers.image.base.digest"] == after[parent]
+        assert annotations["org.opencontainers.image.base.name"] == str(parse_ref(chain[parent]))
+    # And each rebuild is recorded SUCCEEDED and was told on SNS
+    rebuilt = [
+        r for name in ("golden", "app-a", "app-b") for r in store(local_stack).rebuilds_of(chain[name])
+    ]
+    assert {r.status for r in rebuilt} == {RebuildStatus.SUCCEEDED}
+    told = {m["MessageAttributes"]["image"]["Value"] for kind, m in local_stack.events if kind == "sns"}
+    assert {chain["golden"], chain["app-a"], chain["app-b"]} <= told
+
+
+def test_failing_dockerfile_gives_a_failed_build_with_its_log_and_others_still_build(local_stack, tmp_path):
+    # Given a base with two dependents, one of whose Dockerfiles fails
+    registry = local_stack.describe()["registry"]
+    ns = f"f{uuid.uuid4().hex[:6]}"
+    base, good, bad = (f"{registry}/{ns}/{n}:1" for n in ("base", "good", "bad"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo about to fail && exit 3\n"
+    )
+    _build_base(tmp_path, base, patch_level=1)
+    s = store(local_stack)
+    s.put_dependent(
+        Dependent(image=good, bases=[base], project=PROJECT, source_location=str(EXAMPLES / "golden"))
+    )
+    s.put_dependent(Dependent(image=bad, bases=[base], project=PROJECT, source_location=str(broken)))
+    local_stack.run_schedules()
+    # When the base moves
+    _build_base(tmp_path, base, patch_level=2)
+    assert local_stack.wait_idle(timeout=120, quiet=2.0)
+    # Then the bad one FAILED with a log that shows why, the good one SUCCEEDED, the stack is up
+    (bad_rebuild,) = s.rebuilds_of(bad)
+    (good_rebuild,) = s.rebuilds_of(good)
+    assert bad_rebuild.status is RebuildStatus.FAILED and good_rebuild.status is RebuildStatus.SUCCEEDED
+    assert bad_rebuild.log_url and bad_rebuild.log_url.startswith("file://")
+    log = Path(url2pathname(urlparse(bad_rebuild.log_url).path)).read_text()
+    assert "about to fail" in log
+    assert requests.get(local_stack.describe()["api_url"] + "/nothing", timeout=5).status_code == 404
+
+
+def test_duplicate_webhooks_over_http_start_one_build_per_dependent(local_stack, chain, tmp_path):
+    # Given the chain, and the base re-published behind the stack's back (no notification)
+    info = local_stack.describe()
+    base = parse_ref(chain["base"])
+    _build_base(tmp_path, chain["base"], patch_level=3)
+    # When Docker Hub's webhook for that push arrives three times over HTTP (plus the registry's own)
+    body = {"push_data": {"tag": base.tag}, "repository": {"repo_name": base.name}}
+    answers = [requests.post(info["webhook_url"], json=body, timeout=10) for _ in range(3)]
+    assert local_stack.wait_idle(timeout=180, quiet=3.0)
+    # Then each image was rebuilt once for this base digest
+    assert all(a.status_code == 202 for a in answers)
+    new_base = digest(chain["base"])
+    golden = [r for r in store(local_stack).rebuilds_of(chain["golden"]) if r.base_digest == new_base]
+    assert len(golden) == 1
+
+
+def test_aws_endpoint_lists_the_stacks_resources(local_stack):
+    info = local_stack.describe()
+    dynamodb = boto3.client("dynamodb", endpoint_url=info["aws_endpoint_url"], region_name="us-east-1")
+    sqs = boto3.client("sqs", endpoint_url=info["aws_endpoint_url"], region_name="us-east-1")
+    assert info["resources"]["PatchpropTable"] in dynamodb.list_tables()["TableNames"]
+    assert info["resources"]["RebuildQueue"] in sqs.list_queues()["QueueUrls"]
+
+
+def test_second_stack_on_the_same_state_dir_is_refused(local_stack):
+    with pytest.raises(LocalStackError, match="another `patchprop local`"):
+        LocalStack(state_dir=local_stack.state_dir).start()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_patchprop_local_command_stops_everything_on_sigint(tmp_path):
+    # Given `patchprop local` running in its own process
+    cli = shutil.which("patchprop") or str(Path(sys.executable).parent / "patchprop")
+    process = subprocess.Popen(
+        [cli, "local", "--port", "0", "--aws-port", "0", "--registry-port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "cli")},
+    )
+    state = tmp_path / ".patchprop" / "local.json"
+    deadline = time.monotonic() + 60
+    while not state.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert state.exists(), process.stdout.read() if process.stdout else ""
+    info = json.loads(state.read_text())
+    ports = [
+        int(info[k].rsplit(":", 1)[1].split("/")[0]) for k in ("api_url", "aws_endpoint_url", "registry")
+    ]
+    assert all(_listening(p) for p in ports)
+    registry_pids = subprocess.run(
+        ["pgrep", "-f", str(tmp_path / ".patchprop" / "registry")], capture_output=True, text=True
+    ).stdout.split()
+    assert registry_pids
+    # When it gets Ctrl-C
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    # Then nothing it started is left and its ports are free
+    assert not any(_listening(p) for p in ports)
+    assert (
+        subprocess.run(
+            ["pgrep", "-f", str(tmp_path / ".patchprop" / "registry")], capture_output=True
+        ).returncode
+        == 1
+    )
+    assert not state.exists()
+
+
+def test_cli_over_the_local_api_registers_shows_and_removes(local_stack):
+    from click.testing import CliRunner
+
+    from patchprop_cli.main import cli
+
+    api = local_stack.describe()["api_url"]
+    image = f"{local_stack.describe()['registry']}/cli/app:1"
+    runner = CliRunner()
+    # Given an image registered through the local API (query strings and all)
+    registered = runner.invoke(
+        cli,
+        ["register", "--api-url", api, "--image", image, "--base", "node:22", "--project", PROJECT, "--json"],
+    )
+    assert registered.exit_code == 0, registered.output
+    # When it is shown, listed and removed
+    shown = runner.invoke(cli, ["show", image, "--api-url", api, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["dependent"]["bases"] == ["docker.io/library/node:22"]
+    removed = runner.invoke(cli, ["remove", image, "--api-url", api])
+    assert removed.exit_code == 0, removed.output
+    # Then it is gone: show answers 404 as a clear error
+    gone = runner.invoke(cli, ["show", image, "--api-url", api])
+    assert gone.exit_code != 0 and "no dependent" in gone.output.lower()

@@ -1,0 +1,331 @@
+"""The local CodeBuild: real buildah rebuilds pushed to a real registry, genuine build events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pytest
+import requests
+
+from patchprop.errors import BuildStartFailed
+from patchprop.models import BuildStateChange
+from patchprop_cli.local_builds import LocalCodeBuild
+from patchprop_cli.oci import OCI_INDEX, OCI_MANIFEST
+from patchprop_cli.registry_server import LocalRegistry
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "patchprop-rebuild"
+
+
+def dependent(version: str = "1") -> str:
+    """A dependent's Dockerfile: FROM the base it is given, one RUN step, its version as a label."""
+    return f'ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\nRUN echo hi > /hello\nLABEL version="{version}"\n'
+
+
+@dataclass(frozen=True)
+class Base:
+    registry: str
+    name: str  # registry/repo:tag
+    digest: str
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.name.rsplit(':', 1)[0]}@{self.digest}"
+
+
+@pytest.fixture(scope="module")
+def base(local_registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> Base:
+    """A base image with a shell (a static busybox), built once with buildah and pushed."""
+    if shutil.which("buildah") is None or not Path("/bin/busybox").exists():
+        hint = "needs buildah and busybox-static: apt-get install buildah busybox-static"
+        pytest.fail(hint) if os.environ.get("CI") else pytest.skip(hint)
+    root = tmp_path_factory.mktemp("base")
+    (root / "ctx").mkdir()
+    shutil.copy("/bin/busybox", root / "ctx" / "busybox")
+    (root / "ctx" / "Dockerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+    )
+    name = f"{local_registry.address}/acme/golden-busybox:1"
+    buildah = ["buildah", "--root", str(root / "storage"), "--runroot", str(root / "run")]
+    buildah += ["--storage-driver", "vfs"]
+    subprocess.run(
+        [*buildah, "bud", "--isolation", "chroot", "--format", "oci", "-t", name, "ctx"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*buildah, "push", "--tls-verify=false", "--digestfile", "digest", name],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+    return Base(local_registry.address, name, (root / "digest").read_text().strip())
+
+
+@pytest.fixture
+def events() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def builds(tmp_path: Path, events: list[dict[str, Any]]) -> Iterator[LocalCodeBuild]:
+    local = LocalCodeBuild([PROJECT], tmp_path / "work", emit=events.append)
+    try:
+        yield local
+    finally:
+        local.shutdown()
+
+
+def context(tmp_path: Path, name: str, dockerfile: str) -> Path:
+    directory = tmp_path / name
+    directory.mkdir()
+    (directory / "Dockerfile").write_text(dockerfile)
+    return directory
+
+
+def rebuild_env(base: Base, image: str) -> dict[str, str]:
+    return {
+        "BASE_IMAGE": base.pinned,
+        "BASE_IMAGE_NAME": base.name,
+        "BASE_IMAGE_DIGEST": base.digest,
+        "TARGET_IMAGE": f"{base.registry}/{image}",
+        "PATCHPROP_REBUILD_ID": f"rb-{image}",
+    }
+
+
+def start(
+    builds: LocalCodeBuild, base: Base, image: str, source: str | Path, version: str | None = None
+) -> str:
+    """Start a rebuild of `image` from `source` (at `version`), with the image name as its token."""
+    env = rebuild_env(base, image)
+    return builds.start_build(PROJECT, env, image, source_version=version, source_location=str(source))
+
+
+def assert_statuses(events: list[dict[str, Any]], build_id: str, expected: list[str]) -> None:
+    """The build's events went through `expected`; if not, show its log."""
+    got = statuses(events, build_id)
+    assert got == expected, log_text(final_event(events, build_id)) if got else "no events"
+
+
+def statuses(events: list[dict[str, Any]], build_id: str) -> list[str]:
+    return [e["build-status"] for e in events if e["build-id"].endswith(f":build/{build_id}")]
+
+
+def final_event(events: list[dict[str, Any]], build_id: str) -> BuildStateChange:
+    mine = [e for e in events if e["build-id"].endswith(f":build/{build_id}")]
+    return BuildStateChange.model_validate(mine[-1])
+
+
+def log_text(detail: BuildStateChange) -> str:
+    assert detail.additional_information.logs and detail.additional_information.logs.deep_link
+    return Path(unquote(urlparse(detail.additional_information.logs.deep_link).path)).read_text()
+
+
+def registry_manifest(image: str) -> tuple[dict[str, Any], str]:
+    """The manifest the registry serves for `image` (skopeo), and the digest it names it by (HEAD)."""
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{image}"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    address, _, rest = image.partition("/")
+    repository, _, tag = rest.rpartition(":")
+    head = requests.head(
+        f"http://{address}/v2/{repository}/manifests/{tag}",
+        headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"},
+        timeout=5,
+    )
+    head.raise_for_status()
+    assert head.headers["Docker-Content-Digest"] == "sha256:" + hashlib.sha256(raw).hexdigest()
+    return json.loads(raw), head.headers["Docker-Content-Digest"]
+
+
+def test_rebuild_is_pushed_pinned_with_base_annotations(
+    base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a dependent whose Dockerfile builds FROM ${BASE_IMAGE}
+    src = context(tmp_path, "app", dependent())
+    env = rebuild_env(base, "acme/app:1")
+    # When the local CodeBuild rebuilds it on the pinned base
+    build_id = builds.start_build(PROJECT, env, "token-app", source_location=str(src))
+    assert builds.wait(120)
+    # Then it went IN_PROGRESS, then SUCCEEDED, with genuine build state change details
+    assert build_id.startswith(f"{PROJECT}:")
+    assert_statuses(events, build_id, ["IN_PROGRESS", "SUCCEEDED"])
+    detail = final_event(events, build_id)
+    assert detail.build_key == build_id and detail.project_name == PROJECT
+    assert detail.env("PATCHPROP_REBUILD_ID") == "rb-acme/app:1"
+    # And the pushed manifest names the base it was built on
+    manifest, digest = registry_manifest(env["TARGET_IMAGE"])
+    assert manifest["annotations"]["org.opencontainers.image.base.name"] == base.name
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == base.digest
+    assert len(manifest["layers"]) == 2  # the base's layer and the RUN step's
+    # And the build's result is the image the registry holds
+    (described,) = builds.batch_get_builds([build_id])
+    assert described["buildStatus"] == "SUCCEEDED"
+    assert described["result"] == {"image": env["TARGET_IMAGE"], "digest": digest, "base": base.pinned}
+
+
+def test_failing_dockerfile_fails_alone_with_its_log(
+    base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given one dependent whose Dockerfile fails and one that builds
+    bad = context(tmp_path, "bad", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN exit 3\n")
+    good = context(tmp_path, "good", dependent())
+    # When both are rebuilt at the same time
+    bad_id = start(builds, base, "acme/bad:1", bad)
+    good_id = start(builds, base, "acme/good:1", good)
+    assert builds.wait(120)
+    # Then the failing one is FAILED, and its log (the event's deep link) shows why
+    assert statuses(events, bad_id) == ["IN_PROGRESS", "FAILED"]
+    text = log_text(final_event(events, bad_id))
+    assert 'building at STEP "RUN exit 3": exit status 3' in text
+    assert "[patchprop] build FAILED" in text
+    # And the other still succeeded
+    assert_statuses(events, good_id, ["IN_PROGRESS", "SUCCEEDED"])
+
+
+def test_missing_build_context_fails_with_a_clear_line(
+    base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a dependent whose source directory does not exist
+    missing = tmp_path / "nowhere"
+    # When it is rebuilt
+    build_id = start(builds, base, "acme/x:1", missing)
+    # Then the worker ends normally, the build FAILED, and the log says what is missing
+    assert builds.wait(30)
+    assert statuses(events, build_id) == ["IN_PROGRESS", "FAILED"]
+    assert f"[patchprop] build context {missing} not found" in log_text(final_event(events, build_id))
+
+
+def test_same_idempotency_token_starts_one_build(
+    base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a rebuild started once
+    src = context(tmp_path, "app", dependent())
+    env = rebuild_env(base, "acme/once:1")
+    first = builds.start_build(PROJECT, env, "rb-once", source_location=str(src))
+    # When the same request comes again with the same token (a redelivered message)
+    second = builds.start_build(PROJECT, env, "rb-once", source_location=str(src))
+    assert builds.wait(120)
+    # Then it is the same build, built once
+    assert second == first
+    assert [e["build-status"] for e in events] == ["IN_PROGRESS", "SUCCEEDED"]
+    assert len(list((builds.workdir / "builds").glob("*.log"))) == 1
+    # And the token cannot be reused for a different build
+    with pytest.raises(BuildStartFailed, match="IdempotentParameterMismatch"):
+        builds.start_build(PROJECT, {**env, "BUILD_ARG_X": "1"}, "rb-once", source_location=str(src))
+
+
+def test_unknown_project_is_refused(base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]]) -> None:
+    # Given a project the local CodeBuild does not have
+    # When a build of it is started
+    with pytest.raises(BuildStartFailed, match="ResourceNotFoundException"):
+        builds.start_build("no-such-project", rebuild_env(base, "acme/x:1"), "t-unknown")
+    # Then nothing ran
+    assert builds.wait(5)
+    assert events == []
+    assert builds.running() == []
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
+
+
+def test_git_source_builds_the_requested_version(
+    base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a git repository: "one" committed, then "two" on main and "branch" on a branch
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "--initial-branch", "main")
+    (repo / "Dockerfile").write_text(dependent("one"))
+    git(repo, "add", "Dockerfile")
+    git(repo, "commit", "--quiet", "-m", "one")
+    first = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "--quiet", "-b", "release")
+    (repo / "Dockerfile").write_text(dependent("branch"))
+    git(repo, "commit", "--quiet", "--all", "-m", "branch")
+    git(repo, "checkout", "--quiet", "main")
+    (repo / "Dockerfile").write_text(dependent("two"))
+    git(repo, "commit", "--quiet", "--all", "-m", "two")
+    # When it is rebuilt at the first commit, and at the branch
+    ids = [
+        start(builds, base, "acme/git:commit", repo, version=first),
+        start(builds, base, "acme/git:branch", f"file://{repo}", version="refs/heads/release"),
+    ]
+    assert builds.wait(120)
+    # Then each image was built from the Dockerfile of that version
+    for build_id, image, version in zip(
+        ids, ("acme/git:commit", "acme/git:branch"), ("one", "branch"), strict=True
+    ):
+        assert_statuses(events, build_id, ["IN_PROGRESS", "SUCCEEDED"])
+        (described,) = builds.batch_get_builds([build_id])
+        config = json.loads(
+            subprocess.run(
+                ["skopeo", "inspect", "--config", "--tls-verify=false", f"docker://{base.registry}/{image}"],
+                check=True,
+                capture_output=True,
+            ).stdout
+        )
+        assert config["config"]["Labels"]["version"] == version
+        assert described["source"]["type"] == "GIT"
+
+
+def test_missing_buildah_fails_with_install_hint(
+    base: Base, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a machine (PATH) without buildah
+    no_buildah = {"PATH": str(tmp_path)}
+    local = LocalCodeBuild([PROJECT], tmp_path / "work", emit=events.append, extra_env=no_buildah)
+    src = context(tmp_path, "app", dependent())
+    try:
+        # When a rebuild is started
+        build_id = start(local, base, "acme/x:1", src)
+        assert local.wait(30)
+    finally:
+        local.shutdown()
+    # Then it has an id, and FAILED saying how to install buildah
+    assert statuses(events, build_id) == ["IN_PROGRESS", "FAILED"]
+    hint = "[patchprop] ERROR: buildah not found: install it with apt-get install buildah"
+    assert hint in log_text(final_event(events, build_id))
+
+
+def test_stop_build_ends_a_running_build_stopped(
+    base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a build busy in a long RUN step
+    src = context(tmp_path, "slow", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN sleep 60\n")
+    build_id = start(builds, base, "acme/slow:1", src)
+    log = builds.workdir / "builds" / f"{build_id}.log"
+    deadline = time.monotonic() + 60
+    while "RUN sleep 60" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the build never reached its RUN step"
+        time.sleep(0.1)
+    # When it is stopped
+    builds.stop_build(build_id)
+    # Then it ends STOPPED, well before the step would have
+    assert builds.wait(20)
+    assert statuses(events, build_id) == ["IN_PROGRESS", "STOPPED"]
+    assert builds.running() == []

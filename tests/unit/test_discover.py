@@ -1,0 +1,621 @@
+"""`patchprop discover`: bases found in Dockerfiles the way BuildKit reads them (no network)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from patchprop_cli.discover import DiscoverError, FoundBase, discover, find_dockerfiles
+from patchprop_cli.discover_cmd import discover as discover_command
+
+DIGEST = "sha256:" + "ab" * 32
+
+# An ARG-templated FROM with a default, a build stage from another image, a COPY --from an
+# image, and a final stage FROM an earlier stage: the runtime base is that stage's image.
+ACCEPTANCE = """\
+# syntax=docker/dockerfile:1
+ARG NODE_VERSION=22
+ARG REGISTRY=docker.io
+
+FROM --platform=$BUILDPLATFORM ${REGISTRY}/library/node:${NODE_VERSION}-slim AS runtime
+RUN useradd app
+
+FROM golang:1.23 AS build
+WORKDIR /src
+RUN go build -o /out/tool ./cmd/tool
+
+FROM runtime AS final
+COPY --from=build /out/tool /usr/local/bin/tool
+COPY --from=ghcr.io/astral-sh/uv:0.5.11 /uv /bin/uv
+USER app
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "Dockerfile") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def refs(path: Path, build_args: dict[str, str] | None = None) -> list[str]:
+    return [base.ref for base in discover(path, build_args).bases]
+
+
+def error_of(path: Path, build_args: dict[str, str] | None = None) -> str:
+    with pytest.raises(DiscoverError) as caught:
+        discover(path, build_args)
+    return str(caught.value)
+
+
+# ---- the acceptance example ---------------------------------------------------------------
+
+
+def test_multi_stage_dockerfile_reports_exactly_its_bases_with_the_runtime_marked(tmp_path: Path) -> None:
+    # Given the multi-stage Dockerfile of the issue
+    path = write(tmp_path, ACCEPTANCE)
+    # When its bases are discovered
+    found = discover(path)
+    # Then exactly the three images are reported, normalized, in file order, and the final
+    # stage (FROM runtime) resolves through the alias to the node image
+    assert found.path == str(path)
+    assert found.bases == [
+        FoundBase("docker.io/library/node:22-slim", "from", "runtime", 5, runtime=True),
+        FoundBase("docker.io/library/golang:1.23", "from", "build", 8, runtime=False),
+        FoundBase("ghcr.io/astral-sh/uv:0.5.11", "copy-from", "final", 14, runtime=False),
+    ]
+    assert found.runtime_base == "docker.io/library/node:22-slim"
+
+
+def test_build_arg_overrides_the_arg_default(tmp_path: Path) -> None:
+    # Given the same Dockerfile
+    path = write(tmp_path, ACCEPTANCE)
+    # When NODE_VERSION and REGISTRY are passed as build args
+    found = discover(path, {"NODE_VERSION": "20", "REGISTRY": "mirror.example.com"})
+    # Then the FROM uses them instead of the defaults
+    assert found.runtime_base == "mirror.example.com/library/node:20-slim"
+    assert found.bases[0].ref == "mirror.example.com/library/node:20-slim"
+
+
+def test_build_arg_for_an_arg_that_is_not_declared_is_not_used(tmp_path: Path) -> None:
+    # Given a FROM with a literal tag, and no ARG TAG
+    path = write(tmp_path, "FROM node:22\n")
+    # When a --build-arg TAG is given anyway
+    # Then it changes nothing (BuildKit only feeds declared ARGs)
+    assert refs(path, {"TAG": "18"}) == ["docker.io/library/node:22"]
+
+
+@pytest.mark.parametrize(
+    ("args", "from_", "build_args", "expected"),
+    [
+        ("ARG V", "node:${V:-18}", {}, "node:18"),
+        ("ARG V", "node:${V:-18}", {"V": "20"}, "node:20"),
+        ('ARG V=""', "node:${V:-18}", {}, "node:18"),
+        ('ARG V=""', "node${V-:18}", {}, "node:latest"),  # set but empty: `-` keeps it
+        ("ARG V", "node${V:+:99}", {}, "node:latest"),
+        ("ARG V=1", "node${V:+:99}", {}, "node:99"),
+        ("ARG V=20", "node:$V", {}, "node:20"),
+        ("ARG V=20", "node:${V}-alpine", {}, "node:20-alpine"),
+        ("ARG V=20.1.2", "node:${V%.*}", {}, "node:20.1"),
+        ("ARG V=20.1.2", "node:${V%%.*}", {}, "node:20"),
+        ("ARG IMG=python\nARG TAG=3.13\nARG REF=${IMG}:${TAG}", "$REF", {}, "python:3.13"),
+        ('ARG IMG="node:22"', '"${IMG}"', {}, "node:22"),  # quotes are shell quotes
+    ],
+)
+def test_variable_forms_in_from(
+    tmp_path: Path, args: str, from_: str, build_args: dict[str, str], expected: str
+) -> None:
+    # Given global ARGs and a FROM using one of the shell-word forms
+    path = write(tmp_path, f"{args}\nFROM {from_}\n")
+    # When its bases are discovered
+    found = discover(path, build_args)
+    # Then the FROM expands as BuildKit would
+    assert found.runtime_base == f"docker.io/library/{expected}"
+
+
+def test_single_quoted_dollar_is_literal_and_then_an_invalid_reference(tmp_path: Path) -> None:
+    # Given a FROM whose tag is a single-quoted '$V'
+    path = write(tmp_path, "ARG V=20\nFROM 'node:$V'\n")
+    # When discovered, Then `$V` stays literal and the reference is refused
+    assert "node:$V" in error_of(path)
+
+
+def test_arg_declared_inside_a_stage_does_not_reach_from(tmp_path: Path) -> None:
+    # Given an ARG declared in a stage (not global) and used by the next FROM
+    path = write(tmp_path, "FROM alpine:3.20\nARG TAG=22\nFROM node:${TAG}\n")
+    # When discovered, Then it is not visible to FROM, as in BuildKit
+    message = error_of(path)
+    assert message.startswith(f"{path}:3: ")
+    assert "TAG" in message
+    assert "no ARG TAG is declared before the first FROM" in message
+
+
+def test_escape_directive_changes_the_escape_character(tmp_path: Path) -> None:
+    # Given `# escape=`` with a backtick line continuation inside a FROM and Windows paths
+    path = write(
+        tmp_path, "# escape=`\nARG V=22\nFROM node:${V} `\n  AS app\nCOPY --from=busybox:1 C:\\x C:\\y\n"
+    )
+    # When discovered, Then the continued FROM and the COPY --from are read
+    found = discover(path)
+    assert [(b.ref, b.stage, b.line) for b in found.bases] == [
+        ("docker.io/library/node:22", "app", 3),
+        ("docker.io/library/busybox:1", "app", 5),
+    ]
+    # And a backtick escapes `$` in FROM, so `$V` stays literal (an invalid reference)
+    escaped = write(tmp_path, "# escape=`\nARG V=22\nFROM node:`$V\n", "Escaped.Dockerfile")
+    assert "invalid image reference 'node:$V'" in error_of(escaped)
+
+
+# ---- what is and is not a base -------------------------------------------------------------
+
+
+def test_platform_flag_is_ignored(tmp_path: Path) -> None:
+    # Given FROMs with --platform, one using a platform variable nobody defined
+    path = write(
+        tmp_path,
+        """\
+        FROM --platform=$BUILDPLATFORM golang:1.23 AS build
+        FROM --platform=linux/arm64 alpine:3.20
+        """,
+    )
+    # When discovered, Then the images are found and the platforms play no part
+    assert refs(path) == ["docker.io/library/golang:1.23", "docker.io/library/alpine:3.20"]
+
+
+def test_platform_variable_in_the_image_needs_a_build_arg(tmp_path: Path) -> None:
+    # Given a FROM whose image depends on the target architecture
+    path = write(tmp_path, "FROM example.com/tools-${TARGETARCH}:1\n")
+    # When discovered without --build-arg, Then the message names the variable
+    message = error_of(path)
+    assert message.startswith(f"{path}:1: ")
+    assert "TARGETARCH" in message and "build platform" in message
+    # And with --build-arg TARGETARCH it resolves
+    assert refs(path, {"TARGETARCH": "arm64"}) == ["example.com/tools-arm64:1"]
+
+
+def test_scratch_is_skipped_and_a_scratch_final_stage_has_no_runtime_base(tmp_path: Path) -> None:
+    # Given a build stage from golang and a final stage FROM scratch copying from busybox too
+    path = write(
+        tmp_path,
+        """\
+        FROM golang:1.23 AS build
+        RUN go build -o /app .
+        FROM scratch
+        COPY --from=build /app /app
+        COPY --from=busybox:1.36 /bin/busybox /busybox
+        """,
+    )
+    # When discovered
+    found = discover(path)
+    # Then scratch is no base, nothing is the runtime base, and the other bases are found
+    assert found.runtime_base is None
+    assert [(b.ref, b.kind, b.stage, b.runtime) for b in found.bases] == [
+        ("docker.io/library/golang:1.23", "from", "build", False),
+        ("docker.io/library/busybox:1.36", "copy-from", 1, False),
+    ]
+
+
+def test_copy_from_stage_names_and_indexes_are_stages_not_images(tmp_path: Path) -> None:
+    # Given COPY --from by index, by name in another case, and by the name of a later stage
+    path = write(
+        tmp_path,
+        """\
+        FROM alpine:3.20
+        RUN echo 0
+        FROM debian:12 AS Builder
+        COPY --from=0 /a /a
+        COPY --from=BUILDER /b /b
+        COPY --from=assets /c /c
+        FROM nginx:1.27 AS assets
+        """,
+    )
+    # When discovered
+    found = discover(path)
+    # Then only the three FROM images are bases; the stage name is lower-cased as in BuildKit
+    assert [(b.ref, b.stage) for b in found.bases] == [
+        ("docker.io/library/alpine:3.20", 0),
+        ("docker.io/library/debian:12", "builder"),
+        ("docker.io/library/nginx:1.27", "assets"),
+    ]
+    assert found.runtime_base == "docker.io/library/nginx:1.27"
+
+
+def test_copy_from_an_index_out_of_range_is_an_error(tmp_path: Path) -> None:
+    # Given a COPY --from=3 in a one-stage Dockerfile
+    path = write(tmp_path, "FROM alpine:3.20\nCOPY --from=3 /a /a\n")
+    # When discovered, Then the index is refused at its line
+    assert error_of(path) == f"{path}:2: invalid stage index 3"
+
+
+def test_copy_from_a_variable_is_refused_like_buildkit_does(tmp_path: Path) -> None:
+    # Given COPY --from=${IMG}, which BuildKit refuses
+    path = write(tmp_path, "ARG IMG=busybox\nFROM alpine:3.20\nCOPY --from=${IMG} /a /a\n")
+    # When discovered, Then the message says so, at the COPY's line
+    message = error_of(path)
+    assert message.startswith(f"{path}:3: ")
+    assert "variable expansion is not supported for --from" in message
+
+
+def test_run_mount_from_an_image_is_a_base_and_from_a_stage_is_not(tmp_path: Path) -> None:
+    # Given RUN --mount from an image (bind and cache), from a stage, and a mount with no from
+    path = write(
+        tmp_path,
+        """\
+        FROM golang:1.23 AS build
+        FROM python:3.13-slim
+        RUN --mount=type=bind,from=alpine:3.20,source=/etc/ssl,target=/ssl \\
+            --mount=type=cache,target=/root/.cache \\
+            --mount=type=bind,from=build,source=/out,target=/out cp /out/x /x
+        RUN --mount=type=cache,"from=ghcr.io/acme/cache-seed:1",target=/c true
+        """,
+    )
+    # When discovered
+    found = discover(path)
+    # Then the two images are mount-from bases of the final stage, the stage is not a base
+    assert [(b.ref, b.kind, b.stage, b.line) for b in found.bases] == [
+        ("docker.io/library/golang:1.23", "from", "build", 1),
+        ("docker.io/library/python:3.13-slim", "from", 1, 2),
+        ("docker.io/library/alpine:3.20", "mount-from", 1, 3),
+        ("ghcr.io/acme/cache-seed:1", "mount-from", 1, 6),
+    ]
+
+
+def test_onbuild_triggers_are_not_bases(tmp_path: Path) -> None:
+    # Given an ONBUILD COPY --from an image
+    path = write(tmp_path, "FROM alpine:3.20\nONBUILD COPY --from=busybox:1 /bin/sh /sh\n")
+    # When discovered, Then only the FROM is a base
+    assert refs(path) == ["docker.io/library/alpine:3.20"]
+
+
+def test_the_same_image_twice_is_one_base_and_the_runtime_occurrence_wins(tmp_path: Path) -> None:
+    # Given node:22 as a COPY --from source, a build stage, and the final stage's base
+    path = write(
+        tmp_path,
+        """\
+        FROM node:22 AS deps
+        COPY --from=docker.io/library/node:22 /usr/local/bin/node /node
+        FROM golang:1.23 AS build
+        FROM node:22
+        COPY --from=golang:1.23 /usr/local/go /go
+        """,
+    )
+    # When discovered
+    found = discover(path)
+    # Then each image is reported once, at its first place, with the runtime details kept
+    assert found.bases == [
+        FoundBase("docker.io/library/node:22", "from", 2, 4, runtime=True),
+        FoundBase("docker.io/library/golang:1.23", "from", "build", 3, runtime=False),
+    ]
+    assert found.runtime_base == "docker.io/library/node:22"
+
+
+def test_alias_chain_resolves_to_the_root_image(tmp_path: Path) -> None:
+    # Given stages built FROM each other, three deep
+    path = write(tmp_path, "FROM alpine:3.20 AS one\nFROM one AS two\nFROM two\n")
+    # When discovered, Then the final stage's runtime base is the first stage's image
+    found = discover(path)
+    assert found.runtime_base == "docker.io/library/alpine:3.20"
+    assert found.bases == [FoundBase("docker.io/library/alpine:3.20", "from", "one", 1, runtime=True)]
+
+
+def test_a_stage_named_like_its_own_base_is_an_image(tmp_path: Path) -> None:
+    # Given `FROM node AS node`: a stage is only named after its FROM
+    path = write(tmp_path, "FROM node AS node\n")
+    # When discovered, Then node is the image
+    assert refs(path) == ["docker.io/library/node:latest"]
+
+
+def test_tag_and_digest_is_kept_and_tracked_as_the_tag(tmp_path: Path) -> None:
+    # Given a base pinned as tag@digest
+    path = write(tmp_path, f"FROM node:22@{DIGEST}\n")
+    # When discovered
+    found = discover(path)
+    # Then the found ref keeps the digest and the tracked base is the tag
+    assert found.runtime_base == f"docker.io/library/node:22@{DIGEST}"
+    assert found.tracked_bases() == ["docker.io/library/node:22"]
+
+
+def test_digest_only_base_cannot_be_tracked(tmp_path: Path) -> None:
+    # Given a base pinned by digest alone
+    path = write(tmp_path, f"FROM alpine:3.20\nCOPY --from=busybox@{DIGEST} /bin/sh /sh\n")
+    found = discover(path)
+    # When asked for the bases to track, Then it is refused with its line
+    with pytest.raises(DiscoverError, match=rf"^{path}:2: .*pinned by digest only"):
+        found.tracked_bases()
+
+
+# ---- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        # the parser raises these without a line: the line is found by re-parsing prefixes
+        ("FROM a\nCOPY <<EOF /x\nhello\nEOF\nRUN ok\nRUN <<EOT\nnever closed\n", 6, "unterminated heredoc"),
+        (
+            "FROM a\n\n# note\nRUN echo \\\n  hi\nENV \\\n  JUST_A_NAME\nRUN x\n",
+            6,
+            "ENV must have two arguments",
+        ),
+        ("FROM a\nLABEL a=b c\n", 2, 'Syntax error - can\'t find = in "c"'),
+        ("# escape=x\nFROM a\n", 1, "invalid escape token"),
+        # the parser accepts these; BuildKit's next step does not
+        ("FROM a\nFOO bar\n", 2, "unknown instruction: FOO"),
+        ("RUN echo\nFROM a\n", 1, "no build stage in current context"),
+        ("FROM a b c d\n", 1, "FROM requires either one or three arguments"),
+        ("FROM a AS 1st\n", 1, "invalid name for build stage"),
+        ("FROM a\nCOPY --from busybox /a /b\n", 2, "missing a value on flag: --from"),
+        ("FROM a\nRUN --mount=type=bind,from=$IMG,target=/x true\n", 2, "doesn't support variable expansion"),
+    ],
+)
+def test_syntax_errors_name_the_file_and_line(tmp_path: Path, text: str, line: int, reason: str) -> None:
+    # Given a Dockerfile with a syntax error
+    path = write(tmp_path, text)
+    # When discovered
+    message = error_of(path)
+    # Then the message starts with file:line and says what is wrong
+    assert message.startswith(f"{path}:{line}: ")
+    assert reason in message
+
+
+def test_arg_without_default_and_without_build_arg_is_named(tmp_path: Path) -> None:
+    # Given a global ARG with no default used in the second FROM
+    path = write(tmp_path, "ARG BASE_TAG\nFROM alpine:3.20 AS tools\nFROM python:${BASE_TAG}\n")
+    # When discovered without --build-arg
+    message = error_of(path)
+    # Then the message names the ARG and the FROM's line
+    assert message == (
+        f"{path}:3: ARG BASE_TAG is used in FROM python:${{BASE_TAG}} but has no default value; "
+        "pass --build-arg BASE_TAG=<value>"
+    )
+    # And with the build arg it resolves
+    assert discover(path, {"BASE_TAG": "3.13"}).runtime_base == "docker.io/library/python:3.13"
+
+
+def test_arg_default_built_from_an_unset_arg_names_the_unset_one(tmp_path: Path) -> None:
+    # Given IMAGE=node:${VERSION} where VERSION has no default
+    path = write(tmp_path, "ARG VERSION\nARG IMAGE=node:${VERSION}\nFROM ${IMAGE}\n")
+    # When discovered, Then the error names VERSION, the ARG the user must give
+    message = error_of(path)
+    assert message.startswith(f"{path}:3: ARG VERSION is used in FROM")
+
+
+def test_invalid_reference_after_substitution_includes_the_reference(tmp_path: Path) -> None:
+    # Given an ARG default that makes an upper-case (invalid) repository name
+    path = write(tmp_path, "ARG NAME=Node\nFROM ${NAME}:22\n")
+    # When discovered
+    message = error_of(path)
+    # Then the message has the line, the FROM as written and the reference it became
+    assert message.startswith(f"{path}:2: FROM ${{NAME}}:22: invalid image reference 'Node:22'")
+
+
+def test_invalid_copy_from_reference_is_an_error(tmp_path: Path) -> None:
+    # Given a COPY --from naming no stage and no valid image
+    path = write(tmp_path, "FROM alpine:3.20\nCOPY --from=Not_A_Stage:x:y /a /a\n")
+    # When discovered, Then it is refused with the reference text
+    assert error_of(path).startswith(f"{path}:2: COPY --from: invalid image reference 'Not_A_Stage:x:y'")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "the file is empty"),
+        ("# just a comment\n\n", "no instructions"),
+        ("ARG A=1\n", "no FROM"),
+    ],
+)
+def test_empty_file_or_no_from_is_an_error(tmp_path: Path, text: str, reason: str) -> None:
+    # Given a file with no FROM
+    path = write(tmp_path, text)
+    # When discovered, Then it is refused with file and line
+    message = error_of(path)
+    assert message.startswith(f"{path}:1: ")
+    assert reason in message
+
+
+# ---- which files ---------------------------------------------------------------------------
+
+
+def test_find_dockerfiles_in_a_directory_and_as_files(tmp_path: Path) -> None:
+    # Given a directory with Dockerfiles, their ignore files and other files, and a file elsewhere
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in [
+        "Dockerfile",
+        "Containerfile",
+        "api.Dockerfile",
+        "Dockerfile.dev",
+        "Dockerfile.dockerignore",
+        "README.md",
+    ]:
+        (project / name).write_text("FROM alpine\n")
+    (project / "sub").mkdir()
+    (project / "sub" / "Dockerfile").write_text("FROM alpine\n")
+    other = write(tmp_path, "FROM alpine\n", "custom.txt")
+    # When looked for (the Dockerfile also named directly)
+    found = find_dockerfiles([project, other, project / "Dockerfile"])
+    # Then the top-level Dockerfiles come in name order, then the file as given, without repeats
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
+        "project/Containerfile",
+        "project/Dockerfile",
+        "project/Dockerfile.dev",
+        "project/api.Dockerfile",
+        "custom.txt",
+    ]
+
+
+def test_find_dockerfiles_in_a_directory_without_any_is_an_error(tmp_path: Path) -> None:
+    # Given an empty directory and a missing path
+    # When looked for, Then each is refused by name
+    with pytest.raises(DiscoverError, match="no Dockerfile or Containerfile"):
+        find_dockerfiles([tmp_path])
+    with pytest.raises(DiscoverError, match="no such file"):
+        find_dockerfiles([tmp_path / "missing"])
+
+
+# ---- the command ---------------------------------------------------------------------------
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(discover_command, list(args))
+
+
+def test_command_dry_run_json_prints_exactly_what_it_would_register(tmp_path: Path) -> None:
+    # Given the acceptance Dockerfile
+    path = write(tmp_path, ACCEPTANCE)
+    # When `discover --dry-run --json` runs with an image and a build arg
+    result = run(
+        str(path), "--dry-run", "--json", "--image", "acme/api:2.4", "--build-arg", "NODE_VERSION=20"
+    )
+    # Then it prints the dependent with its normalized bases and the runtime base marked
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "dependents": [
+            {
+                "dockerfile": str(path),
+                "image": "docker.io/acme/api:2.4",
+                "bases": [
+                    "docker.io/library/node:20-slim",
+                    "docker.io/library/golang:1.23",
+                    "ghcr.io/astral-sh/uv:0.5.11",
+                ],
+                "runtime_base": "docker.io/library/node:20-slim",
+                "found": [
+                    {
+                        "ref": "docker.io/library/node:20-slim",
+                        "kind": "from",
+                        "stage": "runtime",
+                        "line": 5,
+                        "runtime": True,
+                    },
+                    {
+                        "ref": "docker.io/library/golang:1.23",
+                        "kind": "from",
+                        "stage": "build",
+                        "line": 8,
+                        "runtime": False,
+                    },
+                    {
+                        "ref": "ghcr.io/astral-sh/uv:0.5.11",
+                        "kind": "copy-from",
+                        "stage": "final",
+                        "line": 14,
+                        "runtime": False,
+                    },
+                ],
+            }
+        ]
+    }
+
+
+def test_command_dry_run_table_marks_the_runtime_base(tmp_path: Path) -> None:
+    # Given the acceptance Dockerfile
+    path = write(tmp_path, ACCEPTANCE)
+    # When `discover --dry-run` runs without --json
+    result = run(str(path), "--dry-run")
+    # Then a table has one row per base, and only the node row carries the runtime marker
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == str(path)
+    assert lines[1].split() == ["REF", "KIND", "STAGE", "LINE", "RUNTIME"]
+    assert [line.split() for line in lines[2:]] == [
+        ["docker.io/library/node:22-slim", "from", "runtime", "5", "runtime"],
+        ["docker.io/library/golang:1.23", "from", "build", "8"],
+        ["ghcr.io/astral-sh/uv:0.5.11", "copy-from", "final", "14"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "missing"),
+    [
+        ([], "--image and --project"),
+        (["--image", "acme/api:1"], "--project"),
+        (["--project", "api-build"], "--image"),
+    ],
+)
+def test_command_without_dry_run_requires_image_and_project(
+    tmp_path: Path, options: list[str], missing: str
+) -> None:
+    # Given a Dockerfile
+    path = write(tmp_path, ACCEPTANCE)
+    # When `discover` runs to register without --image and/or --project
+    result = run(str(path), *options)
+    # Then it is a usage error naming what is missing
+    assert result.exit_code == 2
+    assert f"registering needs {missing}" in result.stderr
+
+
+def test_command_registers_the_image_on_all_its_bases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a Dockerfile and a client that records what it is asked to register
+    path = write(tmp_path, ACCEPTANCE)
+    calls: list[dict[str, Any]] = []
+    client = types.ModuleType("patchprop_cli.client")
+    client.register_dependent = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "patchprop_cli.client", client)
+    # When `discover` runs with --image, --project, --owner and a build arg
+    result = run(
+        str(path),
+        *("--image", "acme/api:2.4", "--project", "api-build", "--owner", "team-a"),
+        *("--build-arg", "NODE_VERSION=20"),
+    )
+    # Then the image is registered once on all three bases, with the build args
+    assert result.exit_code == 0, result.output
+    assert calls == [
+        {
+            "image": "docker.io/acme/api:2.4",
+            "bases": [
+                "docker.io/library/node:20-slim",
+                "docker.io/library/golang:1.23",
+                "ghcr.io/astral-sh/uv:0.5.11",
+            ],
+            "project": "api-build",
+            "owner": "team-a",
+            "build_args": {"NODE_VERSION": "20"},
+        }
+    ]
+    assert "registered docker.io/acme/api:2.4" in result.stdout
+
+
+def test_command_reports_a_bad_dockerfile_with_file_and_line_and_exit_2(tmp_path: Path) -> None:
+    # Given a Dockerfile whose FROM needs an ARG nobody gives
+    path = write(tmp_path, "ARG TAG\nFROM node:${TAG}\n")
+    # When `discover --dry-run --json` runs
+    result = run(str(path), "--dry-run", "--json")
+    # Then it exits 2 with the file, line and ARG on stderr, and prints nothing on stdout
+    assert result.exit_code == 2
+    assert f"{path}:2: ARG TAG is used in FROM" in result.stderr
+    assert result.stdout == ""
+
+
+def test_command_refuses_one_image_for_several_dockerfiles(tmp_path: Path) -> None:
+    # Given a directory with two Dockerfiles
+    write(tmp_path, "FROM alpine:3.20\n", "Dockerfile")
+    write(tmp_path, "FROM debian:12\n", "Dockerfile.dev")
+    # When `discover` is given one --image for both
+    result = run(str(tmp_path), "--dry-run", "--image", "acme/api:1")
+    # Then it is a usage error; without --image both are listed
+    assert result.exit_code == 2
+    assert "2 Dockerfiles" in result.stderr
+    listed = run(str(tmp_path), "--dry-run", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [d["bases"] for d in json.loads(listed.stdout)["dependents"]] == [
+        ["docker.io/library/alpine:3.20"],
+        ["docker.io/library/debian:12"],
+    ]
+
+
+def test_command_rejects_a_malformed_build_arg(tmp_path: Path) -> None:
+    # Given a Dockerfile
+    path = write(tmp_path, "FROM alpine:3.20\n")
+    # When --build-arg has no `=`, Then it is a usage error on that option
+    result = run(str(path), "--dry-run", "--build-arg", "NOVALUE")
+    assert result.exit_code == 2
+    assert "--build-arg" in result.stderr
