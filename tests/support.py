@@ -24,6 +24,8 @@ class FakeBuilds:
     throttle: Any = None  # callable(call_number) -> bool
     calls: list[dict[str, Any]] = field(default_factory=list)
     started: list[dict[str, Any]] = field(default_factory=list)
+    # What each build leaves behind (the script's result), by build id; set by a test.
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def start_build(
         self,
@@ -41,6 +43,9 @@ class FakeBuilds:
             {"id": build_id, "project": project, "env": dict(env), "token": idempotency_token}
         )
         return build_id
+
+    def build_result(self, build_id: str) -> dict[str, Any] | None:
+        return self.results.get(build_id)
 
 
 def handler(name: str) -> Any:

@@ -167,6 +167,7 @@ def register_dependent(
     *,
     auto_rebuild: bool = True,
     cooldown_seconds: int = 0,
+    policy: str | None = None,
     api_url: str | None = None,
     client: ApiClient | None = None,
 ) -> dict[str, Any]:
@@ -182,5 +183,7 @@ def register_dependent(
         "auto_rebuild": auto_rebuild,
         "cooldown_seconds": cooldown_seconds,
     }
+    if policy:
+        body["policy"] = policy
     answer: dict[str, Any] = (client or ApiClient.for_url(api_url)).post("/dependents", body)
     return answer

@@ -31,6 +31,7 @@ OPTION_OF_FIELD = {
     "build_args": "--build-arg",
     "auto_rebuild": "--auto-rebuild",
     "cooldown_seconds": "--cooldown",
+    "policy": "--policy",
     "status": "--status",
     "limit": "--limit",
     "base": "--base",
@@ -140,6 +141,12 @@ def build_args_of(pairs: Iterable[str]) -> dict[str, str]:
     show_default=True,
     help="Least seconds between two rebuilds of it.",
 )
+@click.option(
+    "--policy",
+    default=None,
+    metavar="POLICY",
+    help="When a rebuild is promoted, e.g. 'fail_on=critical,high;ignore_unfixed=true' (see patchprop gate).",
+)
 @api_options
 def register(
     image: str,
@@ -151,6 +158,7 @@ def register(
     build_args: tuple[str, ...],
     auto_rebuild: bool,
     cooldown: int,
+    policy: str | None,
     api_url: str | None,
     as_json: bool,
 ) -> None:
@@ -170,6 +178,7 @@ def register(
             source_version,
             auto_rebuild=auto_rebuild,
             cooldown_seconds=cooldown,
+            policy=policy,
             client=client,
         )
     if as_json:
@@ -201,6 +210,12 @@ def register(
 @click.option(
     "--cooldown", type=click.IntRange(min=0), default=None, help="Least seconds between two rebuilds."
 )
+@click.option(
+    "--policy",
+    default=None,
+    metavar="POLICY",
+    help="When a rebuild is promoted, e.g. 'fail_on=critical,high;ignore_unfixed=true' ('' for the default).",
+)
 @api_options
 def update(
     image: str,
@@ -212,6 +227,7 @@ def update(
     build_args: tuple[str, ...],
     auto_rebuild: bool | None,
     cooldown: int | None,
+    policy: str | None,
     api_url: str | None,
     as_json: bool,
 ) -> None:
@@ -225,6 +241,7 @@ def update(
         "build_args": build_args_of(build_args) if build_args else None,
         "auto_rebuild": auto_rebuild,
         "cooldown_seconds": cooldown,
+        "policy": policy,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
@@ -290,6 +307,7 @@ def show(image: str, api_url: str | None, as_json: bool) -> None:
             "auto-rebuild",
             ("yes" if d["auto_rebuild"] else "no") + f", cooldown {d.get('cooldown_seconds', 0)}s",
         ),
+        ("policy", d.get("policy") or "default (fail on new CRITICAL or HIGH of its own)"),
         ("source", source),
         ("build args", " ".join(f"{k}={v}" for k, v in sorted(d.get("build_args", {}).items())) or "-"),
         ("built on it", ", ".join(answer["built_on_it"]) or "-"),

@@ -20,7 +20,12 @@ COLOURS = {
 
 
 def last_status(node: dict[str, Any]) -> str | None:
+    """The last rebuild's verdict when the gate blocked or failed it (a build that SUCCEEDED can
+    be either), else its build status."""
     last = node.get("last_rebuild") or {}
+    outcome = str(last.get("outcome") or "")
+    if outcome in ("blocked", "failed"):
+        return outcome.upper()
     status = last.get("status")
     return str(status) if status else None
 

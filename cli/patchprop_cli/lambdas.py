@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import logging
 import sys
 import time
 import uuid
@@ -107,7 +108,16 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
                     "SenderId": "local",
                     "ApproximateFirstReceiveTimestamp": "0",
                 },
-                "messageAttributes": {},
+                "messageAttributes": {
+                    name: {
+                        "stringValue": value.get("StringValue"),
+                        "binaryValue": value.get("BinaryValue"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": value["DataType"],
+                    }
+                    for name, value in m.get("MessageAttributes", {}).items()
+                },
                 "md5OfBody": m.get("MD5OfBody", ""),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue_arn,
@@ -154,13 +164,21 @@ def deliver_sqs(
     so SQS redelivers them and, past maxReceiveCount, redrives them to the DLQ.
     """
     answer = sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=batch_size, AttributeNames=["All"], WaitTimeSeconds=0
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=batch_size,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+        WaitTimeSeconds=0,
     )
     messages = answer.get("Messages", [])
     if not messages:
         return Delivery()
-    result = handler(sqs_event(messages, queue_arn), LocalContext(function_name=function_name)) or {}
-    failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+    try:
+        result = handler(sqs_event(messages, queue_arn), LocalContext(function_name=function_name)) or {}
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+    except Exception:  # the invocation failed: Lambda deletes nothing, the batch comes back
+        logging.getLogger(__name__).exception("invocation of %s failed", function_name)
+        failed = {m["MessageId"] for m in messages}
     done = [m for m in messages if m["MessageId"] not in failed]
     for start in range(0, len(done), 10):
         sqs.delete_message_batch(

@@ -183,6 +183,12 @@ class LocalCodeBuild:
         with self._lock:
             return [self._describe(self._builds[i]) for i in ids if i in self._builds]
 
+    def build_result(self, build_id: str) -> dict[str, Any] | None:
+        """What the finished build left (rebuild.sh's result file), as CodeBuild's PATCHPROP_RESULT."""
+        with self._lock:
+            build = self._builds.get(build_id)
+            return dict(build.result) if build is not None and build.result is not None else None
+
     def running(self) -> list[str]:
         """Ids of the builds queued or running."""
         with self._lock:

@@ -86,8 +86,13 @@ class Stack:
 
     @property
     def resources(self) -> dict[str, Any]:
-        # Fn::ForEach blocks (IAM policies per project) make nothing that runs locally.
-        return {k: v for k, v in self.template["Resources"].items() if not k.startswith("Fn::ForEach::")}
+        # Fn::ForEach blocks (IAM policies per project) make nothing that runs locally; a resource
+        # whose Condition is false (the Slack function without its secret) is not there.
+        return {
+            k: v
+            for k, v in self.template["Resources"].items()
+            if not k.startswith("Fn::ForEach::") and ("Condition" not in v or self.condition(v["Condition"]))
+        }
 
     def of_type(self, kind: str) -> dict[str, Any]:
         return {k: v for k, v in self.resources.items() if v["Type"] == kind}

@@ -32,7 +32,12 @@ class PatchRecord(SqsRecordModel):
     body: Json[PatchRequest]
 
 
-processor = BatchProcessor(event_type=EventType.SQS, model=PatchRecord)
+processor = BatchProcessor(
+    event_type=EventType.SQS,
+    model=PatchRecord,
+    # Report every record as failed rather than raise: SQS retries just those, the same way.
+    raise_on_entire_batch_failure=False,
+)
 # One plan per (base, digest), however many webhooks, polls and redeliveries report it.
 idempotency = IdempotencyConfig(event_key_jmespath="[base, digest]", expires_after_seconds=24 * 3600)
 
@@ -51,9 +56,14 @@ def record_handler(record: PatchRecord) -> dict:
         )
         logger.info(
             "patch planned",
-            extra={"patch": result.patch_id, "rebuilds": result.rebuilds, "skipped": result.skipped},
+            extra={
+                "patch": result.patch_id,
+                "rebuilds": result.rebuilds,
+                "released": result.released,
+                "skipped": result.skipped,
+            },
         )
-        return {"patch": result.patch_id, "rebuilds": result.rebuilds}
+        return {"patch": result.patch_id, "rebuilds": result.rebuilds, "released": result.released}
 
     return plan(patch=record.body)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from functools import partial
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,9 +18,11 @@ from aws_lambda_powertools.utilities.parser.types import Json
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
+from patchprop.alerts import NotifyFormat
 from patchprop.config import EnvVars, env_vars
-from patchprop.errors import BuildThrottled
-from patchprop.logic.outcome import notify_once
+from patchprop.errors import BuildThrottled, CapReached
+from patchprop.logic.outcome import count_skipped, tell_finished
+from patchprop.logic.plan import advance_cascade
 from patchprop.logic.rebuild import start_rebuild
 from patchprop.models import RebuildRequest
 
@@ -28,6 +31,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 MAX_BACKOFF = 900  # seconds
+CAP_WAIT = 30  # seconds before a rebuild waiting for a free slot of the cap looks again
 
 
 class Env(EnvVars):
@@ -35,7 +39,9 @@ class Env(EnvVars):
     IDEMPOTENCY_TABLE_NAME: str
     REBUILD_QUEUE_URL: str
     REBUILD_PROJECTS: str
+    BUILD_CONCURRENCY_CAP: int = 20
     TOPIC_ARN: str
+    NOTIFY_FORMAT: NotifyFormat = "email"
 
     @property
     def projects(self) -> frozenset[str]:
@@ -46,7 +52,12 @@ class RebuildRecord(SqsRecordModel):
     body: Json[RebuildRequest]
 
 
-processor = BatchProcessor(event_type=EventType.SQS, model=RebuildRecord)
+processor = BatchProcessor(
+    event_type=EventType.SQS,
+    model=RebuildRecord,
+    # Report every record as failed rather than raise: SQS retries just those, the same way.
+    raise_on_entire_batch_failure=False,
+)
 # Two deliveries of one rebuild at once: the second waits (fails, retried) instead of racing.
 idempotency = IdempotencyConfig(event_key_jmespath="rebuild_id", expires_after_seconds=7 * 24 * 3600)
 
@@ -67,9 +78,28 @@ def record_handler(record: RebuildRecord) -> dict:
     )
     def start(request: RebuildRequest) -> dict:
         rebuild = start_rebuild(
-            request, store=store, builds=wiring.codebuild(), allowed_projects=env.projects
+            request,
+            store=store,
+            builds=wiring.codebuild(),
+            allowed_projects=env.projects,
+            cap=env.BUILD_CONCURRENCY_CAP,
         )
-        notify_once(rebuild, store=store, topic=wiring.topic(env.TOPIC_ARN))  # only if it never started
+        if rebuild is None:
+            return {"rebuild_id": request.rebuild_id, "status": "SUPERSEDED", "build_id": None}
+        # Only if it never started: say so, and block what waits on it in its cascade.
+        tell_finished(rebuild, store=store, topic=wiring.topic(env.TOPIC_ARN), template=env.NOTIFY_FORMAT)
+        advance_cascade(
+            rebuild,
+            store=store,
+            rebuild_queue=wiring.queue(env.REBUILD_QUEUE_URL),
+            skipped=partial(
+                count_skipped,
+                rebuild.cascade or "",
+                store=store,
+                topic=wiring.topic(env.TOPIC_ARN),
+                template=env.NOTIFY_FORMAT,
+            ),
+        )
         return {
             "rebuild_id": rebuild.rebuild_id,
             "status": rebuild.status.value,
@@ -78,6 +108,12 @@ def record_handler(record: RebuildRecord) -> dict:
 
     try:
         result = start(request=record.body)
+    except CapReached:
+        # Waiting for our own cap is not a failure: send it again (delayed) and take this one
+        # off the queue, so waits never count towards the DLQ's maxReceiveCount.
+        wiring.queue(env.REBUILD_QUEUE_URL).send(record.body, delay=CAP_WAIT)
+        metrics.add_metric("RebuildWaitingForCap", MetricUnit.Count, 1)
+        return {"rebuild_id": record.body.rebuild_id, "status": "WAITING", "build_id": None}
     except BuildThrottled as exc:
         delay = backoff(int(record.attributes.ApproximateReceiveCount))
         logger.warning(

@@ -180,8 +180,16 @@ def test_reregistering_with_fewer_bases_removes_the_old_edge(api: ApiServer, sto
         ("a/b:1", "node:22", "bad project", (), "--project", "String should match pattern"),
         ("a/b:1", "node:22", "other-project", (), "--project", "is not one this stack may start"),
         ("a/b:1", "node:22", PROJECTS[0], ("--build-arg", "NOEQUALS"), "--build-arg", "is not NAME=VALUE"),
+        (
+            "a/b:1",
+            "node:22",
+            PROJECTS[0],
+            ("--policy", "fail_on=severe"),
+            "--policy",
+            "'severe' is not a severity",
+        ),
     ],
-    ids=["bad-image", "digest-base", "bad-project", "forbidden-project", "bad-build-arg"],
+    ids=["bad-image", "digest-base", "bad-project", "forbidden-project", "bad-build-arg", "bad-policy"],
 )
 def test_bad_input_names_the_option_and_writes_nothing(
     api: ApiServer,
@@ -226,6 +234,20 @@ def test_update_changes_only_what_is_given(api: ApiServer, store: Store) -> None
     stored = store.get_dependent(APP)
     assert stored is not None
     assert (stored.auto_rebuild, stored.owner) == (False, "team-a")
+
+
+def test_a_policy_is_registered_changed_and_reset(api: ApiServer, store: Store) -> None:
+    # Given an image registered with a promotion policy
+    assert register("acme/app:1", "node:22", extra=("--policy", "fail_on=critical")).exit_code == 0
+    assert store.get_dependent(APP).policy == "fail_on=critical"  # type: ignore[union-attr]
+    # When the policy is changed, then reset to the default
+    changed = run("update", "acme/app:1", "--policy", "ignore_unfixed=true")
+    assert changed.exit_code == 0, changed.output
+    assert store.get_dependent(APP).policy == "ignore_unfixed=true"  # type: ignore[union-attr]
+    reset = run("update", "acme/app:1", "--policy", "")
+    # Then the stored policy follows each time
+    assert reset.exit_code == 0, reset.output
+    assert store.get_dependent(APP).policy is None  # type: ignore[union-attr]
 
 
 def test_update_of_an_unknown_image_fails_with_404(api: ApiServer) -> None:

@@ -157,7 +157,7 @@ def test_rebuild_is_pushed_pinned_with_base_annotations(
 ) -> None:
     # Given a dependent whose Dockerfile builds FROM ${BASE_IMAGE}
     src = context(tmp_path, "app", dependent())
-    env = rebuild_env(base, "acme/app:1")
+    env = {**rebuild_env(base, "acme/app:1"), "SCAN": "off"}
     # When the local CodeBuild rebuilds it on the pinned base
     build_id = builds.start_build(PROJECT, env, "token-app", source_location=str(src))
     assert builds.wait(120)
@@ -175,7 +175,9 @@ def test_rebuild_is_pushed_pinned_with_base_annotations(
     # And the build's result is the image the registry holds
     (described,) = builds.batch_get_builds([build_id])
     assert described["buildStatus"] == "SUCCEEDED"
-    assert described["result"] == {"image": env["TARGET_IMAGE"], "digest": digest, "base": base.pinned}
+    result = {"image": env["TARGET_IMAGE"], "digest": digest, "base": base.pinned, "scanned": False}
+    assert described["result"] == result
+    assert builds.build_result(build_id) == result  # what build events reads back
 
 
 def test_failing_dockerfile_fails_alone_with_its_log(
@@ -329,3 +331,165 @@ def test_stop_build_ends_a_running_build_stopped(
     assert builds.wait(20)
     assert statuses(events, build_id) == ["IN_PROGRESS", "STOPPED"]
     assert builds.running() == []
+
+
+# ---- scan, sign, report: the script's optional steps, with stand-ins for trivy, cosign, aws -----
+
+STUBS = {
+    "trivy": """#!/bin/sh
+echo "trivy $*" >> "$STUB_LOG"
+out=""; format=""
+while [ $# -gt 0 ]; do
+  case "$1" in --output) out=$2; shift ;; --format) format=$2; shift ;; esac
+  shift
+done
+if [ "$format" = cyclonedx ]; then echo '{"bomFormat": "CycloneDX"}' > "$out"
+else echo '{"SchemaVersion": 2, "Results": []}' > "$out"; fi
+""",
+    "cosign": """#!/bin/sh
+echo "cosign $*" >> "$STUB_LOG"
+if [ "$1" = verify ] && [ -n "$COSIGN_STUB_REFUSE" ]; then echo "no matching signatures" >&2; exit 1; fi
+""",
+    "aws": """#!/bin/sh
+echo "aws $*" >> "$STUB_LOG"
+""",
+}
+
+
+@pytest.fixture
+def stubbed(tmp_path: Path, events: list[dict[str, Any]]) -> Iterator[tuple[LocalCodeBuild, Path]]:
+    """A local CodeBuild whose PATH has the stand-ins first; each logs its arguments to a file."""
+    bin_dir, log = tmp_path / "stubs", tmp_path / "stubs.log"
+    bin_dir.mkdir()
+    for name, text in STUBS.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    extra = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log)}
+    local = LocalCodeBuild([PROJECT], tmp_path / "work", emit=events.append, extra_env=extra)
+    try:
+        yield local, log
+    finally:
+        local.shutdown()
+
+
+def calls(log: Path, tool: str) -> list[str]:
+    return [line for line in (log.read_text() if log.exists() else "").splitlines() if line.startswith(tool)]
+
+
+def test_with_trivy_the_pushed_image_and_its_base_are_scanned_and_the_reports_named(
+    base: Base, stubbed: tuple[LocalCodeBuild, Path], events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given trivy installed and a VEX document for the base
+    builds, log = stubbed
+    env = {**rebuild_env(base, "acme/scanned:1"), "PATCHPROP_BASE_VEX": "/vex/base.openvex.json"}
+    # When it is rebuilt (no REPORTS_URI: reports stay with the build)
+    build_id = builds.start_build(
+        PROJECT, env, "t-scan", source_location=str(context(tmp_path, "app", dependent()))
+    )
+    assert builds.wait(120)
+    # Then the pushed digest and the base were scanned (with the VEX), and an SBOM made
+    assert_statuses(events, build_id, ["IN_PROGRESS", "SUCCEEDED"])
+    result = builds.build_result(build_id)
+    assert result is not None and result["scanned"] is True
+    pushed = f"{env['TARGET_IMAGE'].rsplit(':', 1)[0]}@{result['digest']}"
+    trivy = calls(log, "trivy")
+    assert len(trivy) == 3
+    report = Path(urlparse(result["report"]).path)
+    assert trivy[0].endswith(f"--vex /vex/base.openvex.json --format json --output {report} {pushed}")
+    assert "--format cyclonedx" in trivy[1] and trivy[1].endswith(pushed)
+    assert "--vex /vex/base.openvex.json" in trivy[2] and trivy[2].endswith(base.pinned)
+    assert all("--insecure" in call for call in trivy)  # the local registry is plain HTTP
+    # And the result names readable reports by file:// URIs, which the gate's reader reads
+    from patchprop.reports import Reports
+    from patchprop.scan import parse_report
+
+    for key in ("report", "base_report"):
+        assert result[key].startswith("file://")
+        assert parse_report(Reports(allow_files=True).read_report(result[key])).total == 0
+    assert result["sbom"].startswith("file://") and result["sbom"].endswith("sbom.cdx.json")
+
+
+def test_reports_go_to_s3_the_base_is_verified_and_the_image_signed_with_kms(
+    base: Base, stubbed: tuple[LocalCodeBuild, Path], events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a verification key, a reports bucket and a KMS signing key
+    builds, log = stubbed
+    key = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"
+    env = {
+        **rebuild_env(base, "acme/signed:1"),
+        "COSIGN_VERIFY_KEY": "cosign.pub",
+        "REPORTS_URI": "s3://reports-bucket/reports/",
+        "COSIGN_KMS_KEY": key,
+    }
+    # When it is rebuilt
+    build_id = builds.start_build(
+        PROJECT, env, "t-sign", source_location=str(context(tmp_path, "app", dependent()))
+    )
+    assert builds.wait(120)
+    # Then the base was verified before anything else, the reports uploaded, the digest signed
+    assert_statuses(events, build_id, ["IN_PROGRESS", "SUCCEEDED"])
+    result = builds.build_result(build_id)
+    assert result is not None
+    prefix = f"s3://reports-bucket/reports/{env['PATCHPROP_REBUILD_ID']}"
+    assert (result["report"], result["base_report"], result["sbom"]) == (
+        f"{prefix}/report.json",
+        f"{prefix}/base-report.json",
+        f"{prefix}/sbom.cdx.json",
+    )
+    assert sorted(c.split()[-1] for c in calls(log, "aws")) == sorted(
+        [result["report"], result["base_report"], result["sbom"]]
+    )
+    pushed = f"{env['TARGET_IMAGE'].rsplit(':', 1)[0]}@{result['digest']}"
+    verify, sign = calls(log, "cosign")
+    assert verify == f"cosign verify --key cosign.pub --allow-insecure-registry {base.pinned}"
+    assert sign == (
+        f"cosign sign --yes --key awskms:///{key} --tlog-upload=false --allow-insecure-registry {pushed}"
+    )
+
+
+def test_a_base_that_does_not_verify_is_not_built_on(
+    base: Base, stubbed: tuple[LocalCodeBuild, Path], events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a verification key the base's signature does not match
+    builds, log = stubbed
+    env = {
+        **rebuild_env(base, "acme/unverified:1"),
+        "COSIGN_VERIFY_KEY": "cosign.pub",
+        "COSIGN_STUB_REFUSE": "1",
+    }
+    # When it is rebuilt
+    build_id = builds.start_build(
+        PROJECT, env, "t-refuse", source_location=str(context(tmp_path, "app", dependent()))
+    )
+    assert builds.wait(60)
+    # Then the build FAILED saying why, and nothing was built, pushed or scanned
+    assert statuses(events, build_id) == ["IN_PROGRESS", "FAILED"]
+    text = log_text(final_event(events, build_id))
+    assert f"the signature of {base.pinned} does not verify with cosign.pub: not building on it" in text
+    assert "building" not in text.replace("not building", "") and calls(log, "trivy") == []
+
+
+def test_a_required_scan_without_trivy_fails_before_building(
+    base: Base, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given SCAN=required on a machine with buildah but no trivy
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "buildah").symlink_to(shutil.which("buildah") or "/usr/bin/buildah")
+    local = LocalCodeBuild([PROJECT], tmp_path / "work", emit=events.append, extra_env={"PATH": str(bin_dir)})
+    env = {**rebuild_env(base, "acme/unscannable:1"), "SCAN": "required"}
+    try:
+        # When it is rebuilt
+        build_id = start_build_in(local, env, tmp_path)
+        assert local.wait(60)
+    finally:
+        local.shutdown()
+    # Then it FAILED before building, saying what is missing
+    assert statuses(events, build_id) == ["IN_PROGRESS", "FAILED"]
+    text = log_text(final_event(events, build_id))
+    assert "SCAN=required but trivy is not installed in the build image" in text
+
+
+def start_build_in(builds: LocalCodeBuild, env: dict[str, str], tmp_path: Path) -> str:
+    source = context(tmp_path, "app", dependent())
+    return builds.start_build(PROJECT, env, env["PATCHPROP_REBUILD_ID"], source_location=str(source))

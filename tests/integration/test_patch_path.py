@@ -15,7 +15,7 @@ import pytest
 import requests
 from support import FakeBuilds, drain, handler
 
-from patchprop import wiring
+from patchprop import config, wiring
 from patchprop.models import Dependent
 from patchprop.registry import RegistryClient
 from patchprop.store import Store
@@ -186,8 +186,10 @@ def test_poller_finds_a_new_push_with_one_head_per_base_and_takes_the_same_path(
     assert {b["env"]["BASE_IMAGE_DIGEST"] for b in builds.started} == {new}
 
 
-def test_every_finished_build_yields_exactly_one_sns_message(aws, builds, local_registry, base):
-    # Given 3 rebuilds started after a push, and a queue subscribed to the outcome topic
+def test_every_finished_build_yields_exactly_one_sns_message(aws, builds, local_registry, base, monkeypatch):
+    # Given 3 rebuilds started after a push, no scan required, and a queue subscribed to the topic
+    monkeypatch.setenv("REQUIRE_SCAN", "false")
+    config.env_vars.cache_clear()
     url = subscribe_outcomes(aws)
     new = republish(local_registry, base, "4")
     deliver_webhook(aws, f"{local_registry.address}/{base['repo']}", "1")
@@ -195,9 +197,12 @@ def test_every_finished_build_yields_exactly_one_sns_message(aws, builds, local_
     # When CodeBuild reports IN_PROGRESS then SUCCEEDED, each event delivered twice (replays)
     finish_builds(builds, "IN_PROGRESS", times=2)
     finish_builds(builds, "SUCCEEDED", times=2)
-    # Then exactly one message per build, with the attributes filter policies match on
-    messages = outcomes(url)
-    assert len(messages) == 3
+    # Then exactly one message per build (not scanned: "succeeded"), with the attributes filter
+    # policies match on, and one summary of the patch
+    everything = outcomes(url)
+    summaries = [m for m in everything if m["MessageAttributes"]["outcome"]["Value"] == "summary"]
+    messages = [m for m in everything if m not in summaries]
+    assert len(messages) == 3 and len(summaries) == 1
     attributes = sorted(
         (
             m["MessageAttributes"]["image"]["Value"],

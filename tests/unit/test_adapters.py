@@ -1,13 +1,18 @@
-"""Adapters at the edge: the exact CodeBuild request, and which CodeBuild errors mean "later"."""
+"""Adapters at the edge: the exact CodeBuild requests, which CodeBuild errors mean "later", and
+reading scan reports by location."""
 
 from __future__ import annotations
+
+import json
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from patchprop.builds import CodeBuild
+from patchprop.builds import BuildLookupFailed, CodeBuild
 from patchprop.errors import BuildStartFailed, BuildThrottled
+from patchprop.reports import Reports, report_link
+from patchprop.scan import ScanReportError
 
 
 @pytest.fixture
@@ -75,3 +80,99 @@ def test_source_location_becomes_the_right_override(location, override):
     from patchprop.builds import source_override
 
     assert source_override(location) == override
+
+
+# ---- what a finished build left behind (BatchGetBuilds → exportedEnvironmentVariables) --------
+
+
+def test_build_result_is_the_exported_patchprop_result(stubbed):
+    # Given a build that exported PATCHPROP_RESULT among other variables
+    codebuild, stubber = stubbed
+    result = {"image": "acme/app:1", "digest": "sha256:" + "e" * 64, "scanned": True, "report": "s3://b/k"}
+    exported = [
+        {"name": "OTHER", "value": "x"},
+        {"name": "PATCHPROP_RESULT", "value": json.dumps(result)},
+    ]
+    stubber.add_response(
+        "batch_get_builds",
+        {"builds": [{"id": "proj:1234", "exportedEnvironmentVariables": exported}]},
+        {"ids": ["proj:1234"]},
+    )
+    # When its result is read by its build id (not the ARN events carry)
+    # Then it is the parsed JSON
+    assert codebuild.build_result("proj:1234") == result
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param({"id": "proj:1"}, id="nothing-exported"),
+        pytest.param(
+            {
+                "id": "proj:1",
+                "exportedEnvironmentVariables": [{"name": "PATCHPROP_RESULT", "value": "{oops"}],
+            },
+            id="not-json",
+        ),
+        pytest.param(
+            {"id": "proj:1", "exportedEnvironmentVariables": [{"name": "PATCHPROP_RESULT", "value": "[1]"}]},
+            id="not-an-object",
+        ),
+    ],
+)
+def test_a_build_without_a_readable_result_has_none(stubbed, build):
+    codebuild, stubber = stubbed
+    stubber.add_response("batch_get_builds", {"builds": [build]}, {"ids": ["proj:1"]})
+    assert codebuild.build_result("proj:1") is None
+
+
+def test_a_build_codebuild_does_not_know_has_no_result(stubbed):
+    codebuild, stubber = stubbed
+    stubber.add_response(
+        "batch_get_builds", {"builds": [], "buildsNotFound": ["proj:1"]}, {"ids": ["proj:1"]}
+    )
+    assert codebuild.build_result("proj:1") is None
+
+
+def test_a_failed_lookup_is_raised_so_the_event_is_retried(stubbed):
+    codebuild, stubber = stubbed
+    stubber.add_client_error(
+        "batch_get_builds", service_error_code="ThrottlingException", http_status_code=400
+    )
+    with pytest.raises(BuildLookupFailed, match="ThrottlingException"):
+        codebuild.build_result("proj:1")
+
+
+# ---- scan reports by location ---------------------------------------------------------------
+
+
+def test_file_reports_are_read_outside_lambda_only(tmp_path):
+    # Given a report file
+    path = tmp_path / "report.json"
+    path.write_bytes(b'{"SchemaVersion": 2}')
+    # When it is read where files may be read, and inside Lambda
+    # Then the first gets its bytes, and the second refuses the location
+    assert Reports(allow_files=True).read_report(path.as_uri()) == b'{"SchemaVersion": 2}'
+    with pytest.raises(ScanReportError, match="not a location patchprop reads"):
+        Reports(allow_files=False).read_report(path.as_uri())
+
+
+def test_a_missing_or_too_large_report_is_a_scan_report_error(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_bytes(b"x" * 101)
+    reports = Reports(allow_files=True, max_bytes=100)
+    with pytest.raises(ScanReportError, match="larger than the 100 bytes"):
+        reports.read_report(big.as_uri())
+    with pytest.raises(ScanReportError, match="cannot be read"):
+        reports.read_report((tmp_path / "missing.json").as_uri())
+    with pytest.raises(ScanReportError, match="not a location"):
+        reports.read_report("https://example.com/report.json")
+
+
+def test_report_links_open_s3_reports_in_the_console():
+    assert report_link("s3://bucket/reports/rb-1/report.json") == (
+        "https://s3.console.aws.amazon.com/s3/object/bucket?prefix=reports/rb-1/report.json"
+    )
+    assert report_link("file:///tmp/r.json") == "file:///tmp/r.json"
+    assert report_link(None) is None

@@ -2,14 +2,26 @@
 each within SNS's 256 KB with its attributes."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 from patchprop import alerts
-from patchprop.alerts import Alert, attribute_bytes, attributes, block_kit, chatbot, email, fit, message
+from patchprop.alerts import (
+    Alert,
+    PatchSummary,
+    attribute_bytes,
+    attributes,
+    block_kit,
+    chatbot,
+    email,
+    fit,
+    message,
+    summary_email,
+    summary_message,
+)
 from patchprop.logic.gate import Policy, gate
 from patchprop.models import Rebuild, RebuildStatus
 from patchprop.scan import Finding, ScanReport, Severity, parse_report
@@ -136,6 +148,7 @@ def test_attributes_route_on_outcome_and_severity_with_a_numeric_rank():
         "image": "docker.io/acme/payments-api:2.4",
         "base": "docker.io/library/python:3.12-slim-bookworm",
         "owner": "team-payments",
+        "rebuild_id": "rb-1",
     }
     assert type(found["severity_rank"]) is int
     # no owner, nothing new: the owner is left out, severity NONE with rank 0
@@ -148,6 +161,7 @@ def test_attributes_route_on_outcome_and_severity_with_a_numeric_rank():
         "severity_rank": 0,
         "image": "docker.io/acme/payments-api:2.4",
         "base": "docker.io/library/python:3.12-slim-bookworm",
+        "rebuild_id": "rb-1",
     }
 
 
@@ -275,3 +289,50 @@ def test_message_carries_the_same_attributes_whatever_the_template():
     assert {m.subject for m in sent.values()} == {email(alert)[0]}
     assert all(m.attributes == attributes(alert) for m in sent.values())
     assert alerts.MAX_MESSAGE_BYTES == LIMIT
+
+
+# ---- the patch summary ----------------------------------------------------------------------
+
+
+def _summary(**counts: int) -> PatchSummary:
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    return PatchSummary(
+        base="docker.io/library/python:3.12-slim-bookworm",
+        digest="sha256:" + "2" * 64,
+        previous_digest="sha256:" + "1" * 64,
+        detected_at=start,
+        last_finished_at=start + timedelta(minutes=12, seconds=5),
+        **counts,
+    )
+
+
+def test_a_patch_summary_says_how_many_were_rebuilt_how_they_came_out_and_how_long_it_took():
+    # Given a patch of 4 images: 2 promoted, 1 blocked, 1 failed, 12 minutes from push to last
+    summary = _summary(rebuilds=4, finished=4, promoted=2, blocked=1, failed=1)
+    # When it is written for email, Amazon Q and Slack
+    sent = summary_message(summary)
+    chat = json.loads(summary_message(summary, "chatbot").body)
+    slack = json.loads(summary_message(summary, "slack").body)
+    # Then each says the same, and it routes as a summary of that base
+    line = "3 of 4 images rebuilt (2 promoted, 1 blocked, 1 failed) in 12m 05s"
+    assert (
+        sent.subject
+        == "patchprop: docker.io/library/python:3.12-slim-bookworm patched - 3/4 rebuilt, 1 blocked, 1 failed"
+    )
+    assert line in sent.body and "Push to last rebuild: 12m 05s" in sent.body
+    assert line in chat["content"]["description"] and chat["version"] == "1.0"
+    assert line in slack["text"] and slack["blocks"][0]["type"] == "header"
+    assert sent.attributes == {
+        "outcome": "summary",
+        "base": "docker.io/library/python:3.12-slim-bookworm",
+        "base_digest": "sha256:" + "2" * 64,
+    }
+
+
+def test_a_summary_subject_stays_within_100_ascii_characters():
+    long = _summary(rebuilds=100, finished=100, blocked=50, failed=50).model_copy(
+        update={"base": "registry.example.com/" + "very-long-name/" * 10 + "base:1"}
+    )
+    subject = summary_email(long)[0]
+    assert len(subject) <= 100 and subject.isascii()
+    assert subject.endswith("patched - 50/100 rebuilt, 50 blocked, 50 failed")  # blocked ones were built

@@ -257,3 +257,21 @@ def test_cli_help_documents_the_exit_codes():
 def test_gate_result_json_round_trips():
     result = _acceptance()
     assert GateResult.model_validate(json.loads(result.model_dump_json())) == result
+
+
+def test_gate_is_a_command_of_patchprop():
+    # Given the patchprop command
+    from patchprop_cli.main import cli
+
+    # When `patchprop gate` runs on the acceptance scenario's reports
+    args = [
+        "gate",
+        "--report",
+        str(GATE / "rebuilt.trivy.json"),
+        "--previous",
+        str(GATE / "previous.trivy.json"),
+    ]
+    result = CliRunner().invoke(cli, args)
+    # Then it is the same gate: blocked, exit 1
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("BLOCKED\n")

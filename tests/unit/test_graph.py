@@ -107,6 +107,16 @@ def test_marks_follow_the_last_rebuild_status(status: str | None, expected: str 
     assert mark(node) == expected
 
 
+@pytest.mark.parametrize(
+    ("outcome", "expected"), [("blocked", "blocked"), ("failed", "failed"), ("promoted", None)]
+)
+def test_a_build_that_succeeded_is_marked_by_the_gates_verdict(outcome: str, expected: str | None) -> None:
+    # Given a node whose last build SUCCEEDED and which the gate then judged
+    node = {"ref": APP, "last_rebuild": {"status": "SUCCEEDED", "outcome": outcome}}
+    # When it is marked, then the verdict decides
+    assert mark(node) == expected
+
+
 def test_nothing_is_marked_when_every_rebuild_succeeded() -> None:
     # Given the graph with every last rebuild succeeded
     graph = copy.deepcopy(_graph())

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 from support import handler
 
+from patchprop.alerts import Alert, message
 from patchprop.logic.detect import token_matches
-from patchprop.logic.outcome import outcome_message
 from patchprop.logic.rebuild import build_env
 from patchprop.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
 from patchprop.web import parse_body
@@ -42,6 +42,7 @@ def test_build_env_pins_base_and_carries_ids():
 
 
 def test_outcome_message_reads_in_an_email_and_has_filter_attributes():
+    # Given a rebuild whose build failed
     request = _request()
     rebuild = Rebuild(
         **request.model_dump(exclude={"source_location", "source_version", "build_args"}),
@@ -50,18 +51,21 @@ def test_outcome_message_reads_in_an_email_and_has_filter_attributes():
         log_url="https://logs/x",
         finished_at=datetime(2026, 11, 27, tzinfo=UTC),
     )
-    message = outcome_message(rebuild)
-    assert message.subject == "patchprop: docker.io/acme/app:1 rebuild failed"
-    assert len(message.subject) <= 100
-    assert f"{D1}\n             -> {D2}" in message.body
-    assert "https://logs/x" in message.body
-    assert message.attributes == {
+    # When its outcome message is written (the one way: alerts.message)
+    told = message(Alert.from_rebuild(rebuild))
+    # Then it reads in an email and carries the attributes filter policies and Slack use
+    assert told.subject == "patchprop: docker.io/acme/app:1 failed"
+    assert len(told.subject) <= 100
+    assert f"{D1}\n             -> {D2}" in told.body
+    assert "https://logs/x" in told.body
+    assert told.attributes == {
         "outcome": "failed",
+        "severity": "NONE",
+        "severity_rank": 0,
         "image": "docker.io/acme/app:1",
         "base": "docker.io/library/node:22",
-        "project": "p1",
-        "status": "FAILED",
         "owner": "team-a",
+        "rebuild_id": request.rebuild_id,
     }
 
 

@@ -12,6 +12,7 @@ import ast
 import copy
 import importlib.util
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -136,6 +137,18 @@ KNOWN_MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
 }
 
 
+# New objects under one key prefix of one bucket of this stack, "${Bucket.Arn}/reports/*": an S3
+# object ARN has no other way to name objects that do not exist yet, so the "*" is no wildcard.
+SCOPED_OBJECT_PREFIX = re.compile(r"^\$\{[A-Za-z0-9]+\.Arn\}(/[A-Za-z0-9._-]+)+/\*$")
+
+
+def is_wildcard(resource: Any) -> bool:
+    sub = resource.get("Fn::Sub") if isinstance(resource, dict) and len(resource) == 1 else None
+    if isinstance(sub, str) and SCOPED_OBJECT_PREFIX.fullmatch(sub):
+        return False
+    return any("*" in text for text in literal_strings(resource))
+
+
 def is_read_only(action: str) -> bool:
     _, _, name = action.partition(":")
     return name.startswith(READ_ONLY_PREFIXES)
@@ -188,7 +201,7 @@ def statement_findings(statement: Any, where: str) -> list[Finding]:
         # A resource policy (queue, topic) applies to the resource it is attached to.
         return findings if "Principal" in statement else [*findings, f"{where}: no Resource"]
     resources = _as_list(statement["Resource"])
-    wildcards = [r for r in resources if any("*" in text for text in literal_strings(r))]
+    wildcards = [r for r in resources if is_wildcard(r)]
     writes = [a for a in actions if not is_read_only(a) and a not in WILDCARD_WRITE_EXCEPTIONS]
     if wildcards and writes:
         findings.append(f"{where}: {writes} on wildcard resource {wildcards}")
@@ -448,6 +461,18 @@ TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
             id="inside-fn-if",
         ),
         pytest.param(
+            _role_with(
+                {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${Bucket.Arn}/*"}}
+            ),
+            "on wildcard resource",
+            id="whole-bucket",
+        ),
+        pytest.param(
+            _role_with({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::*/reports/*"}),
+            "on wildcard resource",
+            id="any-bucket",
+        ),
+        pytest.param(
             _role_with({"Effect": "Allow", "NotAction": "iam:*", "Resource": TABLE_ARN}),
             "NotAction",
             id="not-action",
@@ -468,10 +493,12 @@ def test_iam_checker_reports_wildcards(template: Template, expected: str) -> Non
 
 
 def test_iam_checker_allows_reads_and_documented_exceptions_on_wildcards() -> None:
-    # Given reads and X-Ray uploads on "*", and SAM's default managed policies
+    # Given reads and X-Ray uploads on "*", writes under one key prefix of a bucket of the stack,
+    # and SAM's default managed policies
     template = _role_with(
         {"Effect": "Allow", "Action": ["dynamodb:Query", "sqs:ReceiveMessage"], "Resource": "*"},
         {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${Bucket.Arn}/reports/*"}},
         managed=[
             {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
             "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
@@ -507,7 +534,7 @@ def test_every_work_queue_has_a_redrive_policy(cfn: Template) -> None:
     queues = set(resources_of(cfn, "AWS::SQS::Queue"))
     dlqs = dead_letter_queues(cfn)
     assert dlqs == {name for name in queues if name.endswith("DLQ")}  # every *DLQ is wired as one
-    assert queues - dlqs == {"PatchQueue", "RebuildQueue"}
+    assert queues - dlqs == {"PatchQueue", "RebuildQueue", "SlackQueue"}
     # When they are checked
     findings = queues_without_redrive(cfn)
     # Then every work queue hands poison messages to a DLQ
@@ -515,8 +542,8 @@ def test_every_work_queue_has_a_redrive_policy(cfn: Template) -> None:
 
 
 def test_every_dlq_has_an_alarm(cfn: Template) -> None:
-    # Given the four DLQs
-    assert len(dead_letter_queues(cfn)) == 4
+    # Given the five DLQs (the Slack one only with a webhook)
+    assert len(dead_letter_queues(cfn)) == 5
     # When their alarms are looked up
     findings = dlqs_without_alarm(cfn)
     # Then each has one that fires on the first visible message
@@ -524,8 +551,8 @@ def test_every_dlq_has_an_alarm(cfn: Template) -> None:
 
 
 def test_every_function_has_an_explicit_log_group_with_retention(cfn: Template) -> None:
-    # Given the six functions
-    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 6
+    # Given the seven functions (the Slack one only with a webhook)
+    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 7
     # When their log groups are looked up
     findings = functions_without_log_group(cfn)
     # Then each logs to a group of this stack that has a retention
@@ -533,8 +560,8 @@ def test_every_function_has_an_explicit_log_group_with_retention(cfn: Template) 
 
 
 def test_every_sqs_event_source_reports_batch_item_failures(cfn: Template) -> None:
-    # Given the SQS event source mappings (planner and rebuilder)
-    assert len(resources_of(cfn, "AWS::Lambda::EventSourceMapping")) == 2
+    # Given the SQS event source mappings (planner, rebuilder, Slack)
+    assert len(resources_of(cfn, "AWS::Lambda::EventSourceMapping")) == 3
     # When they are checked
     findings = sqs_sources_without_partial_failures(cfn)
     # Then a failed record is retried alone, not with its whole batch
@@ -702,3 +729,84 @@ def test_every_function_gets_the_environment_its_handler_requires(sam: Template)
             missing[name] = sorted(gaps)
     # Then none is missing
     assert missing == {}
+
+
+# ---------------------------------------------------------------- scan, gate and tell
+
+
+def _grants(cfn: Template, action: str) -> list[tuple[str, str]]:
+    """(role, resource text) for every grant of `action` in the deployed template."""
+    found = []
+    for name, resource in cfn["Resources"].items():
+        properties = resource.get("Properties", {})
+        for _, document in _policy_documents(properties, name):
+            for statement in _as_list(document["Statement"]):
+                for branch in _branches(statement):
+                    if action in _as_list(branch.get("Action", [])):
+                        role = referenced_id(properties.get("RoleName")) or name
+                        found += [(role, "".join(literal_strings(r))) for r in _as_list(branch["Resource"])]
+    return found
+
+
+def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_reports(cfn: Template) -> None:
+    # Given the deployed template for two named projects
+    projects = sam_to_cfn.FAKE_PARAMETERS["RebuildProjects"].split(",")
+    # When the grants to read builds and report objects are collected
+    builds, reports = _grants(cfn, "codebuild:BatchGetBuilds"), _grants(cfn, "s3:GetObject")
+    # Then build events may read those projects' builds, and objects under reports/ alone
+    arn = "arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:project/"
+    assert sorted(builds) == sorted(("BuildEventsFunctionRole", arn + p) for p in projects)
+    assert reports == [("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*")]
+    assert _grants(cfn, "s3:PutObject") == [("RebuildProjectRole", "${ReportsBucket.Arn}/reports/*")]
+
+
+def test_reports_bucket_is_private_encrypted_tls_only_and_expires_reports(sam: Template) -> None:
+    # Given the reports bucket and its policy
+    bucket = sam["Resources"]["ReportsBucket"]["Properties"]
+    policy = sam["Resources"]["ReportsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    # Then no public access, encryption at rest, expiry after 90 days, and no plain HTTP
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert [r["ExpirationInDays"] for r in bucket["LifecycleConfiguration"]["Rules"]] == [90]
+    (tls,) = policy
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_reference_project_runs_the_repository_buildspec(sam: Template) -> None:
+    # Given the reference CodeBuild project, whose buildspec is inlined (it has no source of its own)
+    import yaml
+
+    project = sam["Resources"]["RebuildProject"]["Properties"]
+    inlined = yaml.safe_load(project["Source"]["BuildSpec"])
+    # When it is compared with buildspec.yml
+    reference = yaml.safe_load((REPO / "buildspec.yml").read_text(encoding="utf-8"))
+    # Then they are the same, the result is exported for build events, and BuildKit can run
+    assert inlined == reference
+    assert inlined["env"]["exported-variables"] == ["PATCHPROP_RESULT"]
+    assert "bash buildspec/rebuild.sh" in inlined["phases"]["build"]["commands"]
+    assert project["Source"]["Type"] == "NO_SOURCE" and project["Environment"]["PrivilegedMode"] is True
+
+
+def test_slack_resources_exist_only_with_a_webhook_secret(sam: Template) -> None:
+    # Given every resource that takes part in posting to Slack
+    slack = {name: r for name, r in sam["Resources"].items() if name.startswith("Slack")}
+    assert set(slack) >= {"SlackQueue", "SlackDLQ", "SlackFunction", "SlackSubscription", "SlackDLQAlarm"}
+    # Then each is conditional on the secret, and the function posts one message at a time
+    assert {r.get("Condition") for r in slack.values()} == {"HasSlackWebhook"}
+    function = slack["SlackFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == 1
+    (event,) = function["Events"].values()
+    assert event["Properties"]["BatchSize"] == 1
+    assert slack["SlackSubscription"]["Properties"]["RawMessageDelivery"] is True
+
+
+def test_notification_format_and_scan_requirement_reach_the_functions(sam: Template) -> None:
+    # Given the functions that publish outcomes
+    env = {
+        name: sam["Resources"][name]["Properties"]["Environment"]["Variables"]
+        for name in ("BuildEventsFunction", "RebuilderFunction")
+    }
+    # Then both write in the chosen format, and build events knows whether a scan is required
+    assert {e["NOTIFY_FORMAT"]["Ref"] for e in env.values()} == {"NotificationFormat"}
+    assert env["BuildEventsFunction"]["REQUIRE_SCAN"] == {"Ref": "RequireScan"}
+    assert sam["Parameters"]["NotificationFormat"]["AllowedValues"] == ["email", "chatbot"]

@@ -3,13 +3,15 @@
 One `Alert` per finished rebuild, rendered three ways from the same data: a plain-text email,
 an Amazon Q Developer (AWS Chatbot) custom notification for Slack and Teams, and Slack Block
 Kit for an incoming webhook. Long lists become "and N more" plus a link, and `message()` keeps
-the whole SNS message, subject and attributes included, within SNS's 256 KB.
+the whole SNS message, subject and attributes included, within SNS's 256 KB. One
+`PatchSummary` per patch event, once its last rebuild finished, rendered the same three ways.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +26,7 @@ MAX_MESSAGE_BYTES = 256 * 1024
 LIST_LIMIT = 20
 SUBJECT_LIMIT = 100  # SNS: ASCII, no newlines, at most 100 characters
 Template = Literal["email", "chatbot", "slack"]
+NotifyFormat = Literal["email", "chatbot"]  # what goes to SNS (the template's NotificationFormat)
 AlertOutcome = Literal["promoted", "blocked", "failed", "succeeded", "stopped"]
 
 _BUILD_OUTCOME: dict[RebuildStatus, AlertOutcome] = {
@@ -135,6 +138,8 @@ def attributes(alert: Alert) -> dict[str, str | int]:
     }
     if alert.owner:
         found["owner"] = alert.owner
+    if alert.rebuild_id:
+        found["rebuild_id"] = alert.rebuild_id  # the Slack function reads the rebuild by it
     return found
 
 
@@ -451,3 +456,152 @@ def block_kit(alert: Alert, list_limit: int = LIST_LIMIT) -> dict[str, Any]:
     if context:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]})
     return {"text": _cut(_headline(alert), _SECTION_CHARS), "blocks": blocks}
+
+
+# ---- one summary per patch event ---------------------------------------------------------
+
+
+class PatchSummary(BaseModel):
+    """A patch event once its last rebuild finished: how many were rebuilt, how each came out."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    base: str
+    digest: str
+    previous_digest: str | None = None
+    rebuilds: int = 0
+    finished: int = 0
+    promoted: int = 0
+    blocked: int = 0
+    failed: int = 0
+    succeeded: int = 0  # built, not scanned
+    stopped: int = 0
+    skipped: int = 0  # not rebuilt: a parent failed, or a newer digest of the base came
+    detected_at: datetime | None = None
+    last_finished_at: datetime | None = None
+
+    @property
+    def rebuilt(self) -> int:
+        """Rebuilds that produced an image, whatever the gate said of it."""
+        return self.promoted + self.blocked + self.succeeded
+
+    @property
+    def took(self) -> timedelta | None:
+        """From the base push (as patchprop detected it) to the last rebuild's end."""
+        if self.detected_at is None or self.last_finished_at is None:
+            return None
+        return max(self.last_finished_at - self.detected_at, timedelta(0))
+
+
+def _duration(span: timedelta | None) -> str:
+    if span is None:
+        return "(unknown)"
+    seconds = int(span.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _counts(summary: PatchSummary) -> list[tuple[str, int]]:
+    """Each outcome with its count; those that did not happen are left out."""
+    found = [
+        ("promoted", summary.promoted),
+        ("blocked", summary.blocked),
+        ("not scanned", summary.succeeded),
+        ("failed", summary.failed),
+        ("stopped", summary.stopped),
+        ("skipped", summary.skipped),
+    ]
+    return [(name, count) for name, count in found if count]
+
+
+def _summary_line(summary: PatchSummary) -> str:
+    """E.g. "3 of 4 images rebuilt (2 promoted, 1 blocked, 1 failed) in 12m 05s"."""
+    counts = ", ".join(f"{count} {name}" for name, count in _counts(summary)) or "none finished"
+    return f"{summary.rebuilt} of {summary.rebuilds} images rebuilt ({counts}) in {_duration(summary.took)}"
+
+
+def summary_attributes(summary: PatchSummary) -> dict[str, str | int]:
+    return {"outcome": "summary", "base": summary.base, "base_digest": summary.digest}
+
+
+def summary_email(summary: PatchSummary) -> tuple[str, str]:
+    """A subject (ASCII, at most 100 characters) and a plain-text body."""
+    tail = f" patched - {summary.rebuilt}/{summary.rebuilds} rebuilt"
+    tail += "".join(f", {count} {name}" for name, count in _counts(summary) if name in ("blocked", "failed"))
+    head = "patchprop: "
+    room = SUBJECT_LIMIT - len(head) - len(tail)
+    base = summary.base if len(summary.base) <= room else "..." + summary.base[-(room - 3) :]
+    subject = " ".join(f"{head}{base}{tail}".split()).encode("ascii", "replace").decode()[:SUBJECT_LIMIT]
+    lines = [
+        f"A new digest of {summary.base} was rolled out: {_summary_line(summary)}.",
+        "",
+        f"Base:           {summary.base}",
+        f"Base digest:    {summary.previous_digest or '(unknown)'}",
+        f"             -> {summary.digest}",
+        f"Rebuilds:       {summary.rebuilds}",
+    ]
+    lines += [f"{name.capitalize() + ':':16}{count}" for name, count in _counts(summary)]
+    for label, when in (("Detected:", summary.detected_at), ("Last finished:", summary.last_finished_at)):
+        lines.append(f"{label:16}{when.isoformat() if when else '(unknown)'}")
+    lines.append(f"Push to last rebuild: {_duration(summary.took)}")
+    return subject, "\n".join(lines) + "\n"
+
+
+def summary_chatbot(summary: PatchSummary) -> dict[str, Any]:
+    """The summary as an Amazon Q Developer custom notification."""
+    title = f"Patch rolled out: {summary.base}"
+    digests = f"`{_short(summary.previous_digest)}` → `{_short(summary.digest)}`"
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": f"{summary.base}@{summary.digest}",
+        "content": {
+            "textType": "client-markdown",
+            "title": title,
+            "description": f"{_summary_line(summary)}.\n\n*Base* {summary.base}: {digests}",
+            "keywords": ["summary"],
+        },
+        "metadata": {
+            "threadId": f"patchprop {summary.base}",
+            "summary": f"{title}: {_summary_line(summary)}",
+            "eventType": "patchprop.patch.summary",
+            "relatedResources": [summary.base],
+            "additionalContext": {name: str(count) for name, count in _counts(summary)},
+        },
+    }
+
+
+def summary_block_kit(summary: PatchSummary) -> dict[str, Any]:
+    """The summary as a Slack message for an incoming webhook."""
+    title = _cut(f"Patch rolled out: {summary.base}", _HEADER_CHARS)
+    fields = [
+        ("Base", f"`{_esc(summary.base)}`"),
+        ("Base digest", f"`{_short(summary.previous_digest)}` → `{_short(summary.digest)}`"),
+        ("Rebuilt", f"{summary.rebuilt} of {summary.rebuilds}"),
+        ("Push to last rebuild", _duration(summary.took)),
+        *[(name.capitalize(), str(count)) for name, count in _counts(summary)],
+    ]
+    return {
+        "text": _cut(f"{title}: {_summary_line(summary)}", _SECTION_CHARS),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": _esc(_summary_line(summary)) + "."}},
+            {
+                "type": "section",
+                "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields[:10]],
+            },
+        ],
+    }
+
+
+def summary_message(summary: PatchSummary, template: Template = "email") -> Message:
+    """The SNS message for a patch summary: email text, or chatbot / Slack JSON."""
+    subject, body = summary_email(summary)
+    if template == "chatbot":
+        body = json.dumps(summary_chatbot(summary), ensure_ascii=False)
+    elif template == "slack":
+        body = json.dumps(summary_block_kit(summary), ensure_ascii=False)
+    return Message(subject=subject, body=body, attributes=summary_attributes(summary))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.exceptions import ClientError
 
-from patchprop.errors import BuildStartFailed, BuildThrottled
+from patchprop.errors import BuildStartFailed, BuildThrottled, PatchpropError
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -22,6 +23,12 @@ _RETRYABLE = {
     "InternalFailure",
     "ServiceQuotaExceededException",
 }
+# The exported variable the buildspec fills with the rebuild script's result (compact JSON).
+RESULT_VARIABLE = "PATCHPROP_RESULT"
+
+
+class BuildLookupFailed(PatchpropError):
+    """CodeBuild could not say what a build left behind (retry the event)."""
 
 
 def source_override(location: str) -> dict[str, str]:
@@ -54,6 +61,10 @@ class Builds(Protocol):
         source_version: str | None = None,
         source_location: str | None = None,
     ) -> str: ...
+
+    def build_result(self, build_id: str) -> dict[str, Any] | None:
+        """What the finished build `build_id` (`project:uuid`) left behind, or None if nothing."""
+        ...
 
 
 class CodeBuild:
@@ -90,3 +101,24 @@ class CodeBuild:
                 raise BuildThrottled(f"CodeBuild {code} starting {project}") from exc
             raise BuildStartFailed(f"CodeBuild refused to start {project}: {code}") from exc
         return answer["build"]["id"]
+
+    def build_result(self, build_id: str) -> dict[str, Any] | None:
+        """The build's exported PATCHPROP_RESULT as JSON; None if it exported none (or not JSON)."""
+        try:
+            answer = self.client.batch_get_builds(ids=[build_id])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise BuildLookupFailed(f"CodeBuild BatchGetBuilds of {build_id}: {code}") from exc
+        for build in answer.get("builds", []):
+            for variable in build.get("exportedEnvironmentVariables", []):
+                if variable.get("name") == RESULT_VARIABLE:
+                    return _json_object(variable.get("value", ""))
+        return None
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -33,6 +33,16 @@ def webhook_tokens(secret_id: str) -> tuple[str, ...]:
     return tuple(t for t in (data.get("current"), data.get("previous")) if isinstance(t, str) and t)
 
 
+def slack_webhook_url(secret_id: str) -> str:
+    """The Slack incoming webhook URL: the secret's text, or its `url` if it is JSON."""
+    raw = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)
+    text = (raw if isinstance(raw, str) else raw.decode()).strip()
+    if text.startswith("{"):
+        url = json.loads(text).get("url")
+        return url.strip() if isinstance(url, str) else ""
+    return text
+
+
 def registry_credentials(secret_id: str | None) -> dict[str, Credentials]:
     """Registry credentials from Secrets Manager, or none (anonymous pulls)."""
     if not secret_id:

@@ -39,6 +39,10 @@ class BuildThrottled(PatchpropError):
     """CodeBuild refused to start a build for now (throttling or concurrency quota)."""
 
 
+class CapReached(BuildThrottled):
+    """patchprop's own concurrency cap is full: wait for a running rebuild to finish."""
+
+
 class BuildStartFailed(PatchpropError):
     """CodeBuild refused to start a build for good (unknown project, bad request)."""
 

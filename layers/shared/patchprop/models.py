@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from patchprop.logic.gate import parse_policy
 from patchprop.refs import parse_ref
 
 
@@ -18,6 +19,14 @@ def utcnow() -> datetime:
 
 def _normalized(text: str) -> str:
     return str(parse_ref(text))
+
+
+def _policy(text: str | None) -> str | None:
+    """A promotion policy as given, once it is known to read (patchprop.logic.gate syntax)."""
+    if text is None or not text.strip():
+        return None
+    parse_policy(text)  # PolicyError is a ValueError: pydantic reports it against the field
+    return text.strip()
 
 
 def _tagged(text: str) -> str:
@@ -32,6 +41,8 @@ ImageName = Annotated[str, AfterValidator(_normalized)]
 # A tag-form reference (no digest): what a dependent is built FROM and what patchprop watches.
 TaggedImage = Annotated[str, AfterValidator(_tagged)]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+# When a rebuild is promoted: `fail_on=critical,high;ignore_unfixed=true` or the JSON form.
+PolicyText = Annotated[str | None, Field(max_length=4096), AfterValidator(_policy)]
 
 
 class _Model(BaseModel):
@@ -85,6 +96,8 @@ class Dependent(_Model):
     auto_rebuild: bool = True
     # Policy: the least number of seconds between two rebuilds of this image (0: no limit).
     cooldown_seconds: int = Field(default=0, ge=0)
+    # Policy: when a rebuild is promoted (None: the default, fail on new CRITICAL or HIGH).
+    policy: PolicyText = None
 
 
 class RebuildStatus(StrEnum):
@@ -121,7 +134,7 @@ class PatchRequest(_Model):
     base: TaggedImage
     digest: Digest
     previous_digest: Digest | None = None
-    detected_by: Literal["webhook", "poller"]
+    detected_by: Literal["webhook", "poller", "cascade"]
     detected_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -150,11 +163,17 @@ class RebuildRequest(_OnBaseDigest):
     source_location: str | None = None
     source_version: str | None = None
     build_args: dict[str, str] = Field(default_factory=dict)
+    policy: str | None = None
     detected_at: datetime
+    # The patch (`base@digest`) whose cascade this rebuild belongs to, if any.
+    cascade: str | None = None
 
     @classmethod
-    def for_dependent(cls, dependent: Dependent, patch: PatchRequest) -> RebuildRequest:
+    def for_dependent(
+        cls, dependent: Dependent, patch: PatchRequest, cascade: str | None = None
+    ) -> RebuildRequest:
         return cls(
+            cascade=cascade,
             rebuild_id=rebuild_id_for(dependent.image, patch.base, patch.digest),
             image=dependent.image,
             base=patch.base,
@@ -165,6 +184,7 @@ class RebuildRequest(_OnBaseDigest):
             source_location=dependent.source_location,
             source_version=dependent.source_version,
             build_args=dependent.build_args,
+            policy=dependent.policy,
             detected_at=patch.detected_at,
         )
 
@@ -185,6 +205,15 @@ class Rebuild(_OnBaseDigest):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     notified: bool = False
+    cascade: str | None = None
+    policy: str | None = None
+    # The verdict once it finished: promoted, blocked, failed, succeeded (not scanned) or
+    # stopped, why, and the scan report it was judged on.
+    outcome: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    report_uri: str | None = None
+    # The digest the rebuilt image was pushed at (from the build's result).
+    image_digest: Digest | None = None
 
 
 # ---- in: CodeBuild state change (EventBridge) ------------------------------------------
@@ -232,3 +261,21 @@ class BuildStateChange(_Model):
             if var.name == name:
                 return var.value
         return None
+
+
+# ---- in: what a rebuild leaves behind (buildspec/rebuild.sh) -----------------------------
+
+
+class BuildResult(_Model):
+    """The rebuild script's result: the pushed image and where its scan reports are.
+
+    CodeBuild exports it as PATCHPROP_RESULT (BatchGetBuilds); the local CodeBuild reads the file.
+    """
+
+    image: str | None = None
+    digest: Digest | None = None
+    base: str | None = None
+    scanned: bool = False
+    report: str | None = None  # s3:// in AWS, file:// locally
+    base_report: str | None = None
+    sbom: str | None = None

@@ -29,8 +29,19 @@ class Queue:
         self.url = url
         self.client = client or boto3.client("sqs")
 
-    def send(self, message: BaseModel) -> None:
-        self.send_batch([message])
+    def send(self, message: BaseModel, delay: int = 0) -> None:
+        """One message; `delay` seconds before it can be received (SQS allows 0..900)."""
+        if not delay:
+            self.send_batch([message])
+            return
+        try:
+            self.client.send_message(
+                QueueUrl=self.url,
+                MessageBody=message.model_dump_json(),
+                DelaySeconds=max(0, min(int(delay), 900)),
+            )
+        except ClientError as exc:
+            raise QueueError(f"sending to {self.url}: {exc}") from exc
 
     def send_batch(self, messages: Sequence[BaseModel]) -> None:
         """Send every message (10 per call), retrying entries SQS did not take."""

@@ -8,6 +8,8 @@
 | patch      | BASE#<ref>         | PATCH#<digest> |                  |                      |
 | rebuild    | REBUILD#<id>       | #REBUILD       | IMAGE#<image>    | REBUILD#<detected>   |
 | build      | BUILD#<build id>   | #BUILD         |                  |                      |
+| node       | CASCADE#<ref@dgst> | NODE#<image>   |                  |                      |
+| build cap  | LIMIT              | #BUILDS        |                  |                      |
 
 An edge carries the whole dependent, so planning a patch is one paginated GSI1 query; listing
 every dependent is one query on `GSI1PK = DEPENDENTS`.
@@ -15,8 +17,10 @@ every dependent is one query on `GSI1PK = DEPENDENTS`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -38,7 +42,10 @@ from patchprop.models import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
+    from patchprop.logic.cascade import Node
+
 GSI1 = "GSI1"
+_ALERT_BYTES = 300_000  # of a DynamoDB item's 400 KB, what a rebuild's stored alert may take
 _KEY_ATTRS = ("PK", "SK", "GSI1PK", "GSI1SK")
 
 
@@ -54,8 +61,19 @@ def edge_key(image: str, base: str) -> dict[str, str]:
     return {"PK": f"IMAGE#{image}", "SK": f"BASE#{base}"}
 
 
+def patch_key(base: str, digest: str) -> dict[str, str]:
+    return {"PK": f"BASE#{base}", "SK": f"PATCH#{digest}"}
+
+
 def rebuild_key(rebuild_id: str) -> dict[str, str]:
     return {"PK": f"REBUILD#{rebuild_id}", "SK": "#REBUILD"}
+
+
+LIMIT_KEY = {"PK": "LIMIT", "SK": "#BUILDS"}
+
+
+def node_key(cascade: str, image: str) -> dict[str, str]:
+    return {"PK": f"CASCADE#{cascade}", "SK": f"NODE#{image}"}
 
 
 def build_key(build_id: str) -> dict[str, str]:
@@ -190,13 +208,63 @@ class Store:
 
     def record_patch(self, patch: PatchRequest, rebuilds: int) -> None:
         item = {
-            "PK": f"BASE#{patch.base}",
-            "SK": f"PATCH#{patch.digest}",
+            **patch_key(patch.base, patch.digest),
             "kind": "patch",
             **_dump(patch),
             "rebuilds": rebuilds,
         }
         self._put(item)
+
+    def count_finished(
+        self, base: str, digest: str, rebuild_id: str, outcome: str, at: datetime
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Count a finished rebuild on its patch, once per rebuild id, atomically.
+
+        Returns whether this call counted it, and the patch as it is now (None: no such patch).
+        `finished` and one counter per outcome go up by one; `counted` is the set of rebuild ids
+        counted, so a replayed event counts nothing.
+        """
+        try:
+            answer = self.table.update_item(
+                Key=patch_key(base, digest),
+                UpdateExpression="ADD finished :one, #o :one, counted :id SET last_finished_at = :at",
+                ConditionExpression="attribute_exists(PK) AND NOT contains(counted, :rid)",
+                ExpressionAttributeNames={"#o": outcome},
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":id": {rebuild_id},
+                    ":rid": rebuild_id,
+                    ":at": at.isoformat(),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise StoreError(f"counting {rebuild_id} on patch {base}@{digest}: {exc}") from exc
+            return False, self._get(patch_key(base, digest))
+        return True, answer["Attributes"]
+
+    def claim_summary(self, base: str, digest: str) -> bool:
+        """Mark the patch summarized; False if it was already (so one summary is sent)."""
+        try:
+            self.table.update_item(
+                Key=patch_key(base, digest),
+                UpdateExpression="SET summarized = :t",
+                ConditionExpression="attribute_exists(PK) AND attribute_not_exists(summarized)",
+                ExpressionAttributeValues={":t": True},
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise StoreError(f"summarizing patch {base}@{digest}: {exc}") from exc
+        return True
+
+    def release_summary(self, base: str, digest: str) -> None:
+        """Undo claim_summary (the summary could not be published; a retry sends it)."""
+        try:
+            self.table.update_item(Key=patch_key(base, digest), UpdateExpression="REMOVE summarized")
+        except ClientError as exc:
+            raise StoreError(f"releasing the summary of {base}@{digest}: {exc}") from exc
 
     # ---- rebuilds --------------------------------------------------------------------
 
@@ -224,6 +292,22 @@ class Store:
 
     def last_rebuild(self, image: str) -> Rebuild | None:
         return next(self.recent_rebuilds(image, limit=1), None)
+
+    def last_promoted(self, image: str, other_than: str, within: int = 100) -> Rebuild | None:
+        """The most recent promoted rebuild of `image` with a scan report, besides `other_than`."""
+        for rebuild in self.recent_rebuilds(image, limit=within):
+            if rebuild.rebuild_id != other_than and rebuild.outcome == "promoted" and rebuild.report_uri:
+                return rebuild
+        return None
+
+    def alert_json(self, rebuild_id: str) -> str | None:
+        """The alert recorded with a rebuild's final status (record_finished), if any."""
+        item = self._get(rebuild_key(rebuild_id))
+        stored = item.get("alert") if item else None
+        if stored is None:
+            return None
+        data = stored.value if hasattr(stored, "value") else bytes(stored)
+        return zlib.decompress(data).decode()
 
     def record_started(self, request: RebuildRequest, build_id: str) -> Rebuild:
         """Store a started rebuild and its build id, unless it is stored already."""
@@ -268,6 +352,7 @@ class Store:
             **request.model_dump(exclude={"source_location", "source_version", "build_args"}),
             status=RebuildStatus.NOT_STARTED,
             reason=reason,
+            outcome="failed",
             finished_at=utcnow(),
         )
         item = {
@@ -316,8 +401,18 @@ class Store:
         build_id: str,
         log_url: str | None,
         at: datetime | None = None,
+        *,
+        outcome: str | None = None,
+        reasons: list[str] | None = None,
+        report_uri: str | None = None,
+        image_digest: str | None = None,
+        alert_json: str | None = None,
     ) -> Rebuild | None:
-        """Record a final status once. Returns the rebuild, or None if it is not ours."""
+        """Record a final status once, with its verdict. Returns the rebuild, or None if it is not ours.
+
+        `alert_json` (what was told about it) is kept compressed, so the Slack function can render
+        it again; left out when even compressed it would not fit a DynamoDB item.
+        """
         values: dict[str, Any] = {
             ":s": status.value,
             ":b": build_id,
@@ -326,9 +421,19 @@ class Store:
         }
         finals = ", ".join(f":f{i}" for i in range(len(FINAL_STATUSES)))
         update = "SET #s = :s, build_id = :b, finished_at = :at"
-        if log_url:
-            update += ", log_url = :l"
-            values[":l"] = log_url
+        packed = zlib.compress(alert_json.encode()) if alert_json else None
+        verdict = {
+            "log_url": log_url,
+            "outcome": outcome,
+            "reasons": reasons,
+            "report_uri": report_uri,
+            "image_digest": image_digest,
+            "alert": packed if packed and len(packed) <= _ALERT_BYTES else None,
+        }
+        for name, value in verdict.items():
+            if value is not None:
+                update += f", {name} = :{name}"
+                values[f":{name}"] = value
         try:
             result = self.table.update_item(
                 Key=rebuild_key(rebuild_id),
@@ -346,6 +451,120 @@ class Store:
 
     def mark_notified(self, rebuild_id: str) -> None:
         self._update(rebuild_key(rebuild_id), "SET notified = :t", {":t": True})
+
+    # ---- cascades ------------------------------------------------------------------------
+    # Node items: PK CASCADE#<base@digest>, SK NODE#<image>; `waiting` is the string set of
+    # patched parents not yet rebuilt (absent when none), `status` WAITING, READY (enqueued),
+    # DONE, FAILED, BLOCKED (a parent failed) or SUPERSEDED (a newer digest of the base).
+
+    def get_patch(self, base: str, digest: str) -> dict[str, Any] | None:
+        return self._get({"PK": f"BASE#{base}", "SK": f"PATCH#{digest}"})
+
+    def patches_of(self, base: str) -> Iterator[dict[str, Any]]:
+        key = Key("PK").eq(f"BASE#{base}") & Key("SK").begins_with("PATCH#")
+        yield from self._query(index=None, key=key)
+
+    def put_cascade(self, cascade: str, nodes: Iterable[Node]) -> int:
+        """Write every node of a cascade in batches of 25; returns how many."""
+        count = 0
+        try:
+            with self.table.batch_writer() as batch:
+                for node in nodes:
+                    item: dict[str, Any] = {
+                        **node_key(cascade, node.image),
+                        "kind": "node",
+                        "cascade": cascade,
+                        "image": node.image,
+                        "dependent": _dump(node.dependent),
+                        "children": node.children,
+                        "priority": Decimal(str(round(node.priority, 3))),
+                        "status": "WAITING" if node.parents else "READY",
+                    }
+                    if node.parents:
+                        item["waiting"] = set(node.parents)
+                    batch.put_item(Item=item)
+                    count += 1
+        except ClientError as exc:
+            raise StoreError(f"writing cascade {cascade}: {exc}") from exc
+        return count
+
+    def cascade_nodes(self, cascade: str) -> Iterator[dict[str, Any]]:
+        key = Key("PK").eq(f"CASCADE#{cascade}") & Key("SK").begins_with("NODE#")
+        yield from self._query(index=None, key=key)
+
+    def get_node(self, cascade: str, image: str) -> dict[str, Any] | None:
+        return self._get(node_key(cascade, image))
+
+    def parent_rebuilt(self, cascade: str, child: str, parent: str) -> bool:
+        """Strike `parent` off `child`'s wait list; True if this made the child ready (once)."""
+        try:
+            answer = self.table.update_item(
+                Key=node_key(cascade, child),
+                UpdateExpression="DELETE waiting :p",
+                ConditionExpression="#s = :waiting",
+                ReturnValues="ALL_NEW",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":p": {parent}, ":waiting": "WAITING"},
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise StoreError(f"releasing {child}: {exc}") from exc
+        if answer["Attributes"].get("waiting"):
+            return False
+        return self.set_node_status(cascade, child, "READY", expect=("WAITING",))
+
+    def set_node_status(self, cascade: str, image: str, status: str, expect: Iterable[str]) -> bool:
+        """Move a node to `status` if it is in one of `expect`; False if it was not."""
+        expected = list(expect)
+        values: dict[str, Any] = {":s": status, **{f":e{i}": e for i, e in enumerate(expected)}}
+        try:
+            self.table.update_item(
+                Key=node_key(cascade, image),
+                UpdateExpression="SET #s = :s",
+                ConditionExpression=f"#s IN ({', '.join(f':e{i}' for i in range(len(expected)))})",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise StoreError(f"updating node {image}: {exc}") from exc
+        return True
+
+    # ---- the concurrency cap ----------------------------------------------------------
+    # One counter item: builds patchprop started that have not finished. A slot is taken just
+    # before StartBuild and given back when the rebuild's cascade node leaves RUNNING.
+
+    def claim_build_slot(self, cap: int) -> bool:
+        try:
+            self.table.update_item(
+                Key=LIMIT_KEY,
+                UpdateExpression="ADD in_flight :one",
+                ConditionExpression="attribute_not_exists(in_flight) OR in_flight < :cap",
+                ExpressionAttributeValues={":one": 1, ":cap": cap},
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise StoreError(f"claiming a build slot: {exc}") from exc
+        return True
+
+    def release_build_slot(self) -> None:
+        try:
+            self.table.update_item(
+                Key=LIMIT_KEY,
+                UpdateExpression="ADD in_flight :minus",
+                ConditionExpression="in_flight > :zero",
+                ExpressionAttributeValues={":minus": -1, ":zero": 0},
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):  # already zero: nothing to give back
+                raise StoreError(f"releasing a build slot: {exc}") from exc
+
+    def builds_in_flight(self) -> int:
+        item = self._get(LIMIT_KEY)
+        return int(item.get("in_flight", 0)) if item else 0
 
     # ---- plumbing --------------------------------------------------------------------
 

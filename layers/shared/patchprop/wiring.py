@@ -8,10 +8,12 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from patchprop.builds import Builds, CodeBuild
-from patchprop.config import registry_credentials
+from patchprop.config import registry_credentials, slack_webhook_url
 from patchprop.notify import Topic
 from patchprop.queues import Queue
 from patchprop.registry import RegistryClient
+from patchprop.reports import Reports
+from patchprop.slack import SlackWebhook
 from patchprop.store import Store
 
 
@@ -38,6 +40,11 @@ def idempotency_store(table_name: str, user: str) -> DynamoDBPersistenceLayer:
 @lru_cache
 def topic(arn: str) -> Topic:
     return Topic(arn)
+
+
+@lru_cache
+def reports(bucket: str | None = None) -> Reports:
+    return Reports(bucket=bucket)
 
 
 _local_builds: Builds | None = None
@@ -69,8 +76,18 @@ def _registry(credentials: tuple) -> RegistryClient:
     return RegistryClient(credentials=dict(credentials))
 
 
+def slack_webhook(secret_id: str) -> SlackWebhook:
+    # Not cached whole, as the URL may be rotated in its secret (cached for SECRET_MAX_AGE).
+    return _slack_webhook(slack_webhook_url(secret_id))
+
+
+@lru_cache(maxsize=2)
+def _slack_webhook(url: str) -> SlackWebhook:
+    return SlackWebhook(url)
+
+
 def reset() -> None:
     """Forget every adapter (tests switch AWS endpoints between cases)."""
-    for factory in (store, queue, topic, idempotency_store, _codebuild, _registry):
+    for factory in (store, queue, topic, idempotency_store, reports, _codebuild, _registry, _slack_webhook):
         factory.cache_clear()
     parameters.clear_caches()

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from patchprop.errors import NotFound, PatchpropError
-from patchprop.models import Base, Dependent, Rebuild, RebuildStatus, TaggedImage
+from patchprop.models import Base, Dependent, PolicyText, Rebuild, RebuildStatus, TaggedImage
 from patchprop.store import Store
 
 RECENT_REBUILDS = 10  # shown with one dependent
@@ -58,6 +58,10 @@ _FIELD_DOCS = {
     "build_args": "Passed to the build as BUILD_ARG_<NAME> environment variables.",
     "auto_rebuild": "Rebuild it by itself when a base moves; off: tracked only.",
     "cooldown_seconds": "The least number of seconds between two rebuilds of it (0: no limit).",
+    "policy": (
+        "When a rebuild of it is promoted, e.g. `fail_on=critical,high;ignore_unfixed=true` or the "
+        "JSON form; default: blocked by any new CRITICAL or HIGH finding of its own."
+    ),
 }
 
 
@@ -86,6 +90,7 @@ class DependentChanges(BaseModel):
     build_args: dict[str, str] | None = None
     auto_rebuild: bool | None = None
     cooldown_seconds: int | None = Field(default=None, ge=0)
+    policy: PolicyText = None
 
 
 # ---- out ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from patchprop.builds import Builds
-from patchprop.errors import BuildStartFailed
+from patchprop.errors import BuildStartFailed, BuildThrottled, CapReached
 from patchprop.models import Rebuild, RebuildRequest
 from patchprop.store import Store
 
@@ -25,18 +25,35 @@ def build_env(request: RebuildRequest) -> dict[str, str]:
 
 
 def start_rebuild(
-    request: RebuildRequest, *, store: Store, builds: Builds, allowed_projects: Collection[str]
-) -> Rebuild:
-    """Start the build unless it was started before; BuildThrottled means "try again later"."""
+    request: RebuildRequest,
+    *,
+    store: Store,
+    builds: Builds,
+    allowed_projects: Collection[str],
+    cap: int | None = None,
+) -> Rebuild | None:
+    """Start the build unless it was started before; BuildThrottled means "try again later".
+
+    None: a newer digest of the cascade's base superseded it before it started.
+    """
     existing = store.get_rebuild(request.rebuild_id)
     if existing is not None:
         return existing
+    if request.cascade:
+        node = store.get_node(request.cascade, request.image)
+        if node is not None and node.get("status") == "SUPERSEDED":
+            return None
+        store.set_node_status(request.cascade, request.image, "RUNNING", expect=("READY",))
     if request.project not in allowed_projects:
         return store.record_not_started(
             request,
             f"CodeBuild project {request.project!r} is not one this stack may start "
             f"(allowed: {', '.join(sorted(allowed_projects)) or 'none'})",
         )
+    # Cascade rebuilds run under the concurrency cap; a full cap is "try again later".
+    capped = bool(request.cascade and cap)
+    if capped and not store.claim_build_slot(cap or 0):
+        raise CapReached(f"{cap} patchprop builds already running (ConcurrencyCap)")
     try:
         build_id = builds.start_build(
             request.project,
@@ -45,6 +62,10 @@ def start_rebuild(
             source_version=request.source_version,
             source_location=request.source_location,
         )
-    except BuildStartFailed as exc:
+    except (BuildStartFailed, BuildThrottled) as exc:
+        if capped:
+            store.release_build_slot()
+        if isinstance(exc, BuildThrottled):
+            raise
         return store.record_not_started(request, str(exc))
     return store.record_started(request, build_id)

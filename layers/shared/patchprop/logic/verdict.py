@@ -1,0 +1,90 @@
+"""Judge a rebuild that built: read what the build left behind, its scan reports, and gate it.
+
+The rebuilt image's report is compared with the report of the image's last promoted rebuild
+and with the base's report, under the image's own policy. Without a report, REQUIRE_SCAN
+decides: the rebuild fails (never promoted), or it is told as "succeeded" (not scanned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from patchprop.logic.gate import GateResult, PolicyError, gate, parse_policy
+from patchprop.models import BuildResult, Rebuild
+from patchprop.scan import ScanReport, ScanReportError, parse_report
+from patchprop.store import Store
+
+
+class ReportReader(Protocol):
+    def read_report(self, uri: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision (None: not scanned, and no scan required) and what it was made on."""
+
+    result: GateResult | None
+    report_uri: str | None = None
+    image_digest: str | None = None
+    notes: list[str] = field(default_factory=list)  # said in the alert when there is no decision
+
+
+def read_result(raw: dict[str, Any] | None) -> tuple[BuildResult | None, str]:
+    """The build's result, or None and why there is none."""
+    if raw is None:
+        return None, "the build left no result (PATCHPROP_RESULT)"
+    try:
+        return BuildResult.model_validate(raw), ""
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "result"
+        return None, f"the build's result cannot be read ({where}: {first['msg']})"
+
+
+def judge(
+    rebuild: Rebuild,
+    raw_result: dict[str, Any] | None,
+    *,
+    store: Store,
+    reports: ReportReader,
+    require_scan: bool,
+) -> Verdict:
+    """Gate a rebuild whose build SUCCEEDED, from the result its build left."""
+    result, missing = read_result(raw_result)
+    digest = result.digest if result else None
+    if result is not None and not result.report:
+        missing = "the build did not scan the image (no trivy in the build image, or SCAN=off)"
+    if result is None or not result.report:
+        if require_scan:
+            return Verdict(GateResult.failed(f"no scan report: {missing}"), image_digest=digest)
+        return Verdict(None, image_digest=digest, notes=[f"Not scanned: {missing}."])
+    try:
+        report = parse_report(reports.read_report(result.report))
+        policy = parse_policy(rebuild.policy)
+    except (ScanReportError, PolicyError) as exc:
+        failure = exc.reason if isinstance(exc, ScanReportError) else f"policy: {exc}"
+        if result.report not in failure:
+            failure += f" ({result.report})"
+        return Verdict(GateResult.failed(failure), report_uri=result.report, image_digest=digest)
+    notes: list[str] = []
+    base = _optional(result.base_report, "the base's", reports, notes)
+    last = store.last_promoted(rebuild.image, other_than=rebuild.rebuild_id)
+    previous = _optional(last.report_uri if last else None, "the previous build's", reports, notes)
+    decided = gate(report, previous, base, policy)
+    if notes:
+        decided = decided.model_copy(update={"reasons": decided.reasons + notes})
+    return Verdict(decided, report_uri=result.report, image_digest=digest)
+
+
+def _optional(uri: str | None, whose: str, reports: ReportReader, notes: list[str]) -> ScanReport | None:
+    """A report the gate can do without: None, with a note, when it cannot be had."""
+    if not uri:
+        return None
+    try:
+        return parse_report(reports.read_report(uri))
+    except ScanReportError as exc:
+        notes.append(f"Without {whose} scan report: {exc.reason}.")
+        return None

@@ -1,0 +1,212 @@
+"""Cascades through the real handlers on moto: order, fan-in once, failures block, cap, supersede."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from support import drain, handler
+
+from patchprop.models import Dependent, PatchRequest
+from patchprop.queues import Queue
+from patchprop.store import Store
+from patchprop_cli.lambdas import LocalContext, eventbridge_event
+
+pytestmark = pytest.mark.integration
+ROOT = "docker.io/acme/base:1"
+D0, D1 = "sha256:" + "0" * 64, "sha256:" + "1" * 64
+
+
+def img(name: str) -> str:
+    return f"docker.io/acme/{name}:1"
+
+
+def register(store: Store, name: str, *parents: str) -> None:
+    bases = [p if "/" in p else img(p) for p in parents]
+    store.put_dependent(Dependent(image=img(name), bases=bases, project="patchprop-rebuild"))
+
+
+@pytest.fixture(autouse=True)
+def no_scan_required(aws, monkeypatch):
+    """These tests are about order, not scans: an unscanned rebuild counts as succeeded."""
+    monkeypatch.setenv("REQUIRE_SCAN", "false")
+    from patchprop import config
+
+    config.env_vars.cache_clear()
+
+
+@pytest.fixture
+def diamond(aws):
+    """base -> a, b;  c FROM a and b;  d FROM c;  e FROM base."""
+    store = Store(aws.refs["PatchpropTable"])
+    for name, parents in [("a", [ROOT]), ("b", [ROOT]), ("c", ["a", "b"]), ("d", ["c"]), ("e", [ROOT])]:
+        register(store, name, *parents)
+    store.record_digest(ROOT, None, D0)
+    return store
+
+
+def patch(aws, digest: str = D1) -> None:
+    Queue(aws.refs["PatchQueue"]).send(
+        PatchRequest(base=ROOT, digest=digest, previous_digest=D0, detected_by="webhook")
+    )
+    drain(aws, "PatchQueue", "planner")
+    drain(aws, "RebuildQueue", "rebuilder")
+
+
+def finish(store: Store, builds, image: str, status: str = "SUCCEEDED", times: int = 1) -> None:
+    """CodeBuild reports the build of `image` (its result records the pushed digest)."""
+    build = next(b for b in builds.started if b["env"]["TARGET_IMAGE"] == image)  # its first build
+    if status == "SUCCEEDED":  # the build script's result: the digest it pushed
+        digest = "sha256:" + format(len(builds.results) + 1, "x").rjust(64, "a")
+        builds.results[build["id"]] = {"image": image, "digest": digest, "base": build["env"]["BASE_IMAGE"]}
+    detail = {
+        "build-status": status,
+        "build-id": f"arn:aws:codebuild:us-east-1:1:build/{build['id']}",
+        "project-name": build["project"],
+        "additional-information": {
+            "environment": {
+                "environment-variables": [{"name": k, "value": v} for k, v in build["env"].items()]
+            }
+        },
+    }
+    for _ in range(times):
+        handler("build_events")(
+            eventbridge_event("aws.codebuild", "CodeBuild Build State Change", detail), LocalContext()
+        )
+
+
+def started(builds) -> list[str]:
+    return [b["env"]["TARGET_IMAGE"] for b in builds.started]
+
+
+def test_levels_rebuild_in_order_and_the_fan_in_image_once_after_both_parents(aws, builds, diamond):
+    # When the base moves, the first wave is the images with no patched parent, longest chain first
+    patch(aws)
+    assert started(builds) == [img("a"), img("b"), img("e")]
+    # When a finishes (twice, replayed), c still waits for b
+    finish(diamond, builds, img("a"), times=2)
+    drain(aws, "RebuildQueue", "rebuilder")
+    assert img("c") not in started(builds)
+    # When b finishes, c starts once, pinned to b's new digest; then d after c
+    finish(diamond, builds, img("b"))
+    drain(aws, "RebuildQueue", "rebuilder")
+    assert started(builds).count(img("c")) == 1
+    (c_build,) = [b for b in builds.started if b["env"]["TARGET_IMAGE"] == img("c")]
+    b_digest = diamond.last_rebuild(img("b")).image_digest  # type: ignore[union-attr]
+    assert c_build["env"]["BASE_IMAGE"] == f"docker.io/acme/b@{b_digest}"
+    finish(diamond, builds, img("c"))
+    drain(aws, "RebuildQueue", "rebuilder")
+    assert started(builds) == [img("a"), img("b"), img("e"), img("c"), img("d")]
+    # And the rebuilt image's new digest is recorded, so its own push is no new patch
+    assert diamond.get_base(img("c")).digest == diamond.last_rebuild(img("c")).image_digest  # type: ignore[union-attr]
+
+
+def test_our_own_push_of_a_rebuilt_image_does_not_start_a_second_cascade(aws, builds, diamond):
+    patch(aws)
+    # When the registry reports a's push while a is still building
+    Queue(aws.refs["PatchQueue"]).send(
+        PatchRequest(base=img("a"), digest="sha256:" + "f" * 64, detected_by="webhook")
+    )
+    drain(aws, "PatchQueue", "planner")
+    drain(aws, "RebuildQueue", "rebuilder")
+    # Then nothing new starts: c is left to the cascade, after a and b
+    assert started(builds) == [img("a"), img("b"), img("e")]
+
+
+def test_a_failed_parent_blocks_everything_below_it(aws, builds, diamond):
+    patch(aws)
+    finish(diamond, builds, img("a"), status="FAILED")
+    finish(diamond, builds, img("b"))
+    drain(aws, "RebuildQueue", "rebuilder")
+    assert img("c") not in started(builds) and img("d") not in started(builds)
+    nodes = {n["image"]: n["status"] for n in diamond.cascade_nodes(f"{ROOT}@{D1}")}
+    assert nodes == {
+        img("a"): "FAILED",
+        img("b"): "DONE",
+        img("c"): "BLOCKED",
+        img("d"): "BLOCKED",
+        img("e"): "RUNNING",
+    }
+
+
+def test_the_concurrency_cap_holds_and_frees_slots_as_builds_finish(aws, builds, diamond, monkeypatch):
+    # Given a cap of 2 builds at once, and throttled retries made visible at once
+    monkeypatch.setenv("BUILD_CONCURRENCY_CAP", "2")
+    from patchprop import config
+
+    config.env_vars.cache_clear()
+    monkeypatch.setattr(__import__(handler("rebuilder").__module__), "CAP_WAIT", 0)
+    # When the base moves: three images are ready, only two start
+    patch(aws)
+    assert started(builds) == [img("a"), img("b")]
+    assert diamond.builds_in_flight() == 2
+    # When a finishes, its slot goes to e (ready, waiting); c still waits for b
+    finish(diamond, builds, img("a"))
+    drain(aws, "RebuildQueue", "rebuilder")
+    assert started(builds) == [img("a"), img("b"), img("e")]
+    assert diamond.builds_in_flight() == 2
+
+
+def test_a_newer_digest_supersedes_rebuilds_of_the_older_one_that_have_not_started(aws, builds, diamond):
+    # Given the cascade of D1 under way (a, b, e started; c and d waiting)
+    patch(aws)
+    # When the base moves again before c starts
+    d2 = "sha256:" + "2" * 64
+    Queue(aws.refs["PatchQueue"]).send(
+        PatchRequest(base=ROOT, digest=d2, previous_digest=D1, detected_by="poller")
+    )
+    drain(aws, "PatchQueue", "planner")
+    drain(aws, "RebuildQueue", "rebuilder")
+    old = {n["image"]: n["status"] for n in diamond.cascade_nodes(f"{ROOT}@{D1}")}
+    # Then the old cascade's waiting images are superseded; the new cascade starts its first wave
+    assert old[img("c")] == "SUPERSEDED" and old[img("d")] == "SUPERSEDED"
+    assert [b["env"]["BASE_IMAGE_DIGEST"] for b in builds.started[3:]] == [d2, d2, d2]
+    # And a's old build finishing releases nothing from the superseded cascade
+    finish(diamond, builds, img("a"))
+    finish(diamond, builds, img("b"))
+    drain(aws, "RebuildQueue", "rebuilder")
+    assert len(builds.started) == 6
+
+
+def test_blocked_images_count_as_skipped_so_the_patch_summary_still_goes_out(
+    aws, builds, diamond, monkeypatch
+):
+    # Given a queue on the outcome topic, and the diamond's cascade started
+    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    url = sqs.create_queue(QueueName="summaries")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=aws.refs["OutcomeTopic"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"FilterPolicy": '{"outcome": ["summary"]}'},
+    )
+    patch(aws)
+    # When a fails (so c and d are blocked) and b and e succeed
+    finish(diamond, builds, img("a"), status="FAILED")
+    finish(diamond, builds, img("b"))
+    finish(diamond, builds, img("e"))
+    # Then exactly one summary: 5 images, 2 skipped, 1 failed, 2 succeeded
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(got) == 1
+    body = json.loads(got[0]["Body"])["Message"]
+    assert "failed 1" in body.lower() or "1 failed" in body.lower(), body
+    assert "skipped" in body.lower(), body
+
+
+def test_an_image_the_gate_fails_is_not_built_upon(aws, builds, diamond, monkeypatch):
+    # Given scans required, and builds that leave no scan report
+    monkeypatch.setenv("REQUIRE_SCAN", "true")
+    from patchprop import config
+
+    config.env_vars.cache_clear()
+    patch(aws)
+    # When a and b succeed as builds but fail the gate (no report)
+    finish(diamond, builds, img("a"))
+    finish(diamond, builds, img("b"))
+    drain(aws, "RebuildQueue", "rebuilder")
+    # Then nothing is built on them
+    assert diamond.last_rebuild(img("a")).outcome == "failed"  # type: ignore[union-attr]
+    assert img("c") not in started(builds)
+    assert {n["image"]: n["status"] for n in diamond.cascade_nodes(f"{ROOT}@{D1}")}[img("d")] == "BLOCKED"
