@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from functools import partial
 
@@ -20,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchprop import wiring
 from patchprop.alerts import NotifyFormat
 from patchprop.config import EnvVars, env_vars
-from patchprop.errors import BuildThrottled, CapReached
+from patchprop.errors import BuildThrottled, Deferred
 from patchprop.logic.outcome import count_skipped, tell_finished
 from patchprop.logic.plan import advance_cascade
 from patchprop.logic.rebuild import start_rebuild
@@ -31,7 +32,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 MAX_BACKOFF = 900  # seconds
-CAP_WAIT = 30  # seconds before a rebuild waiting for a free slot of the cap looks again
+WAIT_SCALE = 1.0  # tests set 0 to look again at once
 
 
 class Env(EnvVars):
@@ -108,11 +109,11 @@ def record_handler(record: RebuildRecord) -> dict:
 
     try:
         result = start(request=record.body)
-    except CapReached:
-        # Waiting for our own cap is not a failure: send it again (delayed) and take this one
-        # off the queue, so waits never count towards the DLQ's maxReceiveCount.
-        wiring.queue(env.REBUILD_QUEUE_URL).send(record.body, delay=CAP_WAIT)
-        metrics.add_metric("RebuildWaitingForCap", MetricUnit.Count, 1)
+    except Deferred as exc:
+        # Waiting for our own cap or cooldown is not a failure: send it again (delayed) and take
+        # this one off the queue, so waits never count towards the DLQ's maxReceiveCount.
+        wiring.queue(env.REBUILD_QUEUE_URL).send(record.body, delay=math.ceil(exc.seconds * WAIT_SCALE))
+        metrics.add_metric(f"RebuildDeferred{type(exc).__name__}", MetricUnit.Count, 1)
         return {"rebuild_id": record.body.rebuild_id, "status": "WAITING", "build_id": None}
     except BuildThrottled as exc:
         delay = backoff(int(record.attributes.ApproximateReceiveCount))

@@ -136,7 +136,7 @@ def test_the_concurrency_cap_holds_and_frees_slots_as_builds_finish(aws, builds,
     from patchprop import config
 
     config.env_vars.cache_clear()
-    monkeypatch.setattr(__import__(handler("rebuilder").__module__), "CAP_WAIT", 0)
+    monkeypatch.setattr(__import__(handler("rebuilder").__module__), "WAIT_SCALE", 0)
     # When the base moves: three images are ready, only two start
     patch(aws)
     assert started(builds) == [img("a"), img("b")]
@@ -210,3 +210,35 @@ def test_an_image_the_gate_fails_is_not_built_upon(aws, builds, diamond, monkeyp
     assert diamond.last_rebuild(img("a")).outcome == "failed"  # type: ignore[union-attr]
     assert img("c") not in started(builds)
     assert {n["image"]: n["status"] for n in diamond.cascade_nodes(f"{ROOT}@{D1}")}[img("d")] == "BLOCKED"
+
+
+def test_cooldown_holds_a_second_rebuild_and_a_newer_digest_supersedes_it(aws, builds, monkeypatch):
+    # Given an image with a one-hour cooldown, just rebuilt for digest D1
+    store = Store(aws.refs["PatchpropTable"])
+    store.put_dependent(
+        Dependent(image=img("busy"), bases=[ROOT], project="patchprop-rebuild", cooldown_seconds=3600)
+    )
+    store.record_digest(ROOT, None, D0)
+    monkeypatch.setattr(__import__(handler("rebuilder").__module__), "WAIT_SCALE", 0)
+    patch(aws, D1)
+    assert started(builds) == [img("busy")]
+    # When the base moves twice more within the hour
+    d2, d3 = "sha256:" + "2" * 64, "sha256:" + "3" * 64
+    patch(aws, d2)
+    # Then the rebuild for D2 waits on the queue (not failed, not in the DLQ)
+    assert started(builds) == [img("busy")]
+    sqs = boto3.client("sqs")
+    waiting = sqs.get_queue_attributes(QueueUrl=aws.refs["RebuildQueue"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    dlq = sqs.get_queue_attributes(QueueUrl=aws.refs["RebuildDLQ"], AttributeNames=["All"])["Attributes"]
+    assert (
+        int(waiting["ApproximateNumberOfMessages"]) + int(waiting["ApproximateNumberOfMessagesNotVisible"])
+        == 1
+    )
+    assert dlq["ApproximateNumberOfMessages"] == "0"
+    # And D3 supersedes it: one rebuild will follow the cooldown, for D3 only
+    patch(aws, d3)
+    nodes = {n["image"]: n["status"] for n in store.cascade_nodes(f"{ROOT}@{d2}")}
+    assert nodes == {img("busy"): "SUPERSEDED"}
+    assert started(builds) == [img("busy")]

@@ -39,8 +39,20 @@ class BuildThrottled(PatchpropError):
     """CodeBuild refused to start a build for now (throttling or concurrency quota)."""
 
 
-class CapReached(BuildThrottled):
+class Deferred(PatchpropError):
+    """Not now, by patchprop's own rules: look again in `seconds`."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class CapReached(Deferred):
     """patchprop's own concurrency cap is full: wait for a running rebuild to finish."""
+
+
+class CoolingDown(Deferred):
+    """The image was rebuilt less than its cooldown ago; a newer base digest may supersede this."""
 
 
 class BuildStartFailed(PatchpropError):

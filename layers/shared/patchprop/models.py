@@ -167,6 +167,7 @@ class RebuildRequest(_OnBaseDigest):
     detected_at: datetime
     # The patch (`base@digest`) whose cascade this rebuild belongs to, if any.
     cascade: str | None = None
+    cooldown_seconds: int = 0
 
     @classmethod
     def for_dependent(
@@ -174,6 +175,7 @@ class RebuildRequest(_OnBaseDigest):
     ) -> RebuildRequest:
         return cls(
             cascade=cascade,
+            cooldown_seconds=dependent.cooldown_seconds,
             rebuild_id=rebuild_id_for(dependent.image, patch.base, patch.digest),
             image=dependent.image,
             base=patch.base,

@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from patchprop.builds import Builds
-from patchprop.errors import BuildStartFailed, BuildThrottled, CapReached
-from patchprop.models import Rebuild, RebuildRequest
+from patchprop.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown
+from patchprop.models import Rebuild, RebuildRequest, utcnow
 from patchprop.store import Store
+
+CAP_WAIT = 30  # seconds before a rebuild waiting for a slot of the cap looks again
+
+
+def cooldown_left(request: RebuildRequest, *, store: Store) -> float:
+    """Seconds until the image's cooldown allows another rebuild (0: now)."""
+    if not request.cooldown_seconds:
+        return 0.0
+    last = store.last_rebuild(request.image)
+    if last is None or last.started_at is None:
+        return 0.0
+    return max(0.0, request.cooldown_seconds - (utcnow() - last.started_at).total_seconds())
 
 
 def build_env(request: RebuildRequest) -> dict[str, str]:
@@ -43,6 +55,10 @@ def start_rebuild(
         node = store.get_node(request.cascade, request.image)
         if node is not None and node.get("status") == "SUPERSEDED":
             return None
+    wait = cooldown_left(request, store=store)
+    if wait > 0:
+        raise CoolingDown(f"{request.image} was rebuilt less than {request.cooldown_seconds} s ago", wait)
+    if request.cascade:
         store.set_node_status(request.cascade, request.image, "RUNNING", expect=("READY",))
     if request.project not in allowed_projects:
         return store.record_not_started(
@@ -53,7 +69,7 @@ def start_rebuild(
     # Cascade rebuilds run under the concurrency cap; a full cap is "try again later".
     capped = bool(request.cascade and cap)
     if capped and not store.claim_build_slot(cap or 0):
-        raise CapReached(f"{cap} patchprop builds already running (ConcurrencyCap)")
+        raise CapReached(f"{cap} patchprop builds already running (ConcurrencyCap)", CAP_WAIT)
     try:
         build_id = builds.start_build(
             request.project,
