@@ -123,8 +123,8 @@ build_with_buildah() {
   log "pushing $TARGET_IMAGE"
   buildah "${storage[@]}" push --format oci --tls-verify="$REGISTRY_TLS_VERIFY" \
     --digestfile "$digest_file" "$TARGET_IMAGE" "docker://$TARGET_IMAGE"
-  # Pushed: drop the local copy (vfs stores every layer in full); the base stays cached.
-  buildah "${storage[@]}" rmi "$TARGET_IMAGE" >/dev/null 2>&1 || true
+  # The local copy stays: removing it while another build commits on the same storage makes
+  # that build fail ("layer not known"). The local builder empties its storage when it stops.
 }
 
 build_with_docker() {

@@ -11,6 +11,7 @@ outcome. Then it checks the new digests and the base annotations at each level a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -172,23 +173,14 @@ def _build_base(work: Path, image: str, patch_level: int) -> None:
     shutil.copy(busybox, context / "busybox")
     (context / "os-release").write_text(f'NAME="acme base"\nPATCH_LEVEL={patch_level}\n')
     tag = f"localhost/patchprop-demo-base:{patch_level}"
-    _run(
-        [
-            "buildah",
-            "--storage-driver",
-            "vfs",
-            "bud",
-            "--isolation",
-            "chroot",
-            "--format",
-            "oci",
-            "-q",
-            "-t",
-            tag,
-            str(context),
-        ]
-    )
-    _run(["buildah", "--storage-driver", "vfs", "push", "--tls-verify=false", tag, f"docker://{image}"])
+    buildah = ["buildah", *_storage(work)]
+    _run([*buildah, "bud", "--isolation", "chroot", "--format", "oci", "-q", "-t", tag, str(context)])
+    _run([*buildah, "push", "--tls-verify=false", tag, f"docker://{image}"])
+
+
+def _storage(work: Path) -> list[str]:
+    """The demo's own buildah storage, removed with its work folder."""
+    return ["--storage-driver", "vfs", "--root", str(work / "containers"), "--runroot", str(work / "run")]
 
 
 def _build(context: Path, image: str, pinned_base: str, base_name: str, work: Path) -> None:
@@ -203,6 +195,8 @@ def _build(context: Path, image: str, pinned_base: str, base_name: str, work: Pa
         "CONTEXT_DIR": str(context),
         "RESULT_FILE": str(work / "result.json"),
         "REGISTRY_TLS_VERIFY": "false",
+        "BUILDAH_ROOT": str(work / "containers"),
+        "BUILDAH_RUNROOT": str(work / "run"),
     }
     _run(["bash", str(SCRIPT)], env=env)
 
@@ -213,8 +207,6 @@ def _annotations(image: str) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> str:
-    import os
-
     done = subprocess.run(
         args, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
     )

@@ -321,16 +321,19 @@ class LocalCodeBuild:
         return {"BUILDAH_ROOT": str(storage / "storage"), "BUILDAH_RUNROOT": str(storage / "run")}
 
     def _prune(self) -> None:
-        """Remove the working containers that stopped builds leave in this builder's own storage."""
+        """Empty this builder's own storage: stopped builds' containers, then every image."""
         root = self._storage["BUILDAH_ROOT"]
         if "BUILDAH_ROOT" in self.extra_env or not Path(root).is_dir() or shutil.which("buildah") is None:
             return
         command = ["buildah", "--root", root, "--runroot", self._storage["BUILDAH_RUNROOT"]]
-        command += ["--storage-driver", self.extra_env.get("BUILDAH_STORAGE_DRIVER", "vfs"), "rm", "--all"]
+        command += ["--storage-driver", self.extra_env.get("BUILDAH_STORAGE_DRIVER", "vfs")]
         try:
-            subprocess.run(command, capture_output=True, timeout=120, check=False)
+            subprocess.run([*command, "rm", "--all"], capture_output=True, timeout=120, check=False)
+            subprocess.run(
+                [*command, "rmi", "--all", "--force"], capture_output=True, timeout=120, check=False
+            )
         except subprocess.TimeoutExpired:
-            log.warning("removing the local builds' containers timed out")
+            log.warning("emptying the local builds' storage timed out")
 
     @staticmethod
     def _signal(build: _Build, signum: int) -> None:
