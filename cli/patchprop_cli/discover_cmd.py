@@ -10,6 +10,7 @@ import click
 
 from patchprop.errors import InvalidReference
 from patchprop.refs import parse_ref
+from patchprop_cli.commands import build_args_of
 from patchprop_cli.discover import DiscoverError, Discovery, discover_all
 
 
@@ -17,16 +18,6 @@ class DiscoverFailed(click.ClickException):
     """A Dockerfile patchprop cannot read: the message names the file and line; exit 2."""
 
     exit_code = 2
-
-
-def _build_args(pairs: tuple[str, ...]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--build-arg")
-        args[name] = value
-    return args
 
 
 def _dependent(discovery: Discovery, image: str | None) -> dict[str, Any]:
@@ -95,7 +86,7 @@ def discover(
 
     PATH is a Dockerfile or Containerfile, or a directory holding some.
     """
-    args = _build_args(build_args)
+    args = build_args_of(build_args)
     if not dry_run:
         missing = [name for name, value in (("--image", image), ("--project", project)) if not value]
         if missing:

@@ -130,18 +130,14 @@ class Store:
         if old:
             values[":old"] = old
             update += ", previous_digest = :old"
-        try:
-            self.table.update_item(
-                Key=base_key(ref),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise StoreError(f"recording digest of {ref}: {exc}") from exc
-        return True
+        moved = self._update_if(
+            f"recording digest of {ref}",
+            Key=base_key(ref),
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
+        return moved is not None
 
     # ---- dependents ------------------------------------------------------------------
 
@@ -224,40 +220,34 @@ class Store:
         `finished` and one counter per outcome go up by one; `counted` is the set of rebuild ids
         counted, so a replayed event counts nothing.
         """
-        try:
-            answer = self.table.update_item(
-                Key=patch_key(base, digest),
-                UpdateExpression="ADD finished :one, #o :one, counted :id SET last_finished_at = :at",
-                ConditionExpression="attribute_exists(PK) AND NOT contains(counted, :rid)",
-                ExpressionAttributeNames={"#o": outcome},
-                ExpressionAttributeValues={
-                    ":one": 1,
-                    ":id": {rebuild_id},
-                    ":rid": rebuild_id,
-                    ":at": at.isoformat(),
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise StoreError(f"counting {rebuild_id} on patch {base}@{digest}: {exc}") from exc
+        answer = self._update_if(
+            f"counting {rebuild_id} on patch {base}@{digest}",
+            Key=patch_key(base, digest),
+            UpdateExpression="ADD finished :one, #o :one, counted :id SET last_finished_at = :at",
+            ConditionExpression="attribute_exists(PK) AND NOT contains(counted, :rid)",
+            ExpressionAttributeNames={"#o": outcome},
+            ExpressionAttributeValues={
+                ":one": 1,
+                ":id": {rebuild_id},
+                ":rid": rebuild_id,
+                ":at": at.isoformat(),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if answer is None:
             return False, self._get(patch_key(base, digest))
-        return True, answer["Attributes"]
+        return True, answer
 
     def claim_summary(self, base: str, digest: str) -> bool:
         """Mark the patch summarized; False if it was already (so one summary is sent)."""
-        try:
-            self.table.update_item(
-                Key=patch_key(base, digest),
-                UpdateExpression="SET summarized = :t",
-                ConditionExpression="attribute_exists(PK) AND attribute_not_exists(summarized)",
-                ExpressionAttributeValues={":t": True},
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise StoreError(f"summarizing patch {base}@{digest}: {exc}") from exc
-        return True
+        claimed = self._update_if(
+            f"summarizing patch {base}@{digest}",
+            Key=patch_key(base, digest),
+            UpdateExpression="SET summarized = :t",
+            ConditionExpression="attribute_exists(PK) AND attribute_not_exists(summarized)",
+            ExpressionAttributeValues={":t": True},
+        )
+        return claimed is not None
 
     def release_summary(self, base: str, digest: str) -> None:
         """Undo claim_summary (the summary could not be published; a retry sends it)."""
@@ -382,17 +372,14 @@ class Store:
         if log_url:
             update += ", log_url = :l"
             values[":l"] = log_url
-        try:
-            self.table.update_item(
-                Key=rebuild_key(rebuild_id),
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(PK) AND #s = :started",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise StoreError(f"recording progress of {rebuild_id}: {exc}") from exc
+        self._update_if(  # finished already (events arrive out of order): nothing to do
+            f"recording progress of {rebuild_id}",
+            Key=rebuild_key(rebuild_id),
+            UpdateExpression=update,
+            ConditionExpression="attribute_exists(PK) AND #s = :started",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
 
     def record_finished(
         self,
@@ -434,20 +421,18 @@ class Store:
             if value is not None:
                 update += f", {name} = :{name}"
                 values[f":{name}"] = value
-        try:
-            result = self.table.update_item(
-                Key=rebuild_key(rebuild_id),
-                UpdateExpression=update,
-                ConditionExpression=f"attribute_exists(PK) AND NOT #s IN ({finals})",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if not _condition_failed(exc):
-                raise StoreError(f"recording outcome of {rebuild_id}: {exc}") from exc
+        result = self._update_if(
+            f"recording outcome of {rebuild_id}",
+            Key=rebuild_key(rebuild_id),
+            UpdateExpression=update,
+            ConditionExpression=f"attribute_exists(PK) AND NOT #s IN ({finals})",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        if result is None:
             return self.get_rebuild(rebuild_id)  # finished before, or unknown
-        return Rebuild.model_validate(_plain(result["Attributes"]))
+        return Rebuild.model_validate(_plain(result))
 
     def mark_notified(self, rebuild_id: str) -> None:
         self._update(rebuild_key(rebuild_id), "SET notified = :t", {":t": True})
@@ -497,20 +482,16 @@ class Store:
 
     def parent_rebuilt(self, cascade: str, child: str, parent: str) -> bool:
         """Strike `parent` off `child`'s wait list; True if this made the child ready (once)."""
-        try:
-            answer = self.table.update_item(
-                Key=node_key(cascade, child),
-                UpdateExpression="DELETE waiting :p",
-                ConditionExpression="#s = :waiting",
-                ReturnValues="ALL_NEW",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":p": {parent}, ":waiting": "WAITING"},
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise StoreError(f"releasing {child}: {exc}") from exc
-        if answer["Attributes"].get("waiting"):
+        answer = self._update_if(
+            f"releasing {child}",
+            Key=node_key(cascade, child),
+            UpdateExpression="DELETE waiting :p",
+            ConditionExpression="#s = :waiting",
+            ReturnValues="ALL_NEW",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":p": {parent}, ":waiting": "WAITING"},
+        )
+        if answer is None or answer.get("waiting"):
             return False
         return self.set_node_status(cascade, child, "READY", expect=("WAITING",))
 
@@ -518,49 +499,38 @@ class Store:
         """Move a node to `status` if it is in one of `expect`; False if it was not."""
         expected = list(expect)
         values: dict[str, Any] = {":s": status, **{f":e{i}": e for i, e in enumerate(expected)}}
-        try:
-            self.table.update_item(
-                Key=node_key(cascade, image),
-                UpdateExpression="SET #s = :s",
-                ConditionExpression=f"#s IN ({', '.join(f':e{i}' for i in range(len(expected)))})",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise StoreError(f"updating node {image}: {exc}") from exc
-        return True
+        moved = self._update_if(
+            f"updating node {image}",
+            Key=node_key(cascade, image),
+            UpdateExpression="SET #s = :s",
+            ConditionExpression=f"#s IN ({', '.join(f':e{i}' for i in range(len(expected)))})",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
+        return moved is not None
 
     # ---- the concurrency cap ----------------------------------------------------------
     # One counter item: builds patchprop started that have not finished. A slot is taken just
     # before StartBuild and given back when the rebuild's cascade node leaves RUNNING.
 
     def claim_build_slot(self, cap: int) -> bool:
-        try:
-            self.table.update_item(
-                Key=LIMIT_KEY,
-                UpdateExpression="ADD in_flight :one",
-                ConditionExpression="attribute_not_exists(in_flight) OR in_flight < :cap",
-                ExpressionAttributeValues={":one": 1, ":cap": cap},
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise StoreError(f"claiming a build slot: {exc}") from exc
-        return True
+        claimed = self._update_if(
+            "claiming a build slot",
+            Key=LIMIT_KEY,
+            UpdateExpression="ADD in_flight :one",
+            ConditionExpression="attribute_not_exists(in_flight) OR in_flight < :cap",
+            ExpressionAttributeValues={":one": 1, ":cap": cap},
+        )
+        return claimed is not None
 
     def release_build_slot(self) -> None:
-        try:
-            self.table.update_item(
-                Key=LIMIT_KEY,
-                UpdateExpression="ADD in_flight :minus",
-                ConditionExpression="in_flight > :zero",
-                ExpressionAttributeValues={":minus": -1, ":zero": 0},
-            )
-        except ClientError as exc:
-            if not _condition_failed(exc):  # already zero: nothing to give back
-                raise StoreError(f"releasing a build slot: {exc}") from exc
+        self._update_if(  # already zero: nothing to give back
+            "releasing a build slot",
+            Key=LIMIT_KEY,
+            UpdateExpression="ADD in_flight :minus",
+            ConditionExpression="in_flight > :zero",
+            ExpressionAttributeValues={":minus": -1, ":zero": 0},
+        )
 
     def builds_in_flight(self) -> int:
         item = self._get(LIMIT_KEY)
@@ -590,6 +560,16 @@ class Store:
             self.table.update_item(**kwargs)
         except ClientError as exc:
             raise StoreError(f"updating {key['PK']}: {exc}") from exc
+
+    def _update_if(self, what: str, **kwargs: Any) -> dict[str, Any] | None:
+        """A conditional UpdateItem: the attributes ReturnValues asked for ({} if none), or None
+        when the condition did not hold."""
+        try:
+            return dict(self.table.update_item(**kwargs).get("Attributes", {}))
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return None
+            raise StoreError(f"{what}: {exc}") from exc
 
     def _transact(self, actions: list[dict[str, Any]], what: str) -> None:
         try:
