@@ -58,6 +58,8 @@ def local(
         ports={"api": port, "aws": aws_port, "registry": registry_port},
         projects=projects,
         poll_interval=poll_interval,
+        # CloudWatch's embedded metric lines mean nothing on a terminal; logs stay on.
+        env={"POWERTOOLS_METRICS_DISABLED": "true"},
     )
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
