@@ -82,3 +82,29 @@ def test_a_cycle_in_stored_data_is_refused_not_looped_on():
     deps = {d.image: d for d in [dep("a", ROOT, "b"), dep("b", "a")]}
     with pytest.raises(CycleInGraph, match="cycle"):
         plan_cascade(ROOT, deps)
+
+
+def test_a_deep_fleet_is_read_whole_instead_of_one_query_per_base():
+    from patchprop.logic.plan import DependentsOf
+
+    # Given a chain of 30 golden images, each a base of the next
+    chain = [dep("g0", ROOT)] + [dep(f"g{i}", f"g{i - 1}") for i in range(1, 30)]
+    dependents_of, tracked, calls = graph(*chain)
+
+    class CountingStore:
+        whole_reads = 0
+
+        def dependents_of(self, base):
+            return dependents_of(base)
+
+        def list_dependents(self):
+            self.whole_reads += 1
+            return iter(chain)
+
+    store = CountingStore()
+    # When the affected set is computed through DependentsOf
+    found = affected(ROOT, DependentsOf(store), tracked)  # type: ignore[arg-type]
+    # Then all 30 are found with 10 per-base queries and one whole read, not 30 queries
+    assert sorted(found) == sorted(d.image for d in chain)
+    assert len(calls) == DependentsOf.SWITCH_AFTER
+    assert store.whole_reads == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) ->
     cascade = patch.patch_id
     if store.get_patch(patch.base, patch.digest) is None:
         tracked = {b.ref for b in store.list_bases()}
-        nodes = plan_cascade(patch.base, affected(patch.base, store.dependents_of, tracked))
+        nodes = plan_cascade(patch.base, affected(patch.base, DependentsOf(store), tracked))
         supersede_older(patch, store=store)
         store.put_cascade(cascade, nodes.values())
         store.record_patch(patch, rebuilds=len(nodes))
@@ -45,6 +46,29 @@ def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) ->
         total = len(stored)
     rebuild_queue.send_batch([RebuildRequest.for_dependent(n.dependent, patch, cascade) for n in first_wave])
     return Plan(cascade, total, len(first_wave))
+
+
+class DependentsOf:
+    """Dependents of a base: one query per base for a small cascade; past SWITCH_AFTER queries,
+    the whole graph in one paginated read instead (a deep fleet would cost a query per image)."""
+
+    SWITCH_AFTER = 10
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.queries = 0
+        self.by_base: dict[str, list[Dependent]] | None = None
+
+    def __call__(self, base: str) -> list[Dependent]:
+        if self.by_base is None and self.queries >= self.SWITCH_AFTER:
+            self.by_base = defaultdict(list)
+            for dependent in self.store.list_dependents():
+                for ref in dependent.bases:
+                    self.by_base[ref].append(dependent)
+        if self.by_base is not None:
+            return self.by_base.get(base, [])
+        self.queries += 1
+        return list(self.store.dependents_of(base))
 
 
 def cascade_rebuilding(image: str, digest: str, *, store: Store) -> str | None:
