@@ -22,7 +22,6 @@ import heapq
 import itertools
 import json
 import math
-import os
 import random
 import re
 import time
@@ -43,6 +42,7 @@ from patchprop.logic.plan import plan_rebuilds
 from patchprop.models import Dependent, PatchRequest
 from patchprop.queues import Queue
 from patchprop.store import Store
+from patchprop_cli.local_aws import isolate_from_aws
 from patchprop_cli.template import provision
 
 if TYPE_CHECKING:
@@ -515,19 +515,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
-    # Never reach real AWS, whatever the shell has.
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-        }
-    )
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        os.environ.pop(var, None)
+    isolate_from_aws()  # never reach real AWS, whatever the shell has
 
     started = time.monotonic()
     calls: list[CallResult] = []

@@ -7,22 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from patchprop_cli.local_aws import isolate_from_aws
+
 # Never reach real AWS from a test, whatever the developer's shell has.
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "patchprop",
-        "POWERTOOLS_SERVICE_NAME": "patchprop-test",
-    }
-)
-for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-    os.environ.pop(_var, None)
+isolate_from_aws()
+os.environ.update({"POWERTOOLS_METRICS_NAMESPACE": "patchprop", "POWERTOOLS_SERVICE_NAME": "patchprop-test"})
 
 from moto import mock_aws  # noqa: E402
 from support import PROJECTS, FakeBuilds  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ import boto3
 
 from patchprop.errors import BuildThrottled
 from patchprop_cli.lambdas import deliver_sqs, load_handler
+from patchprop_cli.local_aws import subscribe_queue
 from patchprop_cli.template import ROOT, Stack
 
 EVENTS = ROOT / "events"
@@ -76,3 +78,25 @@ def queue_bodies(stack: Stack, queue: str) -> list[dict[str, Any]]:
         if not got.get("Messages"):
             return bodies
         bodies += [json.loads(m["Body"]) for m in got["Messages"]]
+
+
+def subscribe_outcomes(stack: Stack, filter_policy: dict[str, Any] | None = None) -> str:
+    """A new queue subscribed to the outcome topic; its URL."""
+    url, _arn = subscribe_queue(
+        boto3.client("sqs", region_name="us-east-1"),
+        boto3.client("sns", region_name="us-east-1"),
+        stack.refs["OutcomeTopic"],
+        f"outcomes-{uuid.uuid4().hex[:8]}",
+        filter_policy,
+    )
+    return url
+
+
+def receive_all(url: str) -> list[dict[str, Any]]:
+    """Every SNS envelope waiting on the queue, taken off it."""
+    sqs, found = boto3.client("sqs", region_name="us-east-1"), []
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        found += [json.loads(m["Body"]) for m in got]
+        for m in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return found

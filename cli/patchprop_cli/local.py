@@ -29,9 +29,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from patchprop import wiring
-from patchprop_cli.local_aws import LocalAws
+from patchprop_cli.local_aws import LocalAws, subscribe_queue
 from patchprop_cli.local_builds import LocalCodeBuild
 from patchprop_cli.registry_server import LocalRegistry, free_port, port_in_use
+from patchprop_cli.template import queue_arn
 
 STATE_DIR = Path(".patchprop")
 DEFAULT_PORTS = {"api": 8780, "aws": 8781, "registry": 8782}
@@ -287,22 +288,19 @@ class LocalStack:
         events, sqs = self.aws.client("events"), self.aws.client("sqs")
         for function, props in self.aws.stack.events("EventBridgeRule"):
             url = sqs.create_queue(QueueName=f"patchprop-local-{function}-rule")["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
+            arn = queue_arn(sqs, url)
             events.put_rule(Name=f"patchprop-local-{function}", EventPattern=json.dumps(props["Pattern"]))
             events.put_targets(Rule=f"patchprop-local-{function}", Targets=[{"Id": "deliver", "Arn": arn}])
             self._rule_queues[function] = (url, arn)
 
     def _subscribe_outcomes(self) -> tuple[str, str]:
         assert self.aws is not None and self.aws.stack is not None
-        sqs = self.aws.client("sqs")
-        url = sqs.create_queue(QueueName="patchprop-local-outcomes")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.aws.client("sns").subscribe(
-            TopicArn=self.aws.stack.refs["OutcomeTopic"], Protocol="sqs", Endpoint=arn
+        return subscribe_queue(
+            self.aws.client("sqs"),
+            self.aws.client("sns"),
+            self.aws.stack.refs["OutcomeTopic"],
+            "patchprop-local-outcomes",
         )
-        return url, arn
 
     def _pump_loop(self) -> None:
         while not self._stop.is_set():

@@ -4,6 +4,7 @@ handlers Lambda runs."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -25,7 +26,7 @@ from patchprop_cli.lambdas import (
     load_handler,
 )
 from patchprop_cli.registry_server import free_port, port_in_use
-from patchprop_cli.template import REGION, Stack, provision
+from patchprop_cli.template import REGION, Stack, provision, queue_arn
 
 # What boto3 inside the handlers needs to find moto and never reach real AWS.
 FAKE_CREDENTIALS = {
@@ -37,6 +38,26 @@ FAKE_CREDENTIALS = {
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
+
+
+def isolate_from_aws() -> None:
+    """Point this process's boto3 at nothing real: fake credentials, no profile, no endpoint."""
+    os.environ.update(FAKE_CREDENTIALS)
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(var, None)
+
+
+def subscribe_queue(
+    sqs: Any, sns: Any, topic_arn: str, name: str, filter_policy: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    """A new SQS queue subscribed to `topic_arn` (filtered on message attributes if asked)."""
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = queue_arn(sqs, url)
+    attributes = {"FilterPolicy": json.dumps(filter_policy), "FilterPolicyScope": "MessageAttributes"}
+    sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes if filter_policy else {}
+    )
+    return url, arn
 
 
 @dataclass

@@ -252,15 +252,17 @@ def _create_queues(stack: Stack, sqs: Any) -> None:
             name = f"{stack.prefix}-{logical_id}" + (".fifo" if props.get("FifoQueue") else "")
             attributes = {k: _attribute(v) for k, v in props.items() if k in _QUEUE_ATTRIBUTES}
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
+            arn = queue_arn(sqs, url)
             stack.refs[logical_id] = url
             stack.attrs[logical_id] = {"Arn": arn, "QueueName": name, "QueueUrl": url}
             del pending[logical_id]
             break
         else:
             raise ValueError(f"template.yaml: queues {sorted(pending)} reference something missing")
+
+
+def queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
 _QUEUE_ATTRIBUTES = (

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
-from support import drain, handler
+from support import drain, handler, receive_all, subscribe_outcomes
 
 from patchprop.models import Dependent, PatchRequest
 from patchprop.queues import Queue
@@ -173,24 +171,16 @@ def test_blocked_images_count_as_skipped_so_the_patch_summary_still_goes_out(
     aws, builds, diamond, monkeypatch
 ):
     # Given a queue on the outcome topic, and the diamond's cascade started
-    sqs, sns = boto3.client("sqs"), boto3.client("sns")
-    url = sqs.create_queue(QueueName="summaries")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(
-        TopicArn=aws.refs["OutcomeTopic"],
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"FilterPolicy": '{"outcome": ["summary"]}'},
-    )
+    url = subscribe_outcomes(aws, {"outcome": ["summary"]})
     patch(aws)
     # When a fails (so c and d are blocked) and b and e succeed
     finish(diamond, builds, img("a"), status="FAILED")
     finish(diamond, builds, img("b"))
     finish(diamond, builds, img("e"))
     # Then exactly one summary: 5 images, 2 skipped, 1 failed, 2 succeeded
-    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    got = receive_all(url)
     assert len(got) == 1
-    body = json.loads(got[0]["Body"])["Message"]
+    body = got[0]["Message"]
     assert "failed 1" in body.lower() or "1 failed" in body.lower(), body
     assert "skipped" in body.lower(), body
 

@@ -3,13 +3,10 @@ messages patchprop publishes that it is meant to, attributes and all (severity_r
 
 from __future__ import annotations
 
-import json
-import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-import boto3
 import pytest
+from support import receive_all, subscribe_outcomes
 
 from patchprop.alerts import Alert, PatchSummary, message, summary_message
 from patchprop.logic.gate import Policy, gate
@@ -81,24 +78,13 @@ def _publish_everything(topic_arn: str) -> None:
     topic.publish(summary_message(summary))
 
 
-def _subscribe(topic_arn: str, policy: dict[str, Any]) -> str:
-    sqs, sns = boto3.client("sqs"), boto3.client("sns")
-    url = sqs.create_queue(QueueName=f"filtered-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    filtered = {"FilterPolicy": json.dumps(policy), "FilterPolicyScope": "MessageAttributes"}
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=filtered if policy else {})
-    return url
-
-
 def _received(url: str) -> set[str]:
     """The short names of the alerts the queue got ("summary" for the patch summary)."""
     by_image = {alert.image: name for name, alert in _alerts().items()}
-    sqs, names = boto3.client("sqs"), set()
-    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        for m in got:
-            attributes = {k: v["Value"] for k, v in json.loads(m["Body"])["MessageAttributes"].items()}
-            names.add("summary" if attributes["outcome"] == "summary" else by_image[attributes["image"]])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    names = set()
+    for body in receive_all(url):
+        attributes = {k: v["Value"] for k, v in body["MessageAttributes"].items()}
+        names.add("summary" if attributes["outcome"] == "summary" else by_image[attributes["image"]])
     return names
 
 
@@ -138,7 +124,7 @@ def _received(url: str) -> set[str]:
 )
 def test_filter_policy_selects_exactly_the_intended_messages(aws, policy, expected):
     # Given a queue subscribed to the outcome topic with the policy
-    url = _subscribe(aws.refs["OutcomeTopic"], policy)
+    url = subscribe_outcomes(aws, policy)
     # When patchprop publishes one message of each kind, and a patch summary
     _publish_everything(aws.refs["OutcomeTopic"])
     # Then the queue got exactly the intended ones
@@ -146,6 +132,6 @@ def test_filter_policy_selects_exactly_the_intended_messages(aws, policy, expect
 
 
 def test_without_a_policy_every_message_arrives(aws):
-    url = _subscribe(aws.refs["OutcomeTopic"], {})
+    url = subscribe_outcomes(aws)
     _publish_everything(aws.refs["OutcomeTopic"])
     assert _received(url) == {*_alerts(), "summary"}

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from support import FakeBuilds, drain, handler
+from support import FakeBuilds, drain, handler, receive_all, subscribe_outcomes
 
 from patchprop import config, wiring
 from patchprop.models import Dependent
@@ -105,29 +105,6 @@ def finish_builds(builds: FakeBuilds, status: str = "SUCCEEDED", times: int = 1)
             handler("build_events")(event, LocalContext(function_name="build_events"))
 
 
-def subscribe_outcomes(stack) -> str:
-    sqs, sns = boto3.client("sqs"), boto3.client("sns")
-    url = sqs.create_queue(QueueName=f"outcomes-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=stack.refs["OutcomeTopic"], Protocol="sqs", Endpoint=arn)
-    return url
-
-
-def outcomes(url: str) -> list[dict]:
-    sqs, found = boto3.client("sqs"), []
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-        if not got.get("Messages"):
-            return found
-        found += [json.loads(m["Body"]) for m in got["Messages"]]
-        sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got["Messages"])
-            ],
-        )
-
-
 def test_one_push_delivered_five_times_starts_exactly_three_builds(aws, builds, local_registry, base):
     # Given a base with 3 dependents, re-published with a new digest
     new = republish(local_registry, base, "2")
@@ -199,7 +176,7 @@ def test_every_finished_build_yields_exactly_one_sns_message(aws, builds, local_
     finish_builds(builds, "SUCCEEDED", times=2)
     # Then exactly one message per build (not scanned: "succeeded"), with the attributes filter
     # policies match on, and one summary of the patch
-    everything = outcomes(url)
+    everything = receive_all(url)
     summaries = [m for m in everything if m["MessageAttributes"]["outcome"]["Value"] == "summary"]
     messages = [m for m in everything if m not in summaries]
     assert len(messages) == 3 and len(summaries) == 1

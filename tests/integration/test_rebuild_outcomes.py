@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-import boto3
 import pytest
-from support import drain, handler
+from support import drain, handler, receive_all, subscribe_outcomes
 
 from patchprop.logic.outcome import REBUILD_ID_VAR
 from patchprop.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
@@ -27,22 +24,9 @@ def enqueue_rebuild(stack, project: str) -> RebuildRequest:
     return request
 
 
-def outcome_queue(stack) -> str:
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="outcomes")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(TopicArn=stack.refs["OutcomeTopic"], Protocol="sqs", Endpoint=arn)
-    return url
-
-
-def received(url: str) -> list[dict]:
-    got = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    return [json.loads(m["Body"]) for m in got.get("Messages", [])]
-
-
 def test_project_the_stack_may_not_start_is_recorded_and_told_not_retried(aws, builds):
     # Given a rebuild naming a CodeBuild project outside RebuildProjects
-    url = outcome_queue(aws)
+    url = subscribe_outcomes(aws)
     request = enqueue_rebuild(aws, "someone-elses-project")
     # When the rebuilder takes it
     drain(aws, "RebuildQueue", "rebuilder")
@@ -53,13 +37,13 @@ def test_project_the_stack_may_not_start_is_recorded_and_told_not_retried(aws, b
     assert (
         "someone-elses-project" in (rebuild.reason or "") and "not one this stack may start" in rebuild.reason
     )
-    messages = received(url)
+    messages = receive_all(url)
     assert [m["MessageAttributes"]["outcome"]["Value"] for m in messages] == ["failed"]
     assert "not one this stack may start" in messages[0]["Message"]
 
 
 def test_failed_build_is_recorded_and_told_once_even_if_events_repeat(aws, builds):
-    url = outcome_queue(aws)
+    url = subscribe_outcomes(aws)
     request = enqueue_rebuild(aws, "patchprop-rebuild")
     drain(aws, "RebuildQueue", "rebuilder")
     build = builds.started[0]
@@ -80,7 +64,7 @@ def test_failed_build_is_recorded_and_told_once_even_if_events_repeat(aws, build
     # Then it stays FAILED and one alert went out
     rebuild = Store(aws.refs["PatchpropTable"]).get_rebuild(request.rebuild_id)
     assert rebuild is not None and rebuild.status is RebuildStatus.FAILED and rebuild.notified
-    assert [m["MessageAttributes"]["outcome"]["Value"] for m in received(url)] == ["failed"]
+    assert [m["MessageAttributes"]["outcome"]["Value"] for m in receive_all(url)] == ["failed"]
 
 
 def test_build_of_someone_else_is_ignored(aws):

@@ -7,14 +7,11 @@ points at report files under tests/data/scan/gate (file:// URIs, as in a local r
 
 from __future__ import annotations
 
-import json
-import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from support import FakeBuilds, drain, handler
+from support import FakeBuilds, drain, handler, receive_all, subscribe_outcomes
 
 from patchprop import config
 from patchprop.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
@@ -39,24 +36,16 @@ def report(name: str) -> str:
     return (GATE / name).as_uri()
 
 
-def subscribe(stack) -> str:
-    sqs, sns = boto3.client("sqs"), boto3.client("sns")
-    url = sqs.create_queue(QueueName=f"told-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=stack.refs["OutcomeTopic"], Protocol="sqs", Endpoint=arn)
-    return url
-
-
 def told(url: str) -> list[dict[str, Any]]:
     """Messages published since the last call: {"subject", "body", "attributes"}."""
-    sqs, found = boto3.client("sqs"), []
-    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        for m in got:
-            body = json.loads(m["Body"])
-            attributes = {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()}
-            found.append({"subject": body.get("Subject"), "body": body["Message"], "attributes": attributes})
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return found
+    return [
+        {
+            "subject": body.get("Subject"),
+            "body": body["Message"],
+            "attributes": {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()},
+        }
+        for body in receive_all(url)
+    ]
 
 
 def start(
@@ -117,7 +106,7 @@ def no_scan_required(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_rebuild_that_brings_a_new_high_of_its_own_is_blocked_against_the_last_promoted(aws, builds):
     # Given an image whose last rebuild was promoted on a report with 3 CVEs that came with its base
-    url = subscribe(aws)
+    url = subscribe_outcomes(aws)
     (first,) = start(aws, "acme/app:1", n=1)
     finish(builds, first, report=report("previous.trivy.json"), base_report=report("previous.trivy.json"))
     assert stored(aws, first).outcome == "promoted"
@@ -147,7 +136,7 @@ def test_a_rebuild_that_brings_a_new_high_of_its_own_is_blocked_against_the_last
 
 def test_the_image_policy_decides_and_a_clean_rebuild_is_promoted(aws, builds):
     # Given an image whose policy blocks only on CRITICAL, and one with the default policy
-    url = subscribe(aws)
+    url = subscribe_outcomes(aws)
     (lenient,) = start(aws, "acme/lenient:1", n=3, policy="fail_on=critical")
     (strict,) = start(aws, "acme/strict:1", n=4)
     # When both rebuilds bring the same new HIGH (no previous scan, no base report)
@@ -166,7 +155,7 @@ def test_the_image_policy_decides_and_a_clean_rebuild_is_promoted(aws, builds):
 
 def test_without_a_scan_report_a_required_scan_fails_the_rebuild(aws, builds):
     # Given REQUIRE_SCAN=true (the template's default), and a build that did not scan
-    url = subscribe(aws)
+    url = subscribe_outcomes(aws)
     (request,) = start(aws, "acme/unscanned:1", n=5)
     # When it succeeds with a result that has no report
     finish(builds, request, scanned=False)
@@ -190,7 +179,7 @@ def test_without_any_result_a_required_scan_fails_too(aws, builds):
 
 def test_without_a_scan_report_and_no_scan_required_it_succeeded_not_scanned(aws, builds, no_scan_required):
     # Given REQUIRE_SCAN=false
-    url = subscribe(aws)
+    url = subscribe_outcomes(aws)
     (request,) = start(aws, "acme/unscanned:2", n=7)
     # When the build succeeds without scanning
     finish(builds, request, scanned=False)
@@ -216,7 +205,7 @@ def test_an_unreadable_report_fails_the_rebuild_whatever_require_scan_says(aws, 
 
 def test_one_summary_per_patch_after_its_last_rebuild(aws, builds):
     # Given a patch of 3 images: one in a project the stack may not start (it fails at once)
-    url = subscribe(aws)
+    url = subscribe_outcomes(aws)
     patch = PatchRequest(base=BASE, digest=digest(9), previous_digest=digest(8), detected_by="webhook")
     Store(aws.refs["PatchpropTable"]).record_patch(patch, rebuilds=3)
     promoted, blocked = start(aws, "acme/one:1", "acme/two:1", n=9, record=False)
@@ -245,7 +234,7 @@ def test_an_image_that_will_not_be_rebuilt_counts_toward_the_summary_as_skipped(
     from patchprop.logic.outcome import count_on_patch
     from patchprop.notify import Topic
 
-    url = subscribe(aws)
+    url = subscribe_outcomes(aws)
     patch = PatchRequest(base=BASE, digest=digest(10), previous_digest=digest(9), detected_by="poller")
     store = Store(aws.refs["PatchpropTable"])
     store.record_patch(patch, rebuilds=2)
