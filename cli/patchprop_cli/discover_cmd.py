@@ -11,7 +11,14 @@ import click
 from patchprop.errors import InvalidReference
 from patchprop.refs import parse_ref
 from patchprop_cli.commands import build_args_of
-from patchprop_cli.discover import DiscoverError, Discovery, discover_all
+from patchprop_cli.discover import (
+    DEFAULT_PLATFORM,
+    DiscoverError,
+    Discovery,
+    FoundBase,
+    discover_all,
+    normalize_platform,
+)
 
 
 class DiscoverFailed(click.ClickException):
@@ -21,22 +28,47 @@ class DiscoverFailed(click.ClickException):
 
 
 def _dependent(discovery: Discovery, image: str | None) -> dict[str, Any]:
-    return {
+    """One Dockerfile's bases: `bases` and `runtime_base` in full (digests kept), `tracked` the
+    tags patchprop watches for moves, `pinned` the bases pinned by digest alone (never move)."""
+    out: dict[str, Any] = {
         "dockerfile": discovery.path,
         "image": image,
-        "bases": discovery.tracked_bases(),
-        "runtime_base": discovery.tracked_runtime_base,
-        "found": [
-            {
-                "ref": base.ref,
-                "kind": base.kind,
-                "stage": base.stage,
-                "line": base.line,
-                "runtime": base.runtime,
-            }
-            for base in discovery.bases
-        ],
+        "bases": discovery.refs,
+        "runtime_base": discovery.runtime_base,
+        "tracked": discovery.tracked_bases(),
+        "pinned": discovery.pinned_bases(),
+        "platforms": list(discovery.platforms),
+        "found": [_found(base) for base in discovery.bases],
+        "notes": _notes(discovery),
     }
+    if discovery.runtime_by_platform:
+        out["runtime_by_platform"] = discovery.runtime_by_platform
+    return out
+
+
+def _found(base: FoundBase) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ref": base.ref,
+        "kind": base.kind,
+        "stage": base.stage,
+        "line": base.line,
+        "runtime": base.runtime,
+    }
+    if base.platforms:
+        out["platforms"] = list(base.platforms)
+    return out
+
+
+def _notes(discovery: Discovery) -> list[str]:
+    pinned = [
+        f"{ref} is pinned by digest alone: recorded as a base, not tracked (a pinned base cannot move)"
+        for ref in discovery.pinned_bases()
+    ]
+    return [*discovery.notes, *pinned]
+
+
+def _error(error: DiscoverError) -> dict[str, Any]:
+    return {"dockerfile": error.path, "line": error.line, "error": error.reason, "message": str(error)}
 
 
 def _table(dependents: list[dict[str, Any]]) -> str:
@@ -47,8 +79,7 @@ def _table(dependents: list[dict[str, Any]]) -> str:
             title += f" -> {dependent['image']}"
         rows = [("REF", "KIND", "STAGE", "LINE", "RUNTIME")]
         rows += [
-            (f["ref"], f["kind"], str(f["stage"]), str(f["line"]), "runtime" if f["runtime"] else "")
-            for f in dependent["found"]
+            (f["ref"], f["kind"], str(f["stage"]), str(f["line"]), _marks(f)) for f in dependent["found"]
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = [title]
@@ -58,14 +89,30 @@ def _table(dependents: list[dict[str, Any]]) -> str:
         ]
         if dependent["runtime_base"] is None:
             lines.append("  (the final stage is FROM scratch: no runtime base)")
+        lines += [f"  note: {note}" for note in dependent["notes"]]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _marks(found: dict[str, Any]) -> str:
+    marks = ["runtime"] if found["runtime"] else []
+    if "platforms" in found:
+        marks.append("only " + ",".join(found["platforms"]))
+    return " ".join(marks)
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--build-arg", "build_args", multiple=True, metavar="NAME=VALUE", help="A build argument (repeatable)."
+)
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="OS/ARCH[,…]",
+    help=f"A platform the image is built for (repeatable or comma separated; default {DEFAULT_PLATFORM}):"
+    " sets TARGETPLATFORM, TARGETARCH, … as BuildKit does.",
 )
 @click.option("--image", default=None, help="Your image built from these Dockerfiles (e.g. acme/api:2.4).")
 @click.option("--project", default=None, help="The CodeBuild project that rebuilds it.")
@@ -75,6 +122,7 @@ def _table(dependents: list[dict[str, Any]]) -> str:
 def discover(
     paths: tuple[Path, ...],
     build_args: tuple[str, ...],
+    platforms: tuple[str, ...],
     image: str | None,
     project: str | None,
     owner: str | None,
@@ -84,9 +132,14 @@ def discover(
     """Find the base images of Dockerfiles (FROM, COPY --from, RUN --mount from) and register
     the image built from them as a dependent of all of them.
 
-    PATH is a Dockerfile or Containerfile, or a directory holding some.
+    PATH is a Dockerfile or Containerfile, or a directory holding some. Every file is reported,
+    read or refused (with its file and line); the exit status is 2 if any was refused.
     """
     args = build_args_of(build_args)
+    try:
+        targets = [normalize_platform(p) for item in platforms for p in item.split(",") if p.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--platform") from exc
     if not dry_run:
         missing = [name for name, value in (("--image", image), ("--project", project)) if not value]
         if missing:
@@ -96,31 +149,38 @@ def discover(
             image = str(parse_ref(image))
         except InvalidReference as exc:
             raise click.BadParameter(str(exc), param_hint="--image") from exc
-    try:
-        discoveries = discover_all(paths, args)
-        if image is not None and len(discoveries) > 1:
-            files = ", ".join(d.path for d in discoveries)
-            raise click.UsageError(
-                f"--image names one image, but {len(discoveries)} Dockerfiles were found: {files}"
-            )
-        dependents = [_dependent(discovery, image) for discovery in discoveries]
-    except DiscoverError as exc:
-        raise DiscoverFailed(str(exc)) from exc
+    results = discover_all(paths, args, targets or [DEFAULT_PLATFORM])
+    if image is not None and len(results) > 1:
+        files = ", ".join(r.path for r in results)
+        raise click.UsageError(f"--image names one image, but {len(results)} Dockerfiles were found: {files}")
+    dependents = [_dependent(r, image) for r in results if isinstance(r, Discovery)]
+    errors = [r for r in results if isinstance(r, DiscoverError)]
 
     if dry_run:
         if as_json:
-            click.echo(json.dumps({"dependents": dependents}, indent=2))
-        else:
+            click.echo(
+                json.dumps({"dependents": dependents, "errors": [_error(e) for e in errors]}, indent=2)
+            )
+        elif dependents:
             click.echo(_table(dependents))
+        for error in errors:
+            click.echo(f"Error: {error}", err=True)
+        if errors:
+            raise SystemExit(DiscoverFailed.exit_code)
         return
 
+    if errors:
+        raise DiscoverFailed(str(errors[0]))
     from patchprop_cli.client import register_dependent
 
     assert image is not None and project is not None  # checked above
     dependent = dependents[0]
-    if not dependent["bases"]:
-        raise DiscoverFailed(f"{dependent['dockerfile']}: no base image to register {image} on")
-    register_dependent(image=image, bases=dependent["bases"], project=project, owner=owner, build_args=args)
-    click.echo(
-        f"registered {image} on {', '.join(dependent['bases'])} (runtime base {dependent['runtime_base']})"
-    )
+    for note in dependent["notes"]:
+        click.echo(f"note: {note}", err=True)
+    if not dependent["tracked"]:
+        raise DiscoverFailed(
+            f"{dependent['dockerfile']}: no base image to track for {image} (pinned or scratch)"
+        )
+    register_dependent(image=image, bases=dependent["tracked"], project=project, owner=owner, build_args=args)
+    runtime = dependent["runtime_base"]
+    click.echo(f"registered {image} on {', '.join(dependent['tracked'])} (runtime base {runtime})")

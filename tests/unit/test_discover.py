@@ -168,15 +168,43 @@ def test_platform_flag_is_ignored(tmp_path: Path) -> None:
     assert refs(path) == ["docker.io/library/golang:1.23", "docker.io/library/alpine:3.20"]
 
 
-def test_platform_variable_in_the_image_needs_a_build_arg(tmp_path: Path) -> None:
-    # Given a FROM whose image depends on the target architecture
+def test_platform_args_default_to_the_target_platform_and_say_so(tmp_path: Path) -> None:
+    # Given a FROM whose image depends on the target architecture, no ARG, no --build-arg
     path = write(tmp_path, "FROM example.com/tools-${TARGETARCH}:1\n")
-    # When discovered without --build-arg, Then the message names the variable
-    message = error_of(path)
-    assert message.startswith(f"{path}:1: ")
-    assert "TARGETARCH" in message and "build platform" in message
-    # And with --build-arg TARGETARCH it resolves
+    # When discovered, Then TARGETARCH is BuildKit's predefined value for linux/amd64, said in a note
+    found = discover(path)
+    assert found.refs == ["example.com/tools-amd64:1"]
+    assert found.notes == [
+        "line 1: $TARGETARCH was not passed; BuildKit predefines it from the target platform: "
+        "amd64 for linux/amd64"
+    ]
+    # And a --build-arg still wins, as in BuildKit
     assert refs(path, {"TARGETARCH": "arm64"}) == ["example.com/tools-arm64:1"]
+
+
+def test_each_platform_s_bases_are_found_when_they_differ(tmp_path: Path) -> None:
+    # Given bases chosen by TARGETARCH and TARGETPLATFORM, and one shared base
+    path = write(
+        tmp_path,
+        """\
+        FROM --platform=$BUILDPLATFORM golang:1.23 AS build
+        FROM example.com/runtime-${TARGETARCH}:1
+        COPY --from=build /out /out
+        """,
+    )
+    # When discovered for linux/amd64 and linux/arm64
+    found = discover(path, platforms=["linux/amd64", "linux/aarch64"])
+    # Then each platform's base is found, marked with the platform it belongs to
+    assert found.platforms == ("linux/amd64", "linux/arm64")
+    assert [(b.ref, b.platforms) for b in found.bases] == [
+        ("docker.io/library/golang:1.23", ()),
+        ("example.com/runtime-amd64:1", ("linux/amd64",)),
+        ("example.com/runtime-arm64:1", ("linux/arm64",)),
+    ]
+    assert found.runtime_by_platform == {
+        "linux/amd64": "example.com/runtime-amd64:1",
+        "linux/arm64": "example.com/runtime-arm64:1",
+    }
 
 
 def test_scratch_is_skipped_and_a_scratch_final_stage_has_no_runtime_base(tmp_path: Path) -> None:
@@ -202,16 +230,15 @@ def test_scratch_is_skipped_and_a_scratch_final_stage_has_no_runtime_base(tmp_pa
 
 
 def test_copy_from_stage_names_and_indexes_are_stages_not_images(tmp_path: Path) -> None:
-    # Given COPY --from by index, by name in another case, and by the name of a later stage
+    # Given COPY --from by index, by the name of a later stage (BuildKit registers every stage
+    # before it resolves --from), and by name in another case
     path = write(
         tmp_path,
         """\
         FROM alpine:3.20
-        RUN echo 0
+        COPY --from=ASSETS /c /c
         FROM debian:12 AS Builder
         COPY --from=0 /a /a
-        COPY --from=BUILDER /b /b
-        COPY --from=assets /c /c
         FROM nginx:1.27 AS assets
         """,
     )
@@ -224,6 +251,27 @@ def test_copy_from_stage_names_and_indexes_are_stages_not_images(tmp_path: Path)
         ("docker.io/library/nginx:1.27", "assets"),
     ]
     assert found.runtime_base == "docker.io/library/nginx:1.27"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "stage"),
+    [
+        ("FROM alpine:3.20 AS a\nCOPY --from=a /x /x\nFROM debian:12\n", 2, "a"),
+        ("FROM alpine:3.20 AS a\nCOPY --from=b /x /x\nFROM debian:12 AS b\nCOPY --from=a /y /y\n", 4, "a"),
+        (
+            "FROM alpine:3.20\nRUN --mount=from=1,target=/m true\nFROM debian:12\nCOPY --from=0 /a /a\n",
+            4,
+            "stage-0",
+        ),
+    ],
+)
+def test_a_stage_that_depends_on_itself_is_refused_like_buildkit(
+    tmp_path: Path, text: str, line: int, stage: str
+) -> None:
+    # Given stages copying or mounting from each other in a circle
+    path = write(tmp_path, text)
+    # When discovered, Then it is BuildKit's "circular dependency" with file and line
+    assert error_of(path) == f"{path}:{line}: circular dependency detected on stage: {stage}"
 
 
 def test_copy_from_an_index_out_of_range_is_an_error(tmp_path: Path) -> None:
@@ -316,18 +364,32 @@ def test_tag_and_digest_is_kept_and_tracked_as_the_tag(tmp_path: Path) -> None:
     path = write(tmp_path, f"FROM node:22@{DIGEST}\n")
     # When discovered
     found = discover(path)
-    # Then the found ref keeps the digest and the tracked base is the tag
+    # Then the found ref and the runtime base keep the digest and the tracked base is the tag
     assert found.runtime_base == f"docker.io/library/node:22@{DIGEST}"
+    assert found.refs == [f"docker.io/library/node:22@{DIGEST}"]
     assert found.tracked_bases() == ["docker.io/library/node:22"]
+    assert found.tracked_runtime_base == "docker.io/library/node:22"
 
 
-def test_digest_only_base_cannot_be_tracked(tmp_path: Path) -> None:
-    # Given a base pinned by digest alone
-    path = write(tmp_path, f"FROM alpine:3.20\nCOPY --from=busybox@{DIGEST} /bin/sh /sh\n")
+def test_digest_only_base_is_recorded_pinned_and_not_tracked(tmp_path: Path) -> None:
+    # Given a digest-only FROM among other bases, and a COPY --from pinned by digest alone
+    path = write(
+        tmp_path,
+        f"FROM alpine@{DIGEST} AS tools\nFROM node:22\nCOPY --from=busybox@{DIGEST} /bin/sh /sh\n",
+    )
+    # When discovered
     found = discover(path)
-    # When asked for the bases to track, Then it is refused with its line
-    with pytest.raises(DiscoverError, match=rf"^{path}:2: .*pinned by digest only"):
-        found.tracked_bases()
+    # Then every base is kept in full, the rest of the file is read, and only tags are tracked
+    assert found.refs == [
+        f"docker.io/library/alpine@{DIGEST}",
+        "docker.io/library/node:22",
+        f"docker.io/library/busybox@{DIGEST}",
+    ]
+    assert found.tracked_bases() == ["docker.io/library/node:22"]
+    assert found.pinned_bases() == [
+        f"docker.io/library/alpine@{DIGEST}",
+        f"docker.io/library/busybox@{DIGEST}",
+    ]
 
 
 # ---- bad input -----------------------------------------------------------------------------
@@ -486,6 +548,14 @@ def test_command_dry_run_json_prints_exactly_what_it_would_register(tmp_path: Pa
                     "ghcr.io/astral-sh/uv:0.5.11",
                 ],
                 "runtime_base": "docker.io/library/node:20-slim",
+                "tracked": [
+                    "docker.io/library/node:20-slim",
+                    "docker.io/library/golang:1.23",
+                    "ghcr.io/astral-sh/uv:0.5.11",
+                ],
+                "pinned": [],
+                "platforms": ["linux/amd64"],
+                "notes": [],
                 "found": [
                     {
                         "ref": "docker.io/library/node:20-slim",
@@ -510,7 +580,8 @@ def test_command_dry_run_json_prints_exactly_what_it_would_register(tmp_path: Pa
                     },
                 ],
             }
-        ]
+        ],
+        "errors": [],
     }
 
 
@@ -589,10 +660,11 @@ def test_command_reports_a_bad_dockerfile_with_file_and_line_and_exit_2(tmp_path
     path = write(tmp_path, "ARG TAG\nFROM node:${TAG}\n")
     # When `discover --dry-run --json` runs
     result = run(str(path), "--dry-run", "--json")
-    # Then it exits 2 with the file, line and ARG on stderr, and prints nothing on stdout
+    # Then it exits 2 with the file, line and ARG on stderr, and the JSON has only the error
     assert result.exit_code == 2
     assert f"{path}:2: ARG TAG is used in FROM" in result.stderr
-    assert result.stdout == ""
+    assert json.loads(result.stdout)["dependents"] == []
+    assert json.loads(result.stdout)["errors"][0]["line"] == 2
 
 
 def test_command_refuses_one_image_for_several_dockerfiles(tmp_path: Path) -> None:
@@ -619,3 +691,102 @@ def test_command_rejects_a_malformed_build_arg(tmp_path: Path) -> None:
     result = run(str(path), "--dry-run", "--build-arg", "NOVALUE")
     assert result.exit_code == 2
     assert "--build-arg" in result.stderr
+
+
+# ---- bytes, several files, what is ignored ---------------------------------------------------
+
+
+def test_a_nul_byte_does_not_cut_the_file(tmp_path: Path) -> None:
+    # Given a NUL byte in a comment of the first stage, and a second stage below it
+    path = tmp_path / "Dockerfile"
+    path.write_bytes(b"FROM alpine:3.20 AS a\n# stray \x00 byte\nFROM debian:12\n")
+    # When discovered, Then both stages' bases are found, as BuildKit reads the whole file
+    assert refs(path) == ["docker.io/library/alpine:3.20", "docker.io/library/debian:12"]
+
+
+def test_latin1_and_bom_are_read_as_bytes_and_a_bad_byte_in_a_reference_names_its_line(
+    tmp_path: Path,
+) -> None:
+    # Given a UTF-8 BOM, a Latin-1 comment, and a FROM with a NUL inside the reference
+    path = tmp_path / "Dockerfile"
+    path.write_bytes(b"\xef\xbb\xbfFROM alpine:3.20\n# caf\xe9 cr\xe8me\nRUN echo \xff\n")
+    # When discovered, Then the file is read as BuildKit reads it
+    assert refs(path) == ["docker.io/library/alpine:3.20"]
+    # And a reference that holds such a byte is refused at its line, the byte shown
+    bad = tmp_path / "Bad.Dockerfile"
+    bad.write_bytes(b"FROM alpine:3.20\nFROM debi\xe9n:12\n")
+    message = error_of(bad)
+    assert message.startswith(f"{bad}:2: FROM debi\\xe9n:12: invalid image reference")
+
+
+def test_an_unset_arg_expands_to_nothing_when_the_reference_stays_valid(tmp_path: Path) -> None:
+    # Given FROM alpine${SUFFIX} with SUFFIX declared but never given a value
+    path = write(tmp_path, "ARG SUFFIX\nFROM alpine${SUFFIX}\n")
+    # When discovered, Then BuildKit's reading (empty) is used and said
+    found = discover(path)
+    assert found.refs == ["docker.io/library/alpine:latest"]
+    assert "ARG SUFFIX is used in FROM alpine${SUFFIX} but has no default value" in found.notes[0]
+
+
+def test_a_build_arg_no_from_can_use_is_warned_about(tmp_path: Path) -> None:
+    # Given an ARG declared only in a stage, and a global one
+    path = write(tmp_path, "ARG TAG=3.20\nFROM alpine:${TAG}\nARG PIP_INDEX\n")
+    # When build args are given for both and for one the file never declares
+    found = discover(path, {"TAG": "3.19", "PIP_INDEX": "x", "NOPE": "1"})
+    # Then the used one is used, and the other two are named
+    assert found.refs == ["docker.io/library/alpine:3.19"]
+    assert found.notes == [
+        "--build-arg PIP_INDEX: no FROM can use it (ARG PIP_INDEX is declared only inside a stage)",
+        "--build-arg NOPE: no FROM can use it (ARG NOPE is declared nowhere in this file)",
+    ]
+
+
+def test_directory_mode_finds_every_spelling_buildkit_users_write(tmp_path: Path) -> None:
+    # Given lower-case and suffixed names
+    for name in [
+        "dockerfile",
+        "web.dockerfile",
+        "Containerfile.prod",
+        "notes.txt",
+        "dockerfile.dockerignore",
+    ]:
+        (tmp_path / name).write_text("FROM alpine\n")
+    # When looked for, Then all Dockerfile spellings are found, ignore files and others are not
+    assert sorted(p.name for p in find_dockerfiles([tmp_path])) == [
+        "Containerfile.prod",
+        "dockerfile",
+        "web.dockerfile",
+    ]
+
+
+def test_command_reports_every_file_and_fails_if_any_failed(tmp_path: Path) -> None:
+    # Given a good file, a bad one (line 2) and a missing path, in that order
+    good = write(tmp_path, "FROM alpine:3.20\n", "a.Dockerfile")
+    bad = write(tmp_path, "FROM alpine:3.20\nFROM node:${NOPE}\n", "b.Dockerfile")
+    missing = tmp_path / "missing"
+    # When discovered together
+    result = run(str(good), str(bad), str(missing), "--dry-run", "--json")
+    # Then the good file's bases and both errors are in the JSON, in order, and it exits 2
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert [d["dockerfile"] for d in report["dependents"]] == [str(good)]
+    assert [(e["dockerfile"], e["line"]) for e in report["errors"]] == [(str(bad), 2), (str(missing), None)]
+    # And stderr names the first bad file first
+    assert result.stderr.splitlines()[0].startswith(f"Error: {bad}:2: ")
+
+
+def test_command_registers_tags_only_and_says_a_pinned_base_is_not_tracked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a digest-only build stage base and a tag@digest runtime base
+    path = write(tmp_path, f"FROM golang@{DIGEST} AS build\nFROM node:22@{DIGEST}\n")
+    calls: list[dict[str, Any]] = []
+    client = types.ModuleType("patchprop_cli.client")
+    client.register_dependent = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "patchprop_cli.client", client)
+    # When registered
+    result = run(str(path), "--image", "acme/api:1", "--project", "p")
+    # Then only the tag is registered (the API takes tags), and the pinned base is named
+    assert result.exit_code == 0, result.output
+    assert calls[0]["bases"] == ["docker.io/library/node:22"]
+    assert "pinned by digest alone" in result.stderr and "golang@" in result.stderr
