@@ -162,6 +162,7 @@ def test_platform_flag_is_ignored(tmp_path: Path) -> None:
         """\
         FROM --platform=$BUILDPLATFORM golang:1.23 AS build
         FROM --platform=linux/arm64 alpine:3.20
+        COPY --from=build /out /out
         """,
     )
     # When discovered, Then the images are found and the platforms play no part
@@ -236,10 +237,12 @@ def test_copy_from_stage_names_and_indexes_are_stages_not_images(tmp_path: Path)
         tmp_path,
         """\
         FROM alpine:3.20
-        COPY --from=ASSETS /c /c
+        RUN echo 0
         FROM debian:12 AS Builder
         COPY --from=0 /a /a
+        COPY --from=ASSETS /c /c
         FROM nginx:1.27 AS assets
+        FROM builder
         """,
     )
     # When discovered
@@ -250,7 +253,30 @@ def test_copy_from_stage_names_and_indexes_are_stages_not_images(tmp_path: Path)
         ("docker.io/library/debian:12", "builder"),
         ("docker.io/library/nginx:1.27", "assets"),
     ]
-    assert found.runtime_base == "docker.io/library/nginx:1.27"
+    assert found.runtime_base == "docker.io/library/debian:12"
+
+
+def test_stages_the_final_stage_does_not_need_are_not_pulled(tmp_path: Path) -> None:
+    # Given two variants chosen by an ARG, as docker/compose's Dockerfile does
+    path = write(
+        tmp_path,
+        """\
+        ARG VARIANT=alpine
+        FROM alpine:3.20 AS runtime-alpine
+        FROM debian:12 AS runtime-debian
+        FROM golang:1.23 AS unused
+        FROM runtime-${VARIANT}
+        """,
+    )
+    # When discovered
+    found = discover(path)
+    # Then only the chosen variant's base is one (BuildKit resolves only reachable stages), and
+    # the others are named in notes
+    assert found.refs == ["docker.io/library/alpine:3.20"]
+    assert found.notes == [
+        "line 3: docker.io/library/debian:12 is not pulled: stage runtime-debian is not needed by the final stage",
+        "line 4: docker.io/library/golang:1.23 is not pulled: stage unused is not needed by the final stage",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -331,6 +357,8 @@ def test_the_same_image_twice_is_one_base_and_the_runtime_occurrence_wins(tmp_pa
         FROM golang:1.23 AS build
         FROM node:22
         COPY --from=golang:1.23 /usr/local/go /go
+        COPY --from=deps /a /a
+        COPY --from=build /b /b
         """,
     )
     # When discovered
@@ -375,7 +403,8 @@ def test_digest_only_base_is_recorded_pinned_and_not_tracked(tmp_path: Path) -> 
     # Given a digest-only FROM among other bases, and a COPY --from pinned by digest alone
     path = write(
         tmp_path,
-        f"FROM alpine@{DIGEST} AS tools\nFROM node:22\nCOPY --from=busybox@{DIGEST} /bin/sh /sh\n",
+        f"FROM alpine@{DIGEST} AS tools\nFROM node:22\nCOPY --from=busybox@{DIGEST} /bin/sh /sh\n"
+        "COPY --from=tools /t /t\n",
     )
     # When discovered
     found = discover(path)
@@ -699,7 +728,7 @@ def test_command_rejects_a_malformed_build_arg(tmp_path: Path) -> None:
 def test_a_nul_byte_does_not_cut_the_file(tmp_path: Path) -> None:
     # Given a NUL byte in a comment of the first stage, and a second stage below it
     path = tmp_path / "Dockerfile"
-    path.write_bytes(b"FROM alpine:3.20 AS a\n# stray \x00 byte\nFROM debian:12\n")
+    path.write_bytes(b"FROM alpine:3.20 AS a\n# stray \x00 byte\nFROM debian:12\nCOPY --from=a /x /x\n")
     # When discovered, Then both stages' bases are found, as BuildKit reads the whole file
     assert refs(path) == ["docker.io/library/alpine:3.20", "docker.io/library/debian:12"]
 
@@ -779,7 +808,7 @@ def test_command_registers_tags_only_and_says_a_pinned_base_is_not_tracked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a digest-only build stage base and a tag@digest runtime base
-    path = write(tmp_path, f"FROM golang@{DIGEST} AS build\nFROM node:22@{DIGEST}\n")
+    path = write(tmp_path, f"FROM golang@{DIGEST} AS build\nFROM node:22@{DIGEST}\nCOPY --from=build /b /b\n")
     calls: list[dict[str, Any]] = []
     client = types.ModuleType("patchprop_cli.client")
     client.register_dependent = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]

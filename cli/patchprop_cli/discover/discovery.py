@@ -83,7 +83,7 @@ def discover(
             raise DiscoverError(path, exc.line, f"{exc.reason} (target platform {target})") from None
         walks[target] = walk
 
-    per_platform: dict[str, list[FoundBase]] = {t: w.bases() for t, w in walks.items()}
+    per_platform: dict[str, list[FoundBase]] = {t: w.bases() for t, w in walks.items()}  # notes too
     runtimes = {t: w.runtime_stage().image for t, w in walks.items()}
     first = walks[targets[0]]
     return Discovery(

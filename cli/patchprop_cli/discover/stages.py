@@ -7,7 +7,8 @@
 - `COPY --from=` and `RUN --mount=…,from=` name a stage of the file (by name or index, earlier
   or later: BuildKit registers every stage before it resolves them) or an image; variables
   are refused there, and so is a stage that depends on itself;
-- ONBUILD triggers are not part of this build.
+- only the stages the final stage needs (FROM, copy, mount) are pulled by BuildKit, so only
+  their bases are bases; ONBUILD triggers are not part of this build.
 """
 
 from __future__ import annotations
@@ -265,11 +266,34 @@ class Walk:
             stage = self.stages[stage.parent]
         return stage
 
+    def reachable(self) -> set[int]:
+        """The stages the final one is built from, FROM or copy/mount, directly or not: BuildKit
+        resolves (pulls) only their bases."""
+        todo, seen = [len(self.stages) - 1], set()
+        while todo:
+            index = todo.pop()
+            if index in seen:
+                continue
+            seen.add(index)
+            stage = self.stages[index]
+            todo += [*stage.needs, *([stage.parent] if stage.parent is not None else [])]
+        return seen
+
     def bases(self) -> list[FoundBase]:
-        """What was found, one entry per ref where it first appears, the runtime base marked."""
+        """What the final image's build pulls, one entry per ref where it first appears, the
+        runtime base marked; stages it does not need are left out, with a note."""
         runtime = self.runtime_stage()
+        reachable = {self.stages[i].label for i in self.reachable()}
+        for base in self.found:
+            if base.stage not in reachable:
+                self.notes.append(
+                    (
+                        base.line,
+                        f"{base.ref} is not pulled: stage {base.stage} is not needed by the final stage",
+                    )
+                )
         kept: dict[str, FoundBase] = {}
-        for base in sorted(self.found, key=lambda base: base.line):
+        for base in sorted((b for b in self.found if b.stage in reachable), key=lambda b: b.line):
             if runtime.image is not None and base.kind == "from" and base.line == runtime.line:
                 base = FoundBase(base.ref, base.kind, base.stage, base.line, runtime=True)
             if base.ref not in kept or (base.runtime and not kept[base.ref].runtime):
