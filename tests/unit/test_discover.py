@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from patchprop_cli.discover import DiscoverError, FoundBase, discover, find_dockerfiles
+from patchprop_cli.discover import DiscoverError, FoundBase, discover, discover_all, find_dockerfiles
 from patchprop_cli.discover_cmd import discover as discover_command
 
 DIGEST = "sha256:" + "ab" * 32
@@ -819,3 +819,56 @@ def test_command_registers_tags_only_and_says_a_pinned_base_is_not_tracked(
     assert result.exit_code == 0, result.output
     assert calls[0]["bases"] == ["docker.io/library/node:22"]
     assert "pinned by digest alone" in result.stderr and "golang@" in result.stderr
+
+
+# ---- real Dockerfiles of well-known projects (tests/data/dockerfiles, see SOURCES.md) --------
+
+CORPUS = Path(__file__).parent.parent / "data" / "dockerfiles"
+EXPECTED: dict[str, dict] = {
+    name: value
+    for name, value in json.loads((CORPUS / "expected.json").read_text()).items()
+    if name[0] != "_"
+}
+
+
+def test_every_file_in_the_corpus_has_an_expectation() -> None:
+    # Given the corpus folder, Then each Dockerfile in it is listed in expected.json, and back
+    assert sorted(p.name for p in CORPUS.glob("*.Dockerfile")) == sorted(EXPECTED)
+
+
+def test_discover_over_the_whole_folder_finds_what_docker_would_pull() -> None:
+    # Given the folder of real Dockerfiles
+    # When discovered as one directory
+    results = {Path(r.path).name: r for r in discover_all([CORPUS])}
+    # Then each file gives exactly its expected bases and runtime base, or its refusal
+    assert sorted(results) == sorted(EXPECTED)
+    for name, expected in EXPECTED.items():
+        result = results[name]
+        if "error" in expected:
+            assert isinstance(result, DiscoverError), name
+            assert result.line == expected["error"]["line"], name
+            assert expected["error"]["reason"] in result.reason, name
+        else:
+            assert not isinstance(result, DiscoverError), str(result)
+            assert result.refs == expected["bases"], name
+            assert result.runtime_base == expected["runtime_base"], name
+
+
+@pytest.mark.parametrize("name", [n for n, e in EXPECTED.items() if "error" not in e])
+def test_command_on_each_good_file_exits_0(name: str) -> None:
+    # Given one real Dockerfile Docker builds, When `discover --dry-run --json` runs on it
+    result = CliRunner().invoke(discover_command, [str(CORPUS / name), "--dry-run", "--json"])
+    # Then it exits 0 with the expected bases
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dependents"][0]["bases"] == EXPECTED[name]["bases"]
+
+
+def test_command_on_the_folder_reports_every_file_and_exits_2_for_the_refused_one() -> None:
+    # When `discover --dry-run --json` runs on the folder
+    result = CliRunner().invoke(discover_command, [str(CORPUS), "--dry-run", "--json"])
+    # Then every good file is reported, the refused one as an error, and it exits 2
+    report = json.loads(result.stdout)
+    assert result.exit_code == 2
+    refused = sorted(n for n, e in EXPECTED.items() if "error" in e)
+    assert sorted(Path(e["dockerfile"]).name for e in report["errors"]) == refused
+    assert len(report["dependents"]) == len(EXPECTED) - len(refused)
