@@ -274,7 +274,8 @@ def test_stages_the_final_stage_does_not_need_are_not_pulled(tmp_path: Path) -> 
     # the others are named in notes
     assert found.refs == ["docker.io/library/alpine:3.20"]
     assert found.notes == [
-        "line 3: docker.io/library/debian:12 is not pulled: stage runtime-debian is not needed by the final stage",
+        "line 3: docker.io/library/debian:12 is not pulled: "
+        "stage runtime-debian is not needed by the final stage",
         "line 4: docker.io/library/golang:1.23 is not pulled: stage unused is not needed by the final stage",
     ]
 
