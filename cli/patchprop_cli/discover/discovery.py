@@ -83,24 +83,39 @@ def discover(
             raise DiscoverError(path, exc.line, f"{exc.reason} (target platform {target})") from None
         walks[target] = walk
 
-    per_platform: dict[str, list[FoundBase]] = {t: w.bases() for t, w in walks.items()}  # notes too
+    per_platform: dict[str, list[FoundBase]] = {t: w.bases() for t, w in walks.items()}
     runtimes = {t: w.runtime_stage().image for t, w in walks.items()}
     first = walks[targets[0]]
+    bases = merge(per_platform)
     return Discovery(
         path=str(path),
-        bases=merge(per_platform),
+        bases=bases,
         runtime_base=runtimes[targets[0]],
         platforms=tuple(targets),
         runtime_by_platform=runtimes if len(set(runtimes.values())) > 1 else {},
-        notes=_notes(walks, first, args, commands),
+        notes=_notes(walks, first, args, commands, {base.ref for base in bases}),
     )
 
 
 def _notes(
-    walks: Mapping[str, Walk], first: Walk, args: Mapping[str, str], commands: Sequence[dockerfile.Command]
+    walks: Mapping[str, Walk],
+    first: Walk,
+    args: Mapping[str, str],
+    commands: Sequence[dockerfile.Command],
+    pulled: set[str],
 ) -> list[str]:
-    """What was assumed (platform ARGs, unset ARGs) or ignored (build args), in line order."""
+    """What was assumed (platform ARGs, unset ARGs) or left out (bases of stages the build does
+    not need, on any platform; build args no FROM uses), in line order."""
     notes: list[tuple[int, str]] = list(dict.fromkeys(first.notes))
+    skipped: dict[str, FoundBase] = {}
+    for walk in walks.values():
+        for base in walk.unneeded:
+            if base.ref not in pulled:
+                skipped.setdefault(base.ref, base)
+    notes += [
+        (base.line, f"{base.ref} is not pulled: stage {base.stage} is not needed by the final stage")
+        for base in skipped.values()
+    ]
     for line, name in dict.fromkeys(first.defaulted):
         values = {target: walk.env.values[name] for target, walk in walks.items()}
         notes.append((line, defaulted_note(line, name, values)))

@@ -63,6 +63,7 @@ class Walk:
     # (line, platform ARG) used by a FROM without being passed; (line, note) for people
     defaulted: list[tuple[int, str]] = field(default_factory=list)
     notes: list[tuple[int, str]] = field(default_factory=list)
+    unneeded: list[FoundBase] = field(default_factory=list)  # bases of stages the build skips
 
     def __post_init__(self) -> None:
         # BuildKit sets these itself; a --build-arg overrides them without an ARG.
@@ -284,14 +285,7 @@ class Walk:
         runtime base marked; stages it does not need are left out, with a note."""
         runtime = self.runtime_stage()
         reachable = {self.stages[i].label for i in self.reachable()}
-        for base in self.found:
-            if base.stage not in reachable:
-                self.notes.append(
-                    (
-                        base.line,
-                        f"{base.ref} is not pulled: stage {base.stage} is not needed by the final stage",
-                    )
-                )
+        self.unneeded = [base for base in self.found if base.stage not in reachable]
         kept: dict[str, FoundBase] = {}
         for base in sorted((b for b in self.found if b.stage in reachable), key=lambda b: b.line):
             if runtime.image is not None and base.kind == "from" and base.line == runtime.line:
