@@ -873,3 +873,45 @@ def test_command_on_the_folder_reports_every_file_and_exits_2_for_the_refused_on
     refused = sorted(n for n, e in EXPECTED.items() if "error" in e)
     assert sorted(Path(e["dockerfile"]).name for e in report["errors"]) == refused
     assert len(report["dependents"]) == len(EXPECTED) - len(refused)
+
+
+def test_real_tag_and_digest_pins_are_kept_in_full_and_their_tags_tracked() -> None:
+    # Given argo-cd's Dockerfile, every base pinned as name:tag@sha256
+    path = CORPUS / "argo-cd--Dockerfile.Dockerfile"
+    # When `discover --dry-run --json` runs
+    result = CliRunner().invoke(discover_command, [str(path), "--dry-run", "--json"])
+    dependent = json.loads(result.stdout)["dependents"][0]
+    # Then bases and runtime_base keep the digests, and the tags are what is tracked
+    assert result.exit_code == 0, result.output
+    assert all("@sha256:" in ref for ref in dependent["bases"])
+    assert dependent["runtime_base"].startswith("docker.io/library/ubuntu:26.04@sha256:")
+    assert dependent["tracked"] == [
+        "docker.io/library/golang:1.26.5",
+        "docker.io/library/ubuntu:26.04",
+        "docker.io/library/node:24.19.0",
+    ]
+    assert dependent["pinned"] == []
+
+
+def test_real_digest_only_base_is_recorded_and_not_tracked() -> None:
+    # Given thanos's Dockerfile, FROM quay.io/prometheus/busybox@sha256:${SHA}
+    path = CORPUS / "thanos--Dockerfile.Dockerfile"
+    # When discovered, Then the base is kept in full, pinned, and nothing is tracked
+    found = discover(path)
+    assert found.pinned_bases() == found.refs
+    assert found.tracked_bases() == []
+
+
+def test_buildkit_s_own_dockerfile_has_a_different_runtime_base_per_platform() -> None:
+    # Given BuildKit's Dockerfile: FROM alpine-$TARGETARCH picks alpine:edge@… for riscv64
+    path = CORPUS / "buildkit--Dockerfile.Dockerfile"
+    # When discovered for linux/amd64 and linux/riscv64
+    found = discover(path, platforms=["linux/amd64", "linux/riscv64"])
+    # Then each platform's runtime base is its own, and the riscv64 one is marked as such
+    edge = next(b for b in found.bases if b.ref.startswith("docker.io/library/alpine:edge@"))
+    assert edge.platforms == ("linux/riscv64",)
+    assert found.runtime_by_platform == {
+        "linux/amd64": "docker.io/library/alpine:3.18",
+        "linux/riscv64": edge.ref,
+    }
+    assert any("$TARGETARCH was not passed" in note for note in found.notes)
