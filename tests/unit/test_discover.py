@@ -915,3 +915,47 @@ def test_buildkit_s_own_dockerfile_has_a_different_runtime_base_per_platform() -
         "linux/riscv64": edge.ref,
     }
     assert any("$TARGETARCH was not passed" in note for note in found.notes)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # UTF-16 (a Windows editor's "Unicode"): BuildKit reads bytes, so the first word is junk
+        ("FROM alpine\n".encode("utf-16"), "1: unknown instruction: \\xff\\xfeF\\x00R\\x00O\\x00M\\x00"),
+        # a NUL inside a reference: an invalid reference at its line, the byte shown as \x00
+        (
+            b"FROM alpine\x00:3.20\n",
+            "1: FROM alpine\\x00:3.20: invalid image reference 'alpine\\x00:3.20': invalid reference format",
+        ),
+    ],
+)
+def test_bytes_buildkit_cannot_build_are_refused_at_their_line(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    # Given a Dockerfile whose bytes make an instruction or a reference BuildKit refuses
+    path = tmp_path / "Dockerfile"
+    path.write_bytes(data)
+    # When discovered, Then it is refused with the line and the bytes as they are
+    assert error_of(path) == f"{path}:{message}"
+
+
+def test_command_platform_option_discovers_each_platform(tmp_path: Path) -> None:
+    # Given a runtime base chosen by TARGETARCH
+    path = write(tmp_path, "FROM example.com/base-${TARGETARCH}:1\n")
+    # When `discover --platform linux/amd64,linux/arm64 --dry-run --json` runs
+    result = run(str(path), "--dry-run", "--json", "--platform", "linux/amd64,linux/arm64")
+    # Then both platforms' bases are reported, each marked, with each runtime base
+    assert result.exit_code == 0, result.output
+    dependent = json.loads(result.stdout)["dependents"][0]
+    assert dependent["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert [(f["ref"], f["platforms"]) for f in dependent["found"]] == [
+        ("example.com/base-amd64:1", ["linux/amd64"]),
+        ("example.com/base-arm64:1", ["linux/arm64"]),
+    ]
+    assert dependent["runtime_by_platform"] == {
+        "linux/amd64": "example.com/base-amd64:1",
+        "linux/arm64": "example.com/base-arm64:1",
+    }
+    # And a malformed platform is a usage error on that option
+    bad = run(str(path), "--dry-run", "--platform", "linux")
+    assert bad.exit_code == 2 and "--platform" in bad.stderr

@@ -27,6 +27,7 @@ _LOCATE_MAX_LINES = 5000
 # Stand-ins for the bytes the parser cannot be given: NUL, and each byte that is not UTF-8.
 _RAW = 0x10FF00  # NUL -> chr(_RAW); a byte 0xNN that is not UTF-8 -> chr(_RAW + 0xNN)
 _STAND_IN = re.compile("[\U0010ff00\U0010ff80-\U0010ffff]")
+_STAND_IN_REPR = re.compile(r"\\U0010ff([0-9a-f]{2})")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -59,7 +60,9 @@ def _stand_in(ch: str) -> str:
 
 
 def shown(text: str) -> str:
-    """`text` from the parser as a person should see it: stand-ins as the bytes they are."""
+    """`text` from the parser as a person should see it: stand-ins as the bytes they are,
+    also where a message quotes them with repr() (`\\U0010ffe9`)."""
+    text = _STAND_IN_REPR.sub(lambda m: f"\\x{m.group(1)}", text)
     return _STAND_IN.sub(lambda m: f"\\x{ord(m.group()) - _RAW:02x}", text)
 
 
