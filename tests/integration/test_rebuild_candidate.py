@@ -9,19 +9,25 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from patchprop.logic.gate import Policy, gate
+from patchprop.receipt import RECEIPT_ARTIFACT_TYPE, BaseMove, Promoter, build_receipt
 from patchprop.refs import parse_ref
 from patchprop.registry_write import RegistryWriter
+from patchprop.scan import ScanReport
 from patchprop_cli import oci
 from patchprop_cli.registry_server import LocalRegistry
+from patchprop_cli.signing import sign
 
 pytestmark = pytest.mark.integration
 
 SCRIPT = Path(__file__).resolve().parents[2] / "buildspec" / "rebuild.sh"
+CYCLONEDX = "application/vnd.cyclonedx+json"
 SCRIPT_TIMEOUT = 300  # a guard against a hung script, never reached when the script works
 APK_DB = "".join(
     f"C:Q1{name}=\nP:{name}\nV:{version}\nA:x86_64\nS:1000\nI:2000\nT:{name}\nU:https://example.org/\n"
@@ -164,6 +170,25 @@ def test_a_candidate_is_pushed_by_digest_only_smoke_tested_with_an_sbom_then_pro
     # And when the gate promotes it, the tag moves to exactly the candidate
     writer.move_tag(image, "1", result["digest"], expect_current=promoted)
     assert writer.tag_digest(image, "1") == result["digest"]
+    # And its SBOM and receipt attach to the promoted digest, listed by the referrers tag, and
+    # only then is the promoted digest signed
+    subject = parse_ref(f"{address}/cand/app@{result['digest']}")
+    report = ScanReport.of("trivy", "trivy", [])
+    receipt = build_receipt(
+        rebuild_id="rb-cand", image=parse_ref(result["image"]), digest=result["digest"],
+        previous_digest=promoted, base=BaseMove(name=base.name, old_digest=None, new_digest=base.digest),
+        gate_result=gate(report, report, report, Policy()), policy=Policy(),
+        promoted_by=Promoter(by="patchprop", at=datetime.now(UTC)), old_sbom=None, new_sbom=sbom,
+        base_report=report,
+    )  # fmt: skip
+    sbom_bytes = Path(result["sbom"].removeprefix("file://")).read_bytes()
+    writer.attach_referrer(subject, CYCLONEDX, sbom_bytes, CYCLONEDX)
+    writer.attach_referrer(subject, RECEIPT_ARTIFACT_TYPE, receipt.to_json(), "application/json")
+    listed = [d["artifactType"] for d in writer.list_referrers(subject)]
+    assert listed == [CYCLONEDX, RECEIPT_ARTIFACT_TYPE]
+    assert {"busybox", "musl"} <= {c.name for c in receipt.packages}
+    sign(subject.pinned, "alias/k", allow_insecure_registry=True, cosign=str(stubs / "cosign"))
+    assert (tmp_path / "cosign.log").read_text().split()[-1] == subject.pinned
 
 
 def test_a_failing_smoke_test_fails_the_rebuild_with_its_tail_and_leaves_the_tag(
