@@ -37,11 +37,11 @@ from moto.dynamodb.models.table import Table as MotoTable
 from moto.sqs.models import Queue as SqsQueue
 from moto.sqs.models import SQSBackend
 
-from patchprop.logic.cascade import Node, affected, plan_cascade, release_order
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.sqs import Queue
+from patchprop.domain.cascade import Node, affected, plan_cascade, release_order
+from patchprop.domain.models import Dependent, PatchRequest
 from patchprop.logic.plan import plan_rebuilds
-from patchprop.models import Dependent, PatchRequest
-from patchprop.queues import Queue
-from patchprop.store import Store
 from patchprop_cli.local_aws import isolate_from_aws
 from patchprop_cli.template import provision
 

@@ -25,8 +25,8 @@ from typing import Literal
 
 import dockerfile
 
-from patchprop.errors import InvalidReference, PatchpropError
-from patchprop.refs import parse_ref
+from patchprop.domain.errors import InvalidReference, PatchpropError
+from patchprop.domain.refs import parse_ref
 
 BaseKind = Literal["from", "copy-from", "mount-from"]
 

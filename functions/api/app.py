@@ -22,8 +22,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from patchprop import wiring
+from patchprop.adapters.dynamodb import Store
 from patchprop.config import EnvVars, env_vars
-from patchprop.errors import NotFound, StoreError
+from patchprop.domain.errors import NotFound, StoreError
+from patchprop.domain.models import RebuildStatus, TaggedImage
 from patchprop.logic import catalog
 from patchprop.logic.catalog import (
     BaseList,
@@ -39,8 +41,6 @@ from patchprop.logic.catalog import (
     Registration,
     Removal,
 )
-from patchprop.models import RebuildStatus, TaggedImage
-from patchprop.store import Store
 from patchprop.web import error_response, json_response
 
 # Response bodies at DEBUG would repeat every registration in the logs; keep them above it.

@@ -11,11 +11,11 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
-from patchprop.alerts import NotifyFormat
 from patchprop.config import EnvVars, env_vars
-from patchprop.logic.outcome import count_skipped, record_build_event
+from patchprop.domain.alerts import NotifyFormat
+from patchprop.domain.models import BuildStateChange
+from patchprop.logic.conclude import count_skipped, record_build_event
 from patchprop.logic.plan import advance_cascade
-from patchprop.models import BuildStateChange
 
 logger = Logger()
 tracer = Tracer()

@@ -15,8 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
 from patchprop.config import EnvVars, env_vars
+from patchprop.domain.models import PatchRequest
 from patchprop.logic.plan import plan_rebuilds
-from patchprop.models import PatchRequest
 
 logger = Logger()
 tracer = Tracer()

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
 from patchprop.config import EnvVars, env_vars
-from patchprop.logic.poll import poll_bases
+from patchprop.logic.detect import poll_bases
 
 logger = Logger()
 tracer = Tracer()

@@ -19,13 +19,13 @@ from aws_lambda_powertools.utilities.parser.types import Json
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
-from patchprop.alerts import NotifyFormat
 from patchprop.config import EnvVars, env_vars
-from patchprop.errors import BuildThrottled, Deferred
-from patchprop.logic.outcome import count_skipped, tell_finished
+from patchprop.domain.alerts import NotifyFormat
+from patchprop.domain.errors import BuildThrottled, Deferred
+from patchprop.domain.models import RebuildRequest
+from patchprop.logic.conclude import count_skipped, tell_finished
 from patchprop.logic.plan import advance_cascade
-from patchprop.logic.rebuild import start_rebuild
-from patchprop.models import RebuildRequest
+from patchprop.logic.start import start_rebuild
 
 logger = Logger()
 tracer = Tracer()

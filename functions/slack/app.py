@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
+from patchprop.adapters.slack import SlackRateLimited
 from patchprop.config import EnvVars, env_vars
-from patchprop.logic.chat import Pacer, post_outcome
-from patchprop.slack import SlackRateLimited
+from patchprop.logic.slack import Pacer, post_outcome
 
 logger = Logger()
 tracer = Tracer()

@@ -19,10 +19,10 @@ import boto3
 import pytest
 import requests
 
-from patchprop.models import Dependent, RebuildStatus
-from patchprop.refs import parse_ref
-from patchprop.registry import RegistryClient
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.registry import RegistryClient
+from patchprop.domain.models import Dependent, RebuildStatus
+from patchprop.domain.refs import parse_ref
 from patchprop_cli.demo import EXAMPLES, _annotations, _build, _build_base
 from patchprop_cli.local import LocalStack, LocalStackError
 from patchprop_cli.template import ROOT

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from support import PROJECTS, handler, sample_event
 
-from patchprop.models import PatchRequest, RebuildRequest, RebuildStatus
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.domain.models import PatchRequest, RebuildRequest, RebuildStatus
 from patchprop_cli.lambdas import LocalContext, api_event
 from patchprop_cli.template import ROOT, load_template
 

@@ -6,9 +6,9 @@ import boto3
 import pytest
 from support import drain, handler, receive_all, subscribe_outcomes
 
-from patchprop.models import Dependent, PatchRequest
-from patchprop.queues import Queue
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.sqs import Queue
+from patchprop.domain.models import Dependent, PatchRequest
 from patchprop_cli.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration

@@ -23,8 +23,8 @@ from botocore.awsrequest import AWSRequest
 from click.testing import CliRunner, Result
 from support import PROJECTS
 
-from patchprop.models import PatchRequest, RebuildRequest, RebuildStatus
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.domain.models import PatchRequest, RebuildRequest, RebuildStatus
 from patchprop_cli.client import ApiClient, is_local, region_of, register_dependent, resolve_api_url
 from patchprop_cli.lambdas import api_event
 from patchprop_cli.local_aws import LocalAws

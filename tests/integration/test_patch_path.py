@@ -16,9 +16,9 @@ import requests
 from support import FakeBuilds, drain, handler, receive_all, subscribe_outcomes
 
 from patchprop import config, wiring
-from patchprop.models import Dependent
-from patchprop.registry import RegistryClient
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.registry import RegistryClient
+from patchprop.domain.models import Dependent
 from patchprop_cli.lambdas import LocalContext, api_event, eventbridge_event, response_json
 from patchprop_cli.oci import push_image
 
@@ -249,8 +249,8 @@ def _queue_is_empty(stack, queue: str) -> bool:
 def test_webhooks_racing_past_the_digest_check_still_plan_once(aws, builds, local_registry, base):
     # Given 5 deliveries that all read the old digest before any recorded the new one
     new = republish(local_registry, base, "7")
-    from patchprop.models import PatchRequest
-    from patchprop.queues import Queue
+    from patchprop.adapters.sqs import Queue
+    from patchprop.domain.models import PatchRequest
 
     patches = Queue(aws.refs["PatchQueue"])
     for _ in range(5):
@@ -276,8 +276,8 @@ def test_replanning_a_patch_after_its_idempotency_record_expired_starts_nothing_
     table = dynamodb.Table(aws.refs["IdempotencyTable"])
     for item in table.scan()["Items"]:
         table.delete_item(Key={"id": item["id"]})
-    from patchprop.models import PatchRequest
-    from patchprop.queues import Queue
+    from patchprop.adapters.sqs import Queue
+    from patchprop.domain.models import PatchRequest
 
     Queue(aws.refs["PatchQueue"]).send(
         PatchRequest(base=base["ref"], digest=new, previous_digest=base["first"], detected_by="poller")

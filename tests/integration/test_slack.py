@@ -15,11 +15,11 @@ from moto import mock_aws
 from support import PROJECTS, handler
 
 from patchprop import config, wiring
-from patchprop.alerts import Alert, block_kit
-from patchprop.logic.chat import Pacer
-from patchprop.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
-from patchprop.slack import SlackError, SlackWebhook
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.slack import SlackError, SlackWebhook
+from patchprop.domain.alerts import Alert, block_kit
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
+from patchprop.logic.slack import Pacer
 from patchprop_cli.lambdas import LocalContext, deliver_sqs
 from patchprop_cli.template import Stack, provision
 

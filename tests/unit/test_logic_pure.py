@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 from support import handler
 
-from patchprop.alerts import Alert, message
+from patchprop.domain.alerts import Alert, message
+from patchprop.domain.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
 from patchprop.logic.detect import token_matches
-from patchprop.logic.rebuild import build_env
-from patchprop.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
+from patchprop.logic.start import build_env
 from patchprop.web import parse_body
 
 D1 = "sha256:" + "1" * 64

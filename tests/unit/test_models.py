@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from patchprop.models import (
+from patchprop.domain.models import (
     BuildStateChange,
     Dependent,
     DockerHubPush,

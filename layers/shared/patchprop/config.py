@@ -10,7 +10,7 @@ from typing import TypeVar
 from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict
 
-from patchprop.registry import Credentials, credentials_from_json
+from patchprop.adapters.registry import Credentials, credentials_from_json
 
 SECRET_MAX_AGE = 300  # seconds a fetched secret is reused; rotation takes effect within this
 M = TypeVar("M", bound=BaseModel)

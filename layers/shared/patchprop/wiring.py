@@ -7,14 +7,15 @@ from functools import lru_cache
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-from patchprop.builds import Builds, CodeBuild
+from patchprop.adapters.codebuild import CodeBuild
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.registry import RegistryClient
+from patchprop.adapters.s3 import Reports
+from patchprop.adapters.slack import SlackWebhook
+from patchprop.adapters.sns import Topic
+from patchprop.adapters.sqs import Queue
 from patchprop.config import registry_credentials, slack_webhook_url
-from patchprop.notify import Topic
-from patchprop.queues import Queue
-from patchprop.registry import RegistryClient
-from patchprop.reports import Reports
-from patchprop.slack import SlackWebhook
-from patchprop.store import Store
+from patchprop.ports import Builds
 
 
 @lru_cache

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from patchprop.errors import NotFound, PatchpropError
-from patchprop.models import Base, Dependent, PolicyText, Rebuild, RebuildStatus, TaggedImage
-from patchprop.store import Store
+from patchprop.domain.errors import NotFound, PatchpropError
+from patchprop.domain.models import Base, Dependent, PolicyText, Rebuild, RebuildStatus, TaggedImage
+from patchprop.ports import Store
 
 RECENT_REBUILDS = 10  # shown with one dependent
 

@@ -6,10 +6,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from patchprop.logic.cascade import Node, affected, plan_cascade, release_order
-from patchprop.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
-from patchprop.queues import Queue
-from patchprop.store import Store
+from patchprop.domain.cascade import Node, affected, plan_cascade, release_order
+from patchprop.domain.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
+from patchprop.ports import Queue, Store
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,14 @@ decides: the rebuild fails (never promoted), or it is told as "succeeded" (not s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
-from patchprop.logic.gate import GateResult, PolicyError, gate, parse_policy
-from patchprop.models import BuildResult, Rebuild
-from patchprop.scan import ScanReport, ScanReportError, parse_report
-from patchprop.store import Store
-
-
-class ReportReader(Protocol):
-    def read_report(self, uri: str) -> bytes: ...
+from patchprop.domain.gate import GateResult, PolicyError, gate, parse_policy
+from patchprop.domain.models import BuildResult, Rebuild
+from patchprop.domain.scan import ScanReport, ScanReportError, parse_report
+from patchprop.ports import Reports, Store
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ def judge(
     raw_result: dict[str, Any] | None,
     *,
     store: Store,
-    reports: ReportReader,
+    reports: Reports,
     require_scan: bool,
 ) -> Verdict:
     """Gate a rebuild whose build SUCCEEDED, from the result its build left."""
@@ -79,7 +75,7 @@ def judge(
     return Verdict(decided, report_uri=result.report, image_digest=digest)
 
 
-def _optional(uri: str | None, whose: str, reports: ReportReader, notes: list[str]) -> ScanReport | None:
+def _optional(uri: str | None, whose: str, reports: Reports, notes: list[str]) -> ScanReport | None:
     """A report the gate can do without: None, with a note, when it cannot be had."""
     if not uri:
         return None

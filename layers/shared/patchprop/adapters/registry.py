@@ -2,7 +2,7 @@
 
 The only module that talks to registries. It speaks just enough of the protocol for
 patchprop: a manifest HEAD (free on Docker Hub), the Bearer token dance and Basic auth,
-and maps every failure onto the domain errors in `patchprop.errors`.
+and maps every failure onto the domain errors in `patchprop.domain.errors`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from urllib.parse import urlsplit
 
 import requests
 
-from patchprop.errors import (
+from patchprop.domain.errors import (
     ManifestNotFound,
     RegistryAuthError,
     RegistryError,
     RegistryRateLimited,
     RegistryUnavailable,
 )
-from patchprop.refs import ImageRef
+from patchprop.domain.refs import ImageRef
 
 MANIFEST_MEDIA_TYPES = (
     "application/vnd.oci.image.index.v1+json",

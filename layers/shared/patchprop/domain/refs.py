@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from docker_image import reference as _reference
 
-from patchprop.errors import InvalidReference
+from patchprop.domain.errors import InvalidReference
 
 DOCKER_HUB = "docker.io"
 # Where Docker Hub's registry API actually lives.

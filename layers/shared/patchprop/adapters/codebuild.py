@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-from patchprop.errors import BuildStartFailed, BuildThrottled, PatchpropError
+from patchprop.domain.errors import BuildStartFailed, BuildThrottled, PatchpropError
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -48,23 +48,6 @@ def source_override(location: str) -> dict[str, str]:
                 "sourceLocationOverride": location.removeprefix("s3://") if kind == "S3" else location,
             }
     return {"sourceLocationOverride": location}
-
-
-class Builds(Protocol):
-    """Starts builds. Implemented by CodeBuild here and by the local builder in `patchprop local`."""
-
-    def start_build(
-        self,
-        project: str,
-        env: Mapping[str, str],
-        idempotency_token: str,
-        source_version: str | None = None,
-        source_location: str | None = None,
-    ) -> str: ...
-
-    def build_result(self, build_id: str) -> dict[str, Any] | None:
-        """What the finished build `build_id` (`project:uuid`) left behind, or None if nothing."""
-        ...
 
 
 class CodeBuild:

@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from patchprop.errors import PatchpropError
+from patchprop.domain.errors import PatchpropError
 
 TIMEOUT = 10.0  # seconds; a Lambda that waits longer only delays every later message
 DEFAULT_RETRY_AFTER = 30.0

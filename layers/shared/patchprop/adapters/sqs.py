@@ -9,7 +9,7 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from patchprop.errors import PatchpropError
+from patchprop.domain.errors import PatchpropError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -11,8 +11,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from patchprop.errors import PatchpropError
-from patchprop.models import Dependent
+from patchprop.domain.errors import PatchpropError
+from patchprop.domain.models import Dependent
 
 
 class CycleInGraph(PatchpropError):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from patchprop.errors import PatchpropError
-from patchprop.scan import MAX_REPORT_BYTES, ScanReportError
+from patchprop.domain.errors import PatchpropError
+from patchprop.domain.scan import MAX_REPORT_BYTES, ScanReportError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -91,14 +91,3 @@ class Reports:
                 return handle.read(self.max_bytes + 1)
         except OSError as exc:
             raise ScanReportError(f"scan report {uri} cannot be read: {exc.strerror or exc}") from exc
-
-
-def report_link(uri: str | None) -> str | None:
-    """Where a person opens the report: the S3 console for s3://, the location itself otherwise."""
-    if not uri:
-        return None
-    where = urlparse(uri)
-    if where.scheme == "s3":
-        key = quote(where.path.lstrip("/"), safe="/")
-        return f"https://s3.console.aws.amazon.com/s3/object/{where.netloc}?prefix={key}"
-    return uri

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from patchprop.errors import PatchpropError
-from patchprop.scan import Finding, ScanReport, Severity
+from patchprop.domain.errors import PatchpropError
+from patchprop.domain.scan import Finding, ScanReport, Severity
 
 Outcome = Literal["promoted", "blocked", "failed"]
 # How many findings a reason names before it says "and N more".

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict
 
-from patchprop.errors import PatchpropError
+from patchprop.domain.errors import PatchpropError
 
 MAX_REPORT_BYTES = 50 * 2**20
 ReportFormat = Literal["trivy", "grype", "sarif"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from patchprop.builds import Builds
-from patchprop.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown
-from patchprop.models import Rebuild, RebuildRequest, utcnow
-from patchprop.store import Store
+from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown
+from patchprop.domain.models import Rebuild, RebuildRequest, utcnow
+from patchprop.ports import Builds, Store
 
 CAP_WAIT = 30  # seconds before a rebuild waiting for a slot of the cap looks again
 

@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import quote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from patchprop.logic.gate import GateResult
-from patchprop.models import Rebuild, RebuildStatus
-from patchprop.notify import Message
-from patchprop.scan import Finding, Severity
+from patchprop.domain.gate import GateResult
+from patchprop.domain.models import Rebuild, RebuildStatus
+from patchprop.domain.scan import Finding, Severity
+
+
+@dataclass(frozen=True)
+class Message:
+    """One published alert: subject, body and the attributes filter policies match."""
+
+    subject: str
+    body: str
+    attributes: Mapping[str, str | int | float] = field(default_factory=dict)
+
 
 MAX_MESSAGE_BYTES = 256 * 1024
 # Findings a list shows before "and N more".
@@ -605,3 +616,14 @@ def summary_message(summary: PatchSummary, template: Template = "email") -> Mess
     elif template == "slack":
         body = json.dumps(summary_block_kit(summary), ensure_ascii=False)
     return Message(subject=subject, body=body, attributes=summary_attributes(summary))
+
+
+def report_link(uri: str | None) -> str | None:
+    """Where a person opens the report: the S3 console for s3://, the location itself otherwise."""
+    if not uri:
+        return None
+    where = urlparse(uri)
+    if where.scheme == "s3":
+        key = quote(where.path.lstrip("/"), safe="/")
+        return f"https://s3.console.aws.amazon.com/s3/object/{where.netloc}?prefix={key}"
+    return uri

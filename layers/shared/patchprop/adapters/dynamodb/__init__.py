@@ -27,8 +27,8 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from patchprop.errors import NotFound, StoreError
-from patchprop.models import (
+from patchprop.domain.errors import NotFound, StoreError
+from patchprop.domain.models import (
     FINAL_STATUSES,
     Base,
     Dependent,
@@ -42,7 +42,7 @@ from patchprop.models import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
-    from patchprop.logic.cascade import Node
+    from patchprop.domain.cascade import Node
 
 GSI1 = "GSI1"
 _ALERT_BYTES = 300_000  # of a DynamoDB item's 400 KB, what a rebuild's stored alert may take

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.exceptions import ClientError
 
-from patchprop.errors import PatchpropError
+from patchprop.domain.alerts import Message
+from patchprop.domain.errors import PatchpropError
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -18,13 +17,6 @@ if TYPE_CHECKING:
 
 class NotifyError(PatchpropError):
     """SNS did not take the message."""
-
-
-@dataclass(frozen=True)
-class Message:
-    subject: str
-    body: str
-    attributes: Mapping[str, str | int | float] = field(default_factory=dict)
 
 
 class Topic:

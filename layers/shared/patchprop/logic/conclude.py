@@ -11,14 +11,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from patchprop.alerts import Alert, PatchSummary, Template, message, summary_message
-from patchprop.builds import Builds
-from patchprop.errors import NotFound
-from patchprop.logic.verdict import ReportReader, Verdict, judge
-from patchprop.models import BuildStateChange, Rebuild, RebuildStatus, utcnow
-from patchprop.notify import Topic
-from patchprop.reports import report_link
-from patchprop.store import Store
+from patchprop.domain.alerts import Alert, PatchSummary, Template, message, report_link, summary_message
+from patchprop.domain.errors import NotFound
+from patchprop.domain.models import BuildStateChange, Rebuild, RebuildStatus, utcnow
+from patchprop.logic.verdict import Verdict, judge
+from patchprop.ports import Builds, Reports, Store, Topic
 
 REBUILD_ID_VAR = "PATCHPROP_REBUILD_ID"
 
@@ -29,7 +26,7 @@ def record_build_event(
     store: Store,
     topic: Topic,
     builds: Builds,
-    reports: ReportReader,
+    reports: Reports,
     require_scan: bool = True,
     template: Template = "email",
 ) -> Rebuild | None:

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
-from patchprop.alerts import block_kit, summary_block_kit
-from patchprop.logic.outcome import alert_for, patch_summary
-from patchprop.store import Store
+from patchprop.domain.alerts import block_kit, summary_block_kit
+from patchprop.logic.conclude import alert_for, patch_summary
+from patchprop.ports import ChatWebhook, Store
 
 FALLBACK_CHARS = 3000  # a plain message longer than one Slack section is cut
-
-
-class Webhook(Protocol):
-    def post(self, payload: dict[str, Any]) -> None: ...
 
 
 class Pacer:
@@ -61,7 +57,7 @@ def slack_message(attributes: Mapping[str, str], body: str, *, store: Store) -> 
 
 
 def post_outcome(
-    attributes: Mapping[str, str], body: str, *, store: Store, webhook: Webhook, pacer: Pacer
+    attributes: Mapping[str, str], body: str, *, store: Store, webhook: ChatWebhook, pacer: Pacer
 ) -> None:
     """Post one outcome message to Slack, no sooner than a second after the last post."""
     payload = slack_message(attributes, body, store=store)

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from patchprop.logic.gate import parse_policy
-from patchprop.refs import parse_ref
+from patchprop.domain.gate import parse_policy
+from patchprop.domain.refs import parse_ref
 
 
 def utcnow() -> datetime:
@@ -22,7 +22,7 @@ def _normalized(text: str) -> str:
 
 
 def _policy(text: str | None) -> str | None:
-    """A promotion policy as given, once it is known to read (patchprop.logic.gate syntax)."""
+    """A promotion policy as given, once it is known to read (patchprop.domain.gate syntax)."""
     if text is None or not text.strip():
         return None
     parse_policy(text)  # PolicyError is a ValueError: pydantic reports it against the field
