@@ -161,11 +161,12 @@ class _Recorder(Store):
     def get_dependent(self, image: str) -> Dependent | None:
         return None  # a fresh table: nothing was registered before
 
-    def _transact(self, actions: list[dict[str, Any]], what: str) -> None:
+    def _transact(self, actions: list[dict[str, Any]], what: str) -> bool:
         for action in actions:
             if "Put" not in action:
                 raise RuntimeError(f"{what}: unexpected action {sorted(action)}")
             self.items.append(action["Put"]["Item"])
+        return True
 
     def track_base(self, ref: str, digest: str | None = None) -> None:
         self.bases[ref] = None

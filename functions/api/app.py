@@ -25,7 +25,8 @@ from patchprop import wiring
 from patchprop.adapters.dynamodb import Store
 from patchprop.config import EnvVars, env_vars
 from patchprop.domain.errors import NotFound, StoreError
-from patchprop.domain.models import RebuildStatus, TaggedImage
+from patchprop.domain.models import TaggedImage
+from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog
 from patchprop.logic.catalog import (
     BaseList,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -13,9 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchprop import wiring
 from patchprop.config import EnvVars, env_vars
 from patchprop.domain.alerts import NotifyFormat
-from patchprop.domain.models import BuildStateChange
-from patchprop.logic.conclude import count_skipped, record_build_event
-from patchprop.logic.plan import advance_cascade
+from patchprop.domain.events import BuildStateChange
+from patchprop.logic.conclude import conclude, record_build_event
 
 logger = Logger()
 tracer = Tracer()
@@ -42,26 +39,23 @@ class BuildStateChangeEvent(EventBridgeModel):
 @event_parser(model=BuildStateChangeEvent)
 def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
     env = env_vars(Env)
+    store = wiring.store(env.TABLE_NAME)
     rebuild = record_build_event(
         event.detail,
-        store=wiring.store(env.TABLE_NAME),
-        topic=wiring.topic(env.TOPIC_ARN),
+        store=store,
         builds=wiring.codebuild(),
         reports=wiring.reports(env.REPORTS_BUCKET),
         require_scan=env.REQUIRE_SCAN,
-        template=env.NOTIFY_FORMAT,
     )
     if rebuild is None:
         logger.info("not a patchprop build", extra={"build_id": event.detail.build_id})
         return {"status": "ignored"}
-    store, topic = wiring.store(env.TABLE_NAME), wiring.topic(env.TOPIC_ARN)
-    released = advance_cascade(
+    released = conclude(
         rebuild,
         store=store,
+        topic=wiring.topic(env.TOPIC_ARN),
         rebuild_queue=wiring.queue(env.REBUILD_QUEUE_URL),
-        skipped=partial(
-            count_skipped, rebuild.cascade or "", store=store, topic=topic, template=env.NOTIFY_FORMAT
-        ),
+        template=env.NOTIFY_FORMAT,
     )
     metrics.add_metric(f"Rebuild{rebuild.status.value.capitalize()}", MetricUnit.Count, 1)
     if rebuild.outcome:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from functools import partial
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,8 +22,7 @@ from patchprop.config import EnvVars, env_vars
 from patchprop.domain.alerts import NotifyFormat
 from patchprop.domain.errors import BuildThrottled, Deferred
 from patchprop.domain.models import RebuildRequest
-from patchprop.logic.conclude import count_skipped, tell_finished
-from patchprop.logic.plan import advance_cascade
+from patchprop.logic.conclude import conclude
 from patchprop.logic.start import start_rebuild
 
 logger = Logger()
@@ -88,18 +86,12 @@ def record_handler(record: RebuildRecord) -> dict:
         if rebuild is None:
             return {"rebuild_id": request.rebuild_id, "status": "SUPERSEDED", "build_id": None}
         # Only if it never started: say so, and block what waits on it in its cascade.
-        tell_finished(rebuild, store=store, topic=wiring.topic(env.TOPIC_ARN), template=env.NOTIFY_FORMAT)
-        advance_cascade(
+        conclude(
             rebuild,
             store=store,
+            topic=wiring.topic(env.TOPIC_ARN),
             rebuild_queue=wiring.queue(env.REBUILD_QUEUE_URL),
-            skipped=partial(
-                count_skipped,
-                rebuild.cascade or "",
-                store=store,
-                topic=wiring.topic(env.TOPIC_ARN),
-                template=env.NOTIFY_FORMAT,
-            ),
+            template=env.NOTIFY_FORMAT,
         )
         return {
             "rebuild_id": rebuild.rebuild_id,

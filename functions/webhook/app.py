@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchprop import wiring
 from patchprop.config import EnvVars, env_vars, webhook_tokens
 from patchprop.domain.errors import InvalidReference, ManifestNotFound, RegistryError, RegistryRateLimited
-from patchprop.domain.models import DockerHubPush
+from patchprop.domain.events import DockerHubPush
 from patchprop.logic.detect import Seen, check_push, token_matches
 from patchprop.web import error_response, json_response, parse_body
 

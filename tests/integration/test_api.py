@@ -13,7 +13,8 @@ import pytest
 from support import PROJECTS, handler, sample_event
 
 from patchprop.adapters.dynamodb import Store
-from patchprop.domain.models import PatchRequest, RebuildRequest, RebuildStatus
+from patchprop.domain.models import PatchRequest, RebuildRequest
+from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop_cli.lambdas import LocalContext, api_event
 from patchprop_cli.template import ROOT, load_template
 
@@ -64,9 +65,9 @@ def record_rebuild(
     )
     request = RebuildRequest.for_dependent(dependent, patch)
     if status is RebuildStatus.NOT_STARTED:
-        store.record_not_started(request, "project refused")
+        store.record_not_started(Rebuild.not_started(request, "project refused"))
     else:
-        store.record_started(request, f"{dependent.project}:{request.rebuild_id}")
+        store.record_started(Rebuild.started(request, f"{dependent.project}:{request.rebuild_id}"))
         if status.final:
             store.record_finished(
                 request.rebuild_id, status, f"{dependent.project}:{request.rebuild_id}", None

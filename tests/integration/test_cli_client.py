@@ -24,7 +24,8 @@ from click.testing import CliRunner, Result
 from support import PROJECTS
 
 from patchprop.adapters.dynamodb import Store
-from patchprop.domain.models import PatchRequest, RebuildRequest, RebuildStatus
+from patchprop.domain.models import PatchRequest, RebuildRequest
+from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop_cli.client import ApiClient, is_local, region_of, register_dependent, resolve_api_url
 from patchprop_cli.lambdas import api_event
 from patchprop_cli.local_aws import LocalAws
@@ -132,7 +133,7 @@ def record_rebuild(store: Store, image: str, base: str, status: RebuildStatus) -
         base=base, digest=D1, detected_by="poller", detected_at=datetime(2026, 1, 1, tzinfo=UTC)
     )
     request = RebuildRequest.for_dependent(dependent, patch)
-    store.record_started(request, "patchprop-rebuild:1")
+    store.record_started(Rebuild.started(request, "patchprop-rebuild:1"))
     store.record_finished(request.rebuild_id, status, "patchprop-rebuild:1", None)
     return request.rebuild_id
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from patchprop.domain.errors import BuildStartFailed
-from patchprop.domain.models import BuildStateChange
+from patchprop.domain.events import BuildStateChange
 from patchprop_cli.local_builds import LocalCodeBuild
 from patchprop_cli.oci import OCI_INDEX, OCI_MANIFEST
 from patchprop_cli.registry_server import LocalRegistry

@@ -7,7 +7,8 @@ from support import drain, handler, receive_all, subscribe_outcomes
 
 from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.sqs import Queue
-from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.records import RebuildStatus
 from patchprop.logic.conclude import REBUILD_ID_VAR
 from patchprop_cli.lambdas import LocalContext, eventbridge_event
 

@@ -18,7 +18,8 @@ from patchprop import config, wiring
 from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.slack import SlackError, SlackWebhook
 from patchprop.domain.alerts import Alert, block_kit
-from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.records import Outcome, Rebuild, RebuildStatus
 from patchprop.logic.slack import Pacer
 from patchprop_cli.lambdas import LocalContext, deliver_sqs
 from patchprop_cli.template import Stack, provision
@@ -101,15 +102,15 @@ def finished_rebuild(stack: Stack, image: str) -> Alert:
     dependent = Dependent(image=image, project=PROJECTS[0], bases=["acme/base:1"], owner="team-a")
     patch = PatchRequest(base="acme/base:1", digest=D2, previous_digest=D1, detected_by="poller")
     request = RebuildRequest.for_dependent(dependent, patch)
-    started = store.record_started(request, "p:1")
+    started = store.record_started(Rebuild.started(request, "p:1"))
     alert = Alert.from_rebuild(started.model_copy(update={"status": RebuildStatus.FAILED}))
     store.record_finished(
         request.rebuild_id,
         RebuildStatus.FAILED,
         "p:1",
         None,
-        outcome="failed",
-        alert_json=alert.model_dump_json(),
+        outcome=Outcome.FAILED,
+        alert=alert,
     )
     return alert
 
@@ -200,7 +201,7 @@ def test_a_summary_is_rendered_from_its_patch_and_anything_else_posted_as_its_te
     store = Store(slack_stack.refs["PatchpropTable"])
     patch = PatchRequest(base="docker.io/acme/base:1", digest=D2, previous_digest=D1, detected_by="poller")
     store.record_patch(patch, rebuilds=1)
-    store.count_finished(patch.base, D2, "rb-1", "promoted", patch.detected_at)
+    store.count_finished(patch.cascade_id, "rb-1", "promoted", patch.detected_at)
     sqs = boto3.client("sqs")
     summary = {"outcome": "summary", "base": patch.base, "base_digest": D2}
     for body, attributes in (("summary text", summary), ("hello from SNS", {"rebuild_id": "rb-unknown"})):

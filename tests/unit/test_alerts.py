@@ -23,7 +23,7 @@ from patchprop.domain.alerts import (
     summary_message,
 )
 from patchprop.domain.gate import Policy, gate
-from patchprop.domain.models import Rebuild, RebuildStatus
+from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.domain.scan import Finding, ScanReport, Severity, parse_report
 
 GATE = Path(__file__).resolve().parent.parent / "data" / "scan" / "gate"

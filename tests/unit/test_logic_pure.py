@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from support import handler
 
 from patchprop.domain.alerts import Alert, message
-from patchprop.domain.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.logic.detect import token_matches
 from patchprop.logic.start import build_env
 from patchprop.web import parse_body

@@ -1,13 +1,16 @@
-"""Domain models: what comes in, what is stored, what goes out. Pydantic at every boundary."""
+"""Domain models: the catalog (bases, dependents) and the messages between functions.
+
+What is stored of a rebuild, a patch and a cascade is in `records`; what other services send
+in `events`. Pydantic at every boundary."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from patchprop.domain.gate import parse_policy
 from patchprop.domain.refs import parse_ref
@@ -45,36 +48,14 @@ Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 PolicyText = Annotated[str | None, Field(max_length=4096), AfterValidator(_policy)]
 
 
-class _Model(BaseModel):
+class DomainModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-# ---- in: Docker Hub webhook -------------------------------------------------------------
+# ---- the catalog ------------------------------------------------------------------------
 
 
-class DockerHubPushData(_Model):
-    tag: str = Field(min_length=1, max_length=128)
-    pushed_at: float | None = None
-    pusher: str | None = None
-
-
-class DockerHubRepository(_Model):
-    repo_name: str = Field(min_length=1, max_length=255)
-    namespace: str | None = None
-    name: str | None = None
-
-
-class DockerHubPush(_Model):
-    """The body Docker Hub posts. A hint only: it is unsigned and carries no digest."""
-
-    push_data: DockerHubPushData
-    repository: DockerHubRepository
-
-
-# ---- stored ------------------------------------------------------------------------------
-
-
-class Base(_Model):
+class Base(DomainModel):
     """A tracked base image tag and the digest it pointed to when last seen."""
 
     ref: TaggedImage
@@ -83,7 +64,7 @@ class Base(_Model):
     changed_at: datetime | None = None
 
 
-class Dependent(_Model):
+class Dependent(DomainModel):
     """An image of the user's, built FROM one or more tracked bases, and how to rebuild it."""
 
     image: TaggedImage
@@ -100,23 +81,30 @@ class Dependent(_Model):
     policy: PolicyText = None
 
 
-class RebuildStatus(StrEnum):
-    STARTED = "STARTED"
-    IN_PROGRESS = "IN_PROGRESS"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    STOPPED = "STOPPED"
-    # CodeBuild refused the build for good (unknown or forbidden project, bad input).
-    NOT_STARTED = "NOT_STARTED"
+class CascadeId(str):
+    """The patch a cascade belongs to, `<base>@<digest>`: the base that moved, and to what."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, base: str, digest: str) -> CascadeId:
+        return cls(f"{base}@{digest}")
 
     @property
-    def final(self) -> bool:
-        return self in FINAL_STATUSES
+    def base(self) -> str:
+        return self.rpartition("@")[0]
 
+    @property
+    def digest(self) -> str:
+        return self.rpartition("@")[2]
 
-FINAL_STATUSES = frozenset(
-    {RebuildStatus.SUCCEEDED, RebuildStatus.FAILED, RebuildStatus.STOPPED, RebuildStatus.NOT_STARTED}
-)
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(pattern=r"^.+@sha256:[0-9a-f]{64}$")
+        )
 
 
 def rebuild_id_for(image: str, base: str, base_digest: str) -> str:
@@ -128,7 +116,7 @@ def rebuild_id_for(image: str, base: str, base_digest: str) -> str:
 # ---- messages between functions -------------------------------------------------------
 
 
-class PatchRequest(_Model):
+class PatchRequest(DomainModel):
     """A base moved: `base` now points at `digest` instead of `previous_digest`."""
 
     base: TaggedImage
@@ -138,40 +126,51 @@ class PatchRequest(_Model):
     detected_at: datetime = Field(default_factory=utcnow)
 
     @property
-    def patch_id(self) -> str:
-        return f"{self.base}@{self.digest}"
+    def cascade_id(self) -> CascadeId:
+        return CascadeId.of(self.base, self.digest)
 
 
-class _OnBaseDigest(_Model):
+class RebuildFields(DomainModel):
+    """What a rebuild request and a stored rebuild both say: which image, on which base digest."""
+
+    rebuild_id: str
+    image: TaggedImage
     base: TaggedImage
     base_digest: Digest
+    previous_digest: Digest | None = None
+    project: str
+    owner: str | None = None
+    policy: str | None = None
+    detected_at: datetime
+    # The patch whose cascade this rebuild belongs to, if any.
+    cascade: CascadeId | None = None
 
     @property
     def pinned_base(self) -> str:
         """`registry/repository@sha256:…`: what the build's FROM resolves to."""
         return parse_ref(self.base).with_digest(self.base_digest).pinned
 
+    @property
+    def patch(self) -> CascadeId:
+        """The patch this rebuild counts toward: its cascade's (the base that moved), else its own."""
+        return self.cascade or CascadeId.of(self.base, self.base_digest)
 
-class RebuildRequest(_OnBaseDigest):
+    def common(self) -> dict[str, Any]:
+        """The fields every rebuild model shares, to build another from this one."""
+        return {name: getattr(self, name) for name in RebuildFields.model_fields}
+
+
+class RebuildRequest(RebuildFields):
     """Rebuild `image` on `base` pinned to `base_digest`. Sent once per dependent per patch."""
 
-    rebuild_id: str
-    image: TaggedImage
-    previous_digest: Digest | None = None
-    project: str
-    owner: str | None = None
     source_location: str | None = None
     source_version: str | None = None
     build_args: dict[str, str] = Field(default_factory=dict)
-    policy: str | None = None
-    detected_at: datetime
-    # The patch (`base@digest`) whose cascade this rebuild belongs to, if any.
-    cascade: str | None = None
     cooldown_seconds: int = 0
 
     @classmethod
     def for_dependent(
-        cls, dependent: Dependent, patch: PatchRequest, cascade: str | None = None
+        cls, dependent: Dependent, patch: PatchRequest, cascade: CascadeId | None = None
     ) -> RebuildRequest:
         return cls(
             cascade=cascade,
@@ -189,95 +188,3 @@ class RebuildRequest(_OnBaseDigest):
             policy=dependent.policy,
             detected_at=patch.detected_at,
         )
-
-
-class Rebuild(_OnBaseDigest):
-    """A rebuild as stored: what was asked, and what CodeBuild made of it."""
-
-    rebuild_id: str
-    image: TaggedImage
-    previous_digest: Digest | None = None
-    project: str
-    owner: str | None = None
-    status: RebuildStatus
-    build_id: str | None = None
-    reason: str | None = None
-    log_url: str | None = None
-    detected_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    notified: bool = False
-    cascade: str | None = None
-    policy: str | None = None
-    # The verdict once it finished: promoted, blocked, failed, succeeded (not scanned) or
-    # stopped, why, and the scan report it was judged on.
-    outcome: str | None = None
-    reasons: list[str] = Field(default_factory=list)
-    report_uri: str | None = None
-    # The digest the rebuilt image was pushed at (from the build's result).
-    image_digest: Digest | None = None
-
-
-# ---- in: CodeBuild state change (EventBridge) ------------------------------------------
-
-
-class EnvironmentVariable(_Model):
-    name: str
-    value: str = ""
-    type: str = "PLAINTEXT"
-
-
-class BuildEnvironment(_Model):
-    environment_variables: list[EnvironmentVariable] = Field(
-        default_factory=list, alias="environment-variables"
-    )
-
-
-class BuildLogs(_Model):
-    deep_link: str | None = Field(default=None, alias="deep-link")
-
-
-class BuildAdditionalInformation(_Model):
-    environment: BuildEnvironment = Field(default_factory=BuildEnvironment)
-    logs: BuildLogs | None = None
-    build_start_time: str | None = Field(default=None, alias="build-start-time")
-
-
-class BuildStateChange(_Model):
-    """`detail` of a "CodeBuild Build State Change" event."""
-
-    build_status: str = Field(alias="build-status")
-    build_id: str = Field(alias="build-id")
-    project_name: str = Field(alias="project-name")
-    additional_information: BuildAdditionalInformation = Field(
-        default_factory=BuildAdditionalInformation, alias="additional-information"
-    )
-
-    @property
-    def build_key(self) -> str:
-        """The build id as StartBuild returns it (`project:uuid`); events carry the build ARN."""
-        return self.build_id.rsplit(":build/", 1)[-1]
-
-    def env(self, name: str) -> str | None:
-        for var in self.additional_information.environment.environment_variables:
-            if var.name == name:
-                return var.value
-        return None
-
-
-# ---- in: what a rebuild leaves behind (buildspec/rebuild.sh) -----------------------------
-
-
-class BuildResult(_Model):
-    """The rebuild script's result: the pushed image and where its scan reports are.
-
-    CodeBuild exports it as PATCHPROP_RESULT (BatchGetBuilds); the local CodeBuild reads the file.
-    """
-
-    image: str | None = None
-    digest: Digest | None = None
-    base: str | None = None
-    scanned: bool = False
-    report: str | None = None  # s3:// in AWS, file:// locally
-    base_report: str | None = None
-    sbom: str | None = None

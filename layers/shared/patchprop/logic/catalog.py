@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from patchprop.domain.errors import NotFound, PatchpropError
-from patchprop.domain.models import Base, Dependent, PolicyText, Rebuild, RebuildStatus, TaggedImage
+from patchprop.domain.models import Base, Dependent, PolicyText, TaggedImage
+from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.ports import Store
 
 RECENT_REBUILDS = 10  # shown with one dependent

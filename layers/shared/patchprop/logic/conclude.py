@@ -1,40 +1,33 @@
-"""Record what CodeBuild made of a rebuild, judge it, and tell people.
+"""A rebuild finished: record it, tell it, advance or block its cascade, give back its slot.
 
-Once per finished rebuild: its outcome (promoted, blocked, failed, succeeded when not scanned,
-stopped) with the reasons, published to SNS. Once per patch event, after its last rebuild
-finished: a summary of them all.
+`conclude` is that one sequence, called by the build-events handler (a build ended) and by the
+rebuilder (a rebuild that never started). `record_build_event` applies a CodeBuild state change
+and judges a build that succeeded before anything is recorded.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
-
-from patchprop.domain.alerts import Alert, PatchSummary, Template, message, report_link, summary_message
+from patchprop.domain.alerts import Alert, Template, report_link
+from patchprop.domain.cascade import release_order
 from patchprop.domain.errors import NotFound
-from patchprop.domain.models import BuildStateChange, Rebuild, RebuildStatus, utcnow
+from patchprop.domain.events import BuildStateChange
+from patchprop.domain.models import PatchRequest, RebuildRequest, utcnow
+from patchprop.domain.records import CascadeNode, NodeStatus, Outcome, Rebuild, RebuildStatus
+from patchprop.logic.alerts import count_skipped, tell_finished
 from patchprop.logic.verdict import Verdict, judge
-from patchprop.ports import Builds, Reports, Store, Topic
+from patchprop.ports import Builds, Queue, Reports, Store, Topic
 
 REBUILD_ID_VAR = "PATCHPROP_REBUILD_ID"
+_RUNNING = (NodeStatus.READY, NodeStatus.RUNNING)
 
 
 def record_build_event(
-    detail: BuildStateChange,
-    *,
-    store: Store,
-    topic: Topic,
-    builds: Builds,
-    reports: Reports,
-    require_scan: bool = True,
-    template: Template = "email",
+    detail: BuildStateChange, *, store: Store, builds: Builds, reports: Reports, require_scan: bool = True
 ) -> Rebuild | None:
     """Apply one "CodeBuild Build State Change"; None when the build is not one of ours.
 
     A SUCCEEDED build is judged before its status is recorded, so a failure to read its result
-    raises and the event is retried with nothing recorded. Replays change nothing and tell
-    nothing twice.
+    raises and the event is retried with nothing recorded. Replays change nothing.
     """
     rebuild_id = detail.env(REBUILD_ID_VAR) or store.rebuild_id_for_build(detail.build_key)
     if not rebuild_id:
@@ -51,133 +44,96 @@ def record_build_event(
     if not status.final:
         store.record_progress(rebuild_id, detail.build_key, log_url)
         return store.get_rebuild(rebuild_id)
-    if not rebuild.status.final:
-        verdict = Verdict(None)
-        if status is RebuildStatus.SUCCEEDED:
-            built = builds.build_result(detail.build_key)
-            verdict = judge(rebuild, built, store=store, reports=reports, require_scan=require_scan)
-        rebuild = _record(rebuild, status, detail.build_key, log_url, verdict, store=store) or rebuild
-    tell_finished(rebuild, store=store, topic=topic, template=template)
-    return rebuild
-
-
-def _record(
-    rebuild: Rebuild,
-    status: RebuildStatus,
-    build_id: str,
-    log_url: str | None,
-    verdict: Verdict,
-    *,
-    store: Store,
-) -> Rebuild | None:
-    """Store the final status with the verdict and the alert that tells it (once)."""
-    at = utcnow()
+    if rebuild.status.final:
+        return rebuild
+    verdict = Verdict(None)
+    if status is RebuildStatus.SUCCEEDED:
+        built = builds.build_result(detail.build_key)
+        verdict = judge(rebuild, built, store=store, reports=reports, require_scan=require_scan)
     finished = rebuild.model_copy(
-        update={
-            "status": status,
-            "build_id": build_id,
-            "log_url": log_url or rebuild.log_url,
-            "finished_at": at,
-        }
+        update={"status": status, "build_id": detail.build_key, "log_url": log_url or rebuild.log_url}
     )
     alert = Alert.from_rebuild(finished, verdict.result, report_url=report_link(verdict.report_uri))
     if verdict.notes:
         alert = alert.model_copy(update={"reasons": [*alert.reasons, *verdict.notes]})
-    return store.record_finished(
+    recorded = store.record_finished(
         rebuild.rebuild_id,
         status,
-        build_id,
+        detail.build_key,
         log_url,
-        at,
+        utcnow(),
         outcome=alert.outcome,
         reasons=alert.reasons,
         report_uri=verdict.report_uri,
         image_digest=verdict.image_digest,
-        alert_json=alert.model_dump_json(),
+        alert=alert,
     )
+    return recorded or rebuild
 
 
-def alert_for(rebuild: Rebuild, *, store: Store) -> Alert:
-    """What was (or is to be) told about a finished rebuild: the alert recorded with its status,
-    else one made from the rebuild alone (a rebuild that never started, or a very long alert)."""
-    stored = store.alert_json(rebuild.rebuild_id)
-    if stored:
-        return Alert.model_validate_json(stored)
-    alert = Alert.from_rebuild(rebuild, report_url=report_link(rebuild.report_uri))
-    if rebuild.outcome and rebuild.outcome != alert.outcome:
-        alert = alert.model_copy(update={"outcome": rebuild.outcome, "reasons": rebuild.reasons})
-    return alert
-
-
-def notify_once(rebuild: Rebuild, *, store: Store, topic: Topic, template: Template = "email") -> bool:
-    """Publish the outcome of a finished rebuild unless it was published already."""
-    if rebuild.notified or not rebuild.status.final:
-        return False
-    topic.publish(message(alert_for(rebuild, store=store), template))
-    store.mark_notified(rebuild.rebuild_id)
-    return True
-
-
-def tell_finished(rebuild: Rebuild, *, store: Store, topic: Topic, template: Template = "email") -> None:
-    """Tell a finished rebuild once, count it on its patch, and sum the patch up after its last."""
+def conclude(
+    rebuild: Rebuild, *, store: Store, topic: Topic, rebuild_queue: Queue, template: Template = "email"
+) -> list[str]:
+    """Tell a finished rebuild and move its cascade on; returns the images released (enqueued)."""
     if not rebuild.status.final:
-        return
-    notify_once(rebuild, store=store, topic=topic, template=template)
-    base, digest = patch_of(rebuild)
-    outcome = rebuild.outcome or Alert.from_rebuild(rebuild).outcome
-    at = rebuild.finished_at or utcnow()
-    count_on_patch(base, digest, rebuild.rebuild_id, outcome, at, store=store, topic=topic, template=template)
+        return []
+    tell_finished(rebuild, store=store, topic=topic, template=template)
+    released, blocked = advance_cascade(rebuild, store=store, rebuild_queue=rebuild_queue)
+    for image in blocked:
+        count_skipped(rebuild.patch, image, store=store, topic=topic, template=template)
+    return released
 
 
-def count_on_patch(
-    base: str,
-    digest: str,
-    counted_id: str,
-    outcome: str,
-    at: datetime,
-    *,
-    store: Store,
-    topic: Topic,
-    template: Template = "email",
-) -> bool:
-    """Count one finished piece of work on the patch `base@digest` (once per `counted_id`), and
-    publish the patch's summary if that was the last. True when the summary went out now.
+def advance_cascade(rebuild: Rebuild, *, store: Store, rebuild_queue: Queue) -> tuple[list[str], list[str]]:
+    """Enqueue the images `rebuild` was the last patched parent of, or block every image below it.
 
-    `outcome` is a rebuild's (promoted, blocked, failed, succeeded, stopped), or "skipped" for
-    an image of the patch that will not be rebuilt (a parent failed, a newer digest came).
+    Runs once per rebuild (the node's move to DONE or FAILED is conditional), and gives back the
+    build's slot of the concurrency cap. Returns (released, blocked).
     """
-    _, patch = store.count_finished(base, digest, counted_id, outcome, at)
-    if patch is None or patch.get("summarized"):
-        return False
-    summary = patch_summary(patch)
-    if summary.finished < summary.rebuilds or not store.claim_summary(base, digest):
-        return False
-    try:
-        topic.publish(summary_message(summary, template))
-    except Exception:
-        store.release_summary(base, digest)  # so a retry of the event sends it
-        raise
-    return True
-
-
-def patch_of(rebuild: Rebuild) -> tuple[str, str]:
-    """The patch a rebuild counts toward: its cascade's (the base that moved), else its own base's."""
-    if rebuild.cascade:
-        base, _, digest = rebuild.cascade.rpartition("@")
-        return base, digest
-    return rebuild.base, rebuild.base_digest
-
-
-def patch_summary(item: dict[str, Any]) -> PatchSummary:
-    """A stored patch (its counters kept by Store.count_finished) as a summary."""
-    return PatchSummary.model_validate({k: int(v) if isinstance(v, Decimal) else v for k, v in item.items()})
-
-
-def count_skipped(
-    cascade: str, image: str, *, store: Store, topic: Topic, template: Template = "email"
-) -> bool:
-    """Count an image of a cascade that will not be rebuilt (a parent failed) on its patch."""
-    base, _, digest = cascade.rpartition("@")
-    return count_on_patch(
-        base, digest, f"skipped:{image}", "skipped", utcnow(), store=store, topic=topic, template=template
+    if not rebuild.cascade or not rebuild.status.final:
+        return [], []
+    cascade, image = rebuild.cascade, rebuild.image
+    node = store.get_node(cascade, image)
+    succeeded = rebuild.status is RebuildStatus.SUCCEEDED
+    done = NodeStatus.DONE if succeeded else NodeStatus.FAILED
+    if node is None or not store.set_node_status(cascade, image, done, expect=_RUNNING):
+        return [], []
+    if rebuild.build_id:
+        store.release_build_slot()  # its build held a slot of the concurrency cap
+    if not succeeded or rebuild.outcome in (Outcome.BLOCKED, Outcome.FAILED):
+        return [], _block_below(node, store=store)
+    new_digest = rebuild.image_digest
+    if not new_digest:
+        return [], []  # no build result to pin to: the push's webhook or the next poll takes over
+    base = store.get_base(image)
+    previous = base.digest if base and base.digest != new_digest else None
+    if base is not None:
+        store.record_digest(image, base.digest, new_digest)  # so our own push is not a new patch
+    ready = [
+        store.get_node(cascade, child)
+        for child in node.children
+        if store.parent_rebuilt(cascade, child, image)
+    ]
+    moved = PatchRequest(
+        base=image,
+        digest=new_digest,
+        previous_digest=previous,
+        detected_by="cascade",
+        detected_at=rebuild.detected_at,
     )
+    wave = release_order(n.as_node() for n in ready if n)
+    rebuild_queue.send_batch([RebuildRequest.for_dependent(n.dependent, moved, cascade) for n in wave])
+    return [n.image for n in wave], []
+
+
+def _block_below(node: CascadeNode, *, store: Store) -> list[str]:
+    """Mark every image waiting below `node` BLOCKED; returns them."""
+    blocked: list[str] = []
+    pending = list(node.children)
+    while pending:
+        child = pending.pop()
+        if store.set_node_status(node.cascade, child, NodeStatus.BLOCKED, expect=(NodeStatus.WAITING,)):
+            blocked.append(child)
+            found = store.get_node(node.cascade, child)
+            pending.extend(found.children if found else [])
+    return blocked

@@ -11,7 +11,8 @@ from enum import StrEnum
 from typing import Literal
 
 from patchprop.domain.errors import RegistryError
-from patchprop.domain.models import Base, DockerHubPush, PatchRequest
+from patchprop.domain.events import DockerHubPush
+from patchprop.domain.models import Base, PatchRequest
 from patchprop.domain.refs import dockerhub_ref, parse_ref
 from patchprop.ports import Queue, Registry, Store
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from patchprop.domain.alerts import block_kit, summary_block_kit
-from patchprop.logic.conclude import alert_for, patch_summary
+from patchprop.logic.alerts import alert_for, patch_summary
 from patchprop.ports import ChatWebhook, Store
 
 FALLBACK_CHARS = 3000  # a plain message longer than one Slack section is cut

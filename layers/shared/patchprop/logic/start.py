@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown
-from patchprop.domain.models import Rebuild, RebuildRequest, utcnow
+from patchprop.domain.models import RebuildRequest, utcnow
+from patchprop.domain.records import NodeStatus, Rebuild
 from patchprop.ports import Builds, Store
 
 CAP_WAIT = 30  # seconds before a rebuild waiting for a slot of the cap looks again
@@ -52,19 +53,19 @@ def start_rebuild(
         return existing
     if request.cascade:
         node = store.get_node(request.cascade, request.image)
-        if node is not None and node.get("status") == "SUPERSEDED":
+        if node is not None and node.status is NodeStatus.SUPERSEDED:
             return None
     wait = cooldown_left(request, store=store)
     if wait > 0:
         raise CoolingDown(f"{request.image} was rebuilt less than {request.cooldown_seconds} s ago", wait)
     if request.cascade:
-        store.set_node_status(request.cascade, request.image, "RUNNING", expect=("READY",))
+        store.set_node_status(request.cascade, request.image, NodeStatus.RUNNING, expect=(NodeStatus.READY,))
     if request.project not in allowed_projects:
-        return store.record_not_started(
-            request,
+        reason = (
             f"CodeBuild project {request.project!r} is not one this stack may start "
-            f"(allowed: {', '.join(sorted(allowed_projects)) or 'none'})",
+            f"(allowed: {', '.join(sorted(allowed_projects)) or 'none'})"
         )
+        return store.record_not_started(Rebuild.not_started(request, reason))
     # Cascade rebuilds run under the concurrency cap; a full cap is "try again later".
     capped = bool(request.cascade and cap)
     if capped and not store.claim_build_slot(cap or 0):
@@ -82,5 +83,5 @@ def start_rebuild(
             store.release_build_slot()
         if isinstance(exc, BuildThrottled):
             raise
-        return store.record_not_started(request, str(exc))
-    return store.record_started(request, build_id)
+        return store.record_not_started(Rebuild.not_started(request, str(exc)))
+    return store.record_started(Rebuild.started(request, build_id))

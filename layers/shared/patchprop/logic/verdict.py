@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from patchprop.domain.events import BuildResult
 from patchprop.domain.gate import GateResult, PolicyError, gate, parse_policy
-from patchprop.domain.models import BuildResult, Rebuild
+from patchprop.domain.records import Outcome, Rebuild
 from patchprop.domain.scan import ScanReport, ScanReportError, parse_report
 from patchprop.ports import Reports, Store
 
@@ -67,12 +68,24 @@ def judge(
         return Verdict(GateResult.failed(failure), report_uri=result.report, image_digest=digest)
     notes: list[str] = []
     base = _optional(result.base_report, "the base's", reports, notes)
-    last = store.last_promoted(rebuild.image, other_than=rebuild.rebuild_id)
+    last = last_promoted(rebuild, store=store)
     previous = _optional(last.report_uri if last else None, "the previous build's", reports, notes)
     decided = gate(report, previous, base, policy)
     if notes:
         decided = decided.model_copy(update={"reasons": decided.reasons + notes})
     return Verdict(decided, report_uri=result.report, image_digest=digest)
+
+
+def last_promoted(rebuild: Rebuild, *, store: Store, within: int = 100) -> Rebuild | None:
+    """The image's most recent promoted rebuild with a scan report, other than `rebuild`."""
+    for earlier in store.recent_rebuilds(rebuild.image, limit=within):
+        if (
+            earlier.rebuild_id != rebuild.rebuild_id
+            and earlier.outcome is Outcome.PROMOTED
+            and earlier.report_uri
+        ):
+            return earlier
+    return None
 
 
 def _optional(uri: str | None, whose: str, reports: Reports, notes: list[str]) -> ScanReport | None:

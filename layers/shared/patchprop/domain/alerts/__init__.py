@@ -19,7 +19,7 @@ from urllib.parse import quote, urlparse
 from pydantic import BaseModel, ConfigDict, Field
 
 from patchprop.domain.gate import GateResult
-from patchprop.domain.models import Rebuild, RebuildStatus
+from patchprop.domain.records import BUILD_OUTCOME, Outcome, Rebuild, RebuildStatus
 from patchprop.domain.scan import Finding, Severity
 
 
@@ -38,14 +38,7 @@ LIST_LIMIT = 20
 SUBJECT_LIMIT = 100  # SNS: ASCII, no newlines, at most 100 characters
 Template = Literal["email", "chatbot", "slack"]
 NotifyFormat = Literal["email", "chatbot"]  # what goes to SNS (the template's NotificationFormat)
-AlertOutcome = Literal["promoted", "blocked", "failed", "succeeded", "stopped"]
 
-_BUILD_OUTCOME: dict[RebuildStatus, AlertOutcome] = {
-    RebuildStatus.SUCCEEDED: "succeeded",
-    RebuildStatus.FAILED: "failed",
-    RebuildStatus.STOPPED: "stopped",
-    RebuildStatus.NOT_STARTED: "failed",
-}
 _TITLES: dict[str, str] = {
     "promoted": "Rebuild promoted",
     "blocked": "Rebuild blocked",
@@ -80,7 +73,7 @@ class Alert(BaseModel):
     report_url: str | None = None
     owner: str | None = None
     status: str
-    outcome: AlertOutcome
+    outcome: Outcome
     reasons: list[str] = Field(default_factory=list)
     scanned: bool = False
     fixed: list[Finding] = Field(default_factory=list)
@@ -96,12 +89,12 @@ class Alert(BaseModel):
         """The alert for a finished rebuild; `result` is the gate's verdict when it was scanned."""
         if not rebuild.status.final:
             raise ValueError(f"rebuild {rebuild.rebuild_id} is {rebuild.status.value}, not finished")
-        outcome: AlertOutcome = _BUILD_OUTCOME[rebuild.status]
+        outcome = BUILD_OUTCOME[rebuild.status]
         reasons = [rebuild.reason] if rebuild.reason else []
         gated: dict[str, Any] = {}
         # A gate verdict only stands for an image that was built.
         if result is not None and rebuild.status is RebuildStatus.SUCCEEDED:
-            outcome = result.outcome
+            outcome = Outcome(result.outcome)
             reasons += result.reasons
             gated = {
                 "scanned": result.outcome != "failed",
