@@ -9,24 +9,13 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
-from patchprop.config import EnvVars, env_vars
-from patchprop.domain.alerts import NotifyFormat
+from patchprop.config import BuildEventsEnv, env_vars
 from patchprop.domain.events import BuildStateChange
 from patchprop.logic.conclude import conclude, record_build_event
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-class Env(EnvVars):
-    TABLE_NAME: str
-    TOPIC_ARN: str
-    REBUILD_QUEUE_URL: str
-    # No scan report: true fails the rebuild, false tells it as "succeeded" (not scanned).
-    REQUIRE_SCAN: bool = True
-    NOTIFY_FORMAT: NotifyFormat = "email"
-    REPORTS_BUCKET: str = ""  # reports are read from this bucket only
 
 
 class BuildStateChangeEvent(EventBridgeModel):
@@ -38,13 +27,13 @@ class BuildStateChangeEvent(EventBridgeModel):
 @metrics.log_metrics
 @event_parser(model=BuildStateChangeEvent)
 def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
-    env = env_vars(Env)
-    store = wiring.store(env.TABLE_NAME)
+    env = env_vars(BuildEventsEnv)
+    adapters = wiring.adapters(env)
     rebuild = record_build_event(
         event.detail,
-        store=store,
-        builds=wiring.codebuild(),
-        reports=wiring.reports(env.REPORTS_BUCKET),
+        store=adapters.store,
+        builds=adapters.builds,
+        reports=adapters.reports,
         require_scan=env.REQUIRE_SCAN,
     )
     if rebuild is None:
@@ -52,16 +41,14 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         return {"status": "ignored"}
     released = conclude(
         rebuild,
-        store=store,
-        topic=wiring.topic(env.TOPIC_ARN),
-        rebuild_queue=wiring.queue(env.REBUILD_QUEUE_URL),
+        store=adapters.store,
+        topic=adapters.topic,
+        rebuild_queue=adapters.rebuild_queue,
         template=env.NOTIFY_FORMAT,
     )
     metrics.add_metric(f"Rebuild{rebuild.status.value.capitalize()}", MetricUnit.Count, 1)
     if rebuild.outcome:
-        metrics.add_metric(f"Outcome{rebuild.outcome.capitalize()}", MetricUnit.Count, 1)
-    logger.info(
-        "build state",
-        extra={"rebuild_id": rebuild.rebuild_id, "status": rebuild.status.value, "released": released},
-    )
-    return {"status": rebuild.status.value, "rebuild_id": rebuild.rebuild_id}
+        metrics.add_metric(f"Outcome{rebuild.outcome.value.capitalize()}", MetricUnit.Count, 1)
+    answer = {"status": rebuild.status.value, "rebuild_id": rebuild.rebuild_id}
+    logger.info("build state", extra={**answer, "released": released})
+    return answer

@@ -13,19 +13,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
 from patchprop.adapters.slack import SlackRateLimited
-from patchprop.config import EnvVars, env_vars
+from patchprop.config import SlackEnv, env_vars
 from patchprop.logic.slack import Pacer, post_outcome
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-class Env(EnvVars):
-    TABLE_NAME: str
-    SLACK_WEBHOOK_SECRET_ID: str
-    SLACK_QUEUE_URL: str
-
 
 processor = BatchProcessor(event_type=EventType.SQS, model=SqsRecordModel)
 # Per container; with ReservedConcurrentExecutions 1 there is one container at a time.
@@ -33,20 +26,16 @@ pacer = Pacer()
 
 
 def record_handler(record: SqsRecordModel) -> None:
-    env = env_vars(Env)
+    adapters = wiring.adapters(env_vars(SlackEnv))
     attributes = {name: value.stringValue or "" for name, value in record.messageAttributes.items()}
     try:
         post_outcome(
-            attributes,
-            record.body,
-            store=wiring.store(env.TABLE_NAME),
-            webhook=wiring.slack_webhook(env.SLACK_WEBHOOK_SECRET_ID),
-            pacer=pacer,
+            attributes, record.body, store=adapters.store, webhook=adapters.slack_webhook, pacer=pacer
         )
     except SlackRateLimited as exc:
         # Fail the record and keep it out of sight until Slack's Retry-After has passed.
         delay = max(1, math.ceil(exc.retry_after))
-        wiring.queue(env.SLACK_QUEUE_URL).retry_later(record.receiptHandle, delay)
+        adapters.slack_queue.retry_later(record.receiptHandle, delay)
         logger.warning("Slack rate limited; retrying later", extra={"delay": delay})
         metrics.add_metric("SlackRateLimited", MetricUnit.Count, 1)
         raise

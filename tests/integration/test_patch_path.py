@@ -144,7 +144,9 @@ def test_poller_finds_a_new_push_with_one_head_per_base_and_takes_the_same_path(
             calls.append((method, url))
             return super().request(method, url, *args, **kwargs)
 
-    monkeypatch.setattr(wiring, "registry", lambda _secret: RegistryClient(session=Counting()))
+    monkeypatch.setattr(
+        wiring.Adapters, "registry", property(lambda _self: RegistryClient(session=Counting()))
+    )
     # When the scheduled poll runs
     result = poll()
     run_pipeline(aws)

@@ -15,8 +15,10 @@ from moto import mock_aws
 from support import PROJECTS, handler
 
 from patchprop import config, wiring
+from patchprop.adapters import secrets
 from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.slack import SlackError, SlackWebhook
+from patchprop.config import SlackEnv
 from patchprop.domain.alerts import Alert, block_kit
 from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
 from patchprop.domain.records import Outcome, Rebuild, RebuildStatus
@@ -82,10 +84,10 @@ def slack_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 def use_slack(monkeypatch: pytest.MonkeyPatch, session: requests.Session) -> None:
     """The function's webhook, its URL read from the secret as deployed, posting through `session`."""
 
-    def webhook(secret_id: str) -> SlackWebhook:
-        return SlackWebhook(config.slack_webhook_url(secret_id), session=session)
+    def webhook(adapters: wiring.Adapters) -> SlackWebhook:
+        return SlackWebhook(secrets.slack_webhook_url(adapters.env.SLACK_WEBHOOK_SECRET_ID), session=session)
 
-    monkeypatch.setattr(wiring, "slack_webhook", webhook)
+    monkeypatch.setattr(wiring.Adapters, "slack_webhook", property(webhook))
 
 
 @pytest.fixture
@@ -156,7 +158,7 @@ def test_slack_429_fails_the_record_and_hides_it_for_retry_after(slack_stack, cl
     use_slack(monkeypatch, slack)
     publish_like_sns(slack_stack, finished_rebuild(slack_stack, "acme/app:1"))
     changes: list[int] = []
-    real = wiring.queue(slack_stack.refs["SlackQueue"])
+    real = wiring.adapters(config.env_vars(SlackEnv)).slack_queue
     monkeypatch.setattr(real, "retry_later", lambda handle, seconds: changes.append(seconds))
     # When the function takes it
     answer = deliver(slack_stack)
@@ -188,8 +190,8 @@ def test_the_webhook_url_is_never_logged_or_raised(slack_stack, clock, monkeypat
 def test_the_webhook_url_is_read_from_its_secret_plain_or_json(slack_stack):
     client = boto3.client("secretsmanager")
     as_json = client.create_secret(Name="slack-json", SecretString=json.dumps({"url": URL}))["ARN"]
-    assert config.slack_webhook_url(os.environ["SLACK_WEBHOOK_SECRET_ID"]) == URL
-    assert config.slack_webhook_url(as_json) == URL
+    assert secrets.slack_webhook_url(os.environ["SLACK_WEBHOOK_SECRET_ID"]) == URL
+    assert secrets.slack_webhook_url(as_json) == URL
 
 
 def test_a_summary_is_rendered_from_its_patch_and_anything_else_posted_as_its_text(

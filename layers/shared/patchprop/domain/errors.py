@@ -4,7 +4,11 @@ from __future__ import annotations
 
 
 class PatchpropError(Exception):
-    """Base of every error patchprop raises on purpose."""
+    """Base of every error patchprop raises on purpose; `field` names the input it is about."""
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class InvalidReference(PatchpropError, ValueError):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from patchprop.domain.errors import PatchpropError
 from patchprop.domain.scan import Finding, ScanReport, Severity
+from patchprop.domain.validation import first_problem
 
 Outcome = Literal["promoted", "blocked", "failed"]
 # How many findings a reason names before it says "and N more".
@@ -69,9 +70,7 @@ def parse_policy(text: str | None) -> Policy:
         except json.JSONDecodeError as exc:
             raise PolicyError(f"policy is not valid JSON: {exc}") from exc
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "policy"
-            raise PolicyError(f"policy {where}: {first['msg']}") from exc
+            raise PolicyError(f"policy {first_problem(exc, default='policy')}") from exc
     settings: dict[str, object] = {}
     for item in text.split(";"):
         if not item.strip():

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from patchprop.domain.errors import NotFound, PatchpropError
 from patchprop.domain.models import Base, Dependent, PolicyText, TaggedImage
 from patchprop.domain.records import Rebuild, RebuildStatus
+from patchprop.domain.validation import problems
 from patchprop.ports import Store
 
 RECENT_REBUILDS = 10  # shown with one dependent
@@ -34,7 +35,7 @@ class InvalidChanges(PatchpropError, ValueError):
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+        super().__init__("; ".join(f"{p['field']}: {p['error']}" for p in problems(errors)))
 
 
 class ProjectNotAllowed(PatchpropError):

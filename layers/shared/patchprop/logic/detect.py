@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from patchprop.domain.errors import RegistryError
+from patchprop.domain.errors import InvalidReference, RegistryError
 from patchprop.domain.events import DockerHubPush
 from patchprop.domain.models import Base, PatchRequest
 from patchprop.domain.refs import dockerhub_ref, parse_ref
@@ -47,7 +47,10 @@ def token_matches(given: str, valid: Iterable[str]) -> bool:
 
 def check_push(push: DockerHubPush, *, store: Store, registry: Registry, patches: Queue) -> BaseCheck:
     """A Docker Hub push names a tag; the registry tells what it points at now."""
-    ref = str(dockerhub_ref(push.repository.repo_name, push.push_data.tag))
+    try:
+        ref = str(dockerhub_ref(push.repository.repo_name, push.push_data.tag))
+    except InvalidReference as exc:
+        raise InvalidReference(str(exc), field="repository.repo_name") from exc
     base = store.get_base(ref)
     if base is None:
         return BaseCheck(ref, Seen.UNTRACKED)

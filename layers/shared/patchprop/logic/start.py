@@ -43,6 +43,7 @@ def start_rebuild(
     builds: Builds,
     allowed_projects: Collection[str],
     cap: int | None = None,
+    cap_wait: float = CAP_WAIT,
 ) -> Rebuild | None:
     """Start the build unless it was started before; BuildThrottled means "try again later".
 
@@ -69,7 +70,7 @@ def start_rebuild(
     # Cascade rebuilds run under the concurrency cap; a full cap is "try again later".
     capped = bool(request.cascade and cap)
     if capped and not store.claim_build_slot(cap or 0):
-        raise CapReached(f"{cap} patchprop builds already running (ConcurrencyCap)", CAP_WAIT)
+        raise CapReached(f"{cap} patchprop builds already running (ConcurrencyCap)", cap_wait)
     try:
         build_id = builds.start_build(
             request.project,

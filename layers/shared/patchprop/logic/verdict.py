@@ -16,6 +16,7 @@ from patchprop.domain.events import BuildResult
 from patchprop.domain.gate import GateResult, PolicyError, gate, parse_policy
 from patchprop.domain.records import Outcome, Rebuild
 from patchprop.domain.scan import ScanReport, ScanReportError, parse_report
+from patchprop.domain.validation import first_problem
 from patchprop.ports import Reports, Store
 
 
@@ -36,9 +37,7 @@ def read_result(raw: dict[str, Any] | None) -> tuple[BuildResult | None, str]:
     try:
         return BuildResult.model_validate(raw), ""
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "result"
-        return None, f"the build's result cannot be read ({where}: {first['msg']})"
+        return None, f"the build's result cannot be read ({first_problem(exc, default='result')})"
 
 
 def judge(
