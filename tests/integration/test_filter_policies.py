@@ -10,9 +10,9 @@ from support import receive_all, subscribe_outcomes
 
 from patchprop.adapters.sns import Topic
 from patchprop.domain.alerts import Alert, PatchSummary, message, summary_message
+from patchprop.domain.findings import Finding, ScanReport, Severity
 from patchprop.domain.gate import Policy, gate
 from patchprop.domain.records import Rebuild, RebuildStatus
-from patchprop.domain.scan import Finding, ScanReport, Severity
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ import pytest
 from moto import mock_aws
 
 from patchprop.adapters.s3 import Reports
-from patchprop.domain.scan import ScanReportError, parse_report
+from patchprop.domain.findings import ScanReportError
+from patchprop.domain.scan import parse_report
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from patchprop.adapters.codebuild import BuildLookupFailed, CodeBuild
 from patchprop.adapters.s3 import Reports
 from patchprop.domain.alerts import report_link
 from patchprop.domain.errors import BuildStartFailed, BuildThrottled
-from patchprop.domain.scan import ScanReportError
+from patchprop.domain.findings import ScanReportError
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from patchprop.domain.errors import PatchpropError
-from patchprop.domain.scan import MAX_REPORT_BYTES, ScanReportError
+from patchprop.domain.findings import MAX_REPORT_BYTES, ScanReportError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

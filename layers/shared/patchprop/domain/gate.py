@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from patchprop.domain.errors import PatchpropError
-from patchprop.domain.scan import Finding, ScanReport, Severity
+from patchprop.domain.findings import Finding, ScanReport, Severity
 from patchprop.domain.validation import first_problem
 
 Outcome = Literal["promoted", "blocked", "failed"]

@@ -13,9 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from patchprop.domain.events import BuildResult
+from patchprop.domain.findings import ScanReport, ScanReportError
 from patchprop.domain.gate import GateResult, PolicyError, gate, parse_policy
 from patchprop.domain.records import Outcome, Rebuild
-from patchprop.domain.scan import ScanReport, ScanReportError, parse_report
+from patchprop.domain.scan import parse_report
 from patchprop.domain.validation import first_problem
 from patchprop.ports import Reports, Store
 
