@@ -451,6 +451,3 @@ def graph(base: str | None, fmt: str, api_url: str | None, as_json: bool) -> Non
         click.echo(to_dot(answer), nl=False)
     else:
         click.echo(to_mermaid(answer), nl=False)
-
-
-COMMANDS = (register, update, list_dependents, show, remove, bases, rebuilds, graph)
