@@ -67,18 +67,44 @@ class Base(DomainModel):
 class Dependent(DomainModel):
     """An image of the user's, built FROM one or more tracked bases, and how to rebuild it."""
 
-    image: TaggedImage
-    project: str = Field(min_length=2, max_length=150, pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_]*$")
-    bases: list[TaggedImage] = Field(min_length=1)
-    owner: str | None = Field(default=None, max_length=128)
-    source_location: str | None = None
-    source_version: str | None = None
-    build_args: dict[str, str] = Field(default_factory=dict)
-    auto_rebuild: bool = True
-    # Policy: the least number of seconds between two rebuilds of this image (0: no limit).
-    cooldown_seconds: int = Field(default=0, ge=0)
-    # Policy: when a rebuild is promoted (None: the default, fail on new CRITICAL or HIGH).
-    policy: PolicyText = None
+    # Each field's description is the one the API's schema and the CLI's --help show.
+    image: TaggedImage = Field(
+        description="The image patchprop rebuilds, as it is pushed (a tag, not a digest)."
+    )
+    project: str = Field(
+        min_length=2,
+        max_length=150,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_]*$",
+        description="The CodeBuild project that rebuilds it: one of the stack's RebuildProjects.",
+    )
+    bases: list[TaggedImage] = Field(
+        min_length=1, description="The images it is built FROM (tags); each becomes a tracked base."
+    )
+    owner: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Team or person told about its rebuilds (the `owner` attribute of alerts).",
+    )
+    source_location: str | None = Field(
+        default=None, description="Overrides the project's source location for this image."
+    )
+    source_version: str | None = Field(default=None, description="Branch, tag or commit CodeBuild builds.")
+    build_args: dict[str, str] = Field(
+        default_factory=dict, description="Passed to the build as BUILD_ARG_<NAME> environment variables."
+    )
+    auto_rebuild: bool = Field(
+        default=True, description="Rebuild it by itself when a base moves; off: tracked only."
+    )
+    cooldown_seconds: int = Field(
+        default=0, ge=0, description="The least number of seconds between two rebuilds of it (0: no limit)."
+    )
+    policy: PolicyText = Field(
+        default=None,
+        description=(
+            "When a rebuild of it is promoted, e.g. `fail_on=critical,high;ignore_unfixed=true` or the "
+            "JSON form; default: blocked by any new CRITICAL or HIGH finding of its own."
+        ),
+    )
 
 
 class CascadeId(str):
