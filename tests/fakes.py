@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel
 from support import FakeBuilds
@@ -18,7 +17,7 @@ from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.cascade import Node
 from patchprop.domain.errors import NotFound
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest, utcnow
-from patchprop.domain.records import CascadeNode, NodeStatus, Outcome, Patch, Rebuild, RebuildStatus
+from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Rebuild, RebuildStatus
 from patchprop.domain.refs import ImageRef
 
 __all__ = ["FakeBuilds", "FakeQueue", "FakeRegistry", "FakeReports", "FakeTopic", "InMemoryStore"]
@@ -177,27 +176,12 @@ class InMemoryStore:
         if rebuild.status is RebuildStatus.STARTED:
             self.rebuilds[rebuild_id] = rebuild.model_copy(update={"status": RebuildStatus.IN_PROGRESS})
 
-    def record_finished(
-        self,
-        rebuild_id: str,
-        status: RebuildStatus,
-        build_id: str,
-        log_url: str | None,
-        at: datetime | None = None,
-        *,
-        outcome: Outcome | None = None,
-        reasons: list[str] | None = None,
-        report_uri: str | None = None,
-        image_digest: str | None = None,
-        alert: Alert | None = None,
-    ) -> Rebuild | None:
+    def record_finished(self, rebuild_id: str, finish: Finish, alert: Alert | None = None) -> Rebuild | None:
         rebuild = self.rebuilds.get(rebuild_id)
         if rebuild is None or rebuild.status.final:
             return rebuild
-        changes: dict[str, Any] = {"status": status, "build_id": build_id, "finished_at": at or utcnow()}
-        given = {"log_url": log_url, "outcome": outcome, "reasons": reasons, "report_uri": report_uri}
-        changes.update({k: v for k, v in {**given, "image_digest": image_digest}.items() if v is not None})
-        self.rebuilds[rebuild_id] = rebuild.model_copy(update=changes)
+        changes = {k: v for k, v in finish.model_dump(exclude={"at"}).items() if v is not None}
+        self.rebuilds[rebuild_id] = rebuild.model_copy(update={**changes, "finished_at": finish.at})
         if alert is not None:
             self.alerts[rebuild_id] = alert
         return self.rebuilds[rebuild_id]

@@ -14,7 +14,7 @@ from support import PROJECTS, handler, sample_event
 
 from patchprop.adapters.dynamodb import Store
 from patchprop.domain.models import PatchRequest, RebuildRequest
-from patchprop.domain.records import Rebuild, RebuildStatus
+from patchprop.domain.records import Finish, Rebuild, RebuildStatus
 from patchprop_cli.lambdas import LocalContext, api_event
 from patchprop_cli.template import ROOT, load_template
 
@@ -70,7 +70,8 @@ def record_rebuild(
         store.record_started(Rebuild.started(request, f"{dependent.project}:{request.rebuild_id}"))
         if status.final:
             store.record_finished(
-                request.rebuild_id, status, f"{dependent.project}:{request.rebuild_id}", None
+                request.rebuild_id,
+                Finish(status=status, build_id=f"{dependent.project}:{request.rebuild_id}"),
             )
     return request.rebuild_id
 

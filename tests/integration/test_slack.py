@@ -21,7 +21,7 @@ from patchprop.adapters.slack import SlackError, SlackWebhook
 from patchprop.config import SlackEnv
 from patchprop.domain.alerts import Alert, block_kit
 from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
-from patchprop.domain.records import Outcome, Rebuild, RebuildStatus
+from patchprop.domain.records import Finish, Outcome, Rebuild, RebuildStatus
 from patchprop.logic.slack import Pacer
 from patchprop_cli.lambdas import LocalContext, deliver_sqs
 from patchprop_cli.template import Stack, provision
@@ -108,11 +108,8 @@ def finished_rebuild(stack: Stack, image: str) -> Alert:
     alert = Alert.from_rebuild(started.model_copy(update={"status": RebuildStatus.FAILED}))
     store.record_finished(
         request.rebuild_id,
-        RebuildStatus.FAILED,
-        "p:1",
-        None,
-        outcome=Outcome.FAILED,
-        alert=alert,
+        Finish(status=RebuildStatus.FAILED, build_id="p:1", outcome=Outcome.FAILED),
+        alert,
     )
     return alert
 

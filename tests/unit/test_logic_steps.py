@@ -7,7 +7,7 @@ from fakes import FakeBuilds, FakeQueue, FakeRegistry, FakeTopic, InMemoryStore
 
 from patchprop.domain.errors import CapReached
 from patchprop.domain.models import Base, Dependent, PatchRequest, RebuildRequest
-from patchprop.domain.records import NodeStatus, Outcome, Rebuild, RebuildStatus
+from patchprop.domain.records import Finish, NodeStatus, Outcome, Rebuild, RebuildStatus
 from patchprop.logic.conclude import conclude
 from patchprop.logic.detect import Seen, check_base
 from patchprop.logic.plan import plan_rebuilds
@@ -48,9 +48,8 @@ def started(store: InMemoryStore, request: RebuildRequest) -> Rebuild:
 
 
 def finished(store: InMemoryStore, rebuild: Rebuild, status: RebuildStatus, outcome: Outcome) -> Rebuild:
-    done = store.record_finished(
-        rebuild.rebuild_id, status, rebuild.build_id or "", None, outcome=outcome, image_digest=digest(7)
-    )
+    finish = Finish(status=status, build_id=rebuild.build_id or "", outcome=outcome, image_digest=digest(7))
+    done = store.record_finished(rebuild.rebuild_id, finish)
     assert done is not None
     return done
 

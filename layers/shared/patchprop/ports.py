@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.cascade import Node
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
-from patchprop.domain.records import CascadeNode, NodeStatus, Outcome, Patch, Rebuild, RebuildStatus
+from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Rebuild
 from patchprop.domain.refs import ImageRef
 
 
@@ -61,18 +61,7 @@ class Rebuilds(Protocol):
     def record_not_started(self, rebuild: Rebuild) -> Rebuild: ...
     def record_progress(self, rebuild_id: str, build_id: str, log_url: str | None) -> None: ...
     def record_finished(
-        self,
-        rebuild_id: str,
-        status: RebuildStatus,
-        build_id: str,
-        log_url: str | None,
-        at: datetime | None = None,
-        *,
-        outcome: Outcome | None = None,
-        reasons: list[str] | None = None,
-        report_uri: str | None = None,
-        image_digest: str | None = None,
-        alert: Alert | None = None,
+        self, rebuild_id: str, finish: Finish, alert: Alert | None = None
     ) -> Rebuild | None: ...
     def mark_notified(self, rebuild_id: str) -> None: ...
 

@@ -98,6 +98,19 @@ class Rebuild(RebuildFields):
         return self.outcome or BUILD_OUTCOME.get(self.status, Outcome.FAILED)
 
 
+class Finish(DomainModel):
+    """What a rebuild's end records, once: its final status and the verdict on it."""
+
+    status: RebuildStatus
+    build_id: str
+    log_url: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+    outcome: Outcome | None = None
+    reasons: list[str] | None = None
+    report_uri: str | None = None
+    image_digest: Digest | None = None
+
+
 class Patch(PatchRequest):
     """A planned patch with its counters: how many rebuilds it has, and how each finished."""
 

@@ -11,8 +11,8 @@ from patchprop.domain.alerts import Alert, Template, report_link
 from patchprop.domain.cascade import release_order
 from patchprop.domain.errors import NotFound
 from patchprop.domain.events import BuildStateChange
-from patchprop.domain.models import PatchRequest, RebuildRequest, utcnow
-from patchprop.domain.records import CascadeNode, NodeStatus, Outcome, Rebuild, RebuildStatus
+from patchprop.domain.models import PatchRequest, RebuildRequest
+from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Outcome, Rebuild, RebuildStatus
 from patchprop.logic.alerts import count_skipped, tell_finished
 from patchprop.logic.verdict import Verdict, judge
 from patchprop.ports import Builds, Queue, Reports, Store, Topic
@@ -56,18 +56,16 @@ def record_build_event(
     alert = Alert.from_rebuild(finished, verdict.result, report_url=report_link(verdict.report_uri))
     if verdict.notes:
         alert = alert.model_copy(update={"reasons": [*alert.reasons, *verdict.notes]})
-    recorded = store.record_finished(
-        rebuild.rebuild_id,
-        status,
-        detail.build_key,
-        log_url,
-        utcnow(),
+    finish = Finish(
+        status=status,
+        build_id=detail.build_key,
+        log_url=log_url,
         outcome=alert.outcome,
         reasons=alert.reasons,
         report_uri=verdict.report_uri,
         image_digest=verdict.image_digest,
-        alert=alert,
     )
+    recorded = store.record_finished(rebuild.rebuild_id, finish, alert)
     return recorded or rebuild
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from patchprop.adapters.dynamodb import keys
 from patchprop.adapters.dynamodb.table import TableAccess
 from patchprop.domain.alerts import Alert
 from patchprop.domain.errors import StoreError
-from patchprop.domain.models import utcnow
-from patchprop.domain.records import FINAL_STATUSES, Outcome, Rebuild, RebuildStatus
+from patchprop.domain.records import FINAL_STATUSES, Finish, Rebuild, RebuildStatus
 
 _ALERT_BYTES = 300_000  # of a DynamoDB item's 400 KB, what a rebuild's stored alert may take
 
@@ -113,40 +111,23 @@ class RebuildsTable(TableAccess):
             ExpressionAttributeValues=values,
         )
 
-    def record_finished(
-        self,
-        rebuild_id: str,
-        status: RebuildStatus,
-        build_id: str,
-        log_url: str | None,
-        at: datetime | None = None,
-        *,
-        outcome: Outcome | None = None,
-        reasons: list[str] | None = None,
-        report_uri: str | None = None,
-        image_digest: str | None = None,
-        alert: Alert | None = None,
-    ) -> Rebuild | None:
+    def record_finished(self, rebuild_id: str, finish: Finish, alert: Alert | None = None) -> Rebuild | None:
         """Record a final status once, with its verdict. Returns the rebuild, or None if it is not ours.
 
         The alert (what was told about it) is kept compressed, so the Slack function can render
         it again; left out when even compressed it would not fit a DynamoDB item.
         """
         values: dict[str, Any] = {
-            ":s": status.value,
-            ":b": build_id,
-            ":at": (at or utcnow()).isoformat(),
+            ":s": finish.status.value,
+            ":b": finish.build_id,
+            ":at": finish.at.isoformat(),
             **{f":f{i}": s.value for i, s in enumerate(sorted(FINAL_STATUSES))},
         }
         finals = ", ".join(f":f{i}" for i in range(len(FINAL_STATUSES)))
         update = "SET #s = :s, build_id = :b, finished_at = :at"
         packed = zlib.compress(alert.model_dump_json().encode()) if alert else None
         verdict = {
-            "log_url": log_url,
-            "outcome": outcome.value if outcome else None,
-            "reasons": reasons,
-            "report_uri": report_uri,
-            "image_digest": image_digest,
+            **keys.dump(finish.model_copy(update={"status": None, "build_id": None, "at": None})),
             "alert": packed if packed and len(packed) <= _ALERT_BYTES else None,
         }
         for name, value in verdict.items():
