@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import random
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -16,16 +12,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
 from patchprop.config import RebuilderEnv, env_vars
-from patchprop.domain.errors import BuildThrottled, Deferred
 from patchprop.domain.models import RebuildRequest
 from patchprop.logic.conclude import conclude
 from patchprop.logic.start import start_rebuild
+from patchprop.retry import retrying
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-MAX_BACKOFF = 900  # seconds
 
 
 class RebuildRecord(SqsRecordModel):
@@ -41,11 +35,6 @@ processor = BatchProcessor(
 # Two deliveries of one rebuild at once: the second waits (fails, retried) instead of racing.
 idempotency = IdempotencyConfig(event_key_jmespath="rebuild_id", expires_after_seconds=7 * 24 * 3600)
 persistence = wiring.idempotency_store(lambda: env_vars(RebuilderEnv).IDEMPOTENCY_TABLE_NAME)
-
-
-def backoff(receive_count: int) -> int:
-    """Exponential, jittered delay before a throttled rebuild is tried again."""
-    return min(MAX_BACKOFF, 10 * 2 ** min(receive_count, 10)) + random.randint(0, 10)  # noqa: S311
 
 
 @idempotent_function(data_keyword_argument="request", config=idempotency, persistence_store=persistence)
@@ -75,21 +64,9 @@ def start(request: RebuildRequest) -> dict:
 
 def record_handler(record: RebuildRecord) -> dict:
     queue = wiring.adapters(env_vars(RebuilderEnv)).rebuild_queue
-    try:
-        result = start(request=record.body)
-    except Deferred as exc:
-        # Waiting for our own cap or cooldown is not a failure: send it again (delayed) and take
-        # this one off the queue, so waits never count towards the DLQ's maxReceiveCount.
-        queue.send(record.body, delay=math.ceil(exc.seconds))
-        metrics.add_metric(f"RebuildDeferred{type(exc).__name__}", MetricUnit.Count, 1)
+    result = retrying(record, queue, metrics, lambda: start(request=record.body), message=record.body)
+    if result is None:  # waiting for the cap or a cooldown: sent again, delayed
         return {"rebuild_id": record.body.rebuild_id, "status": "WAITING", "build_id": None}
-    except BuildThrottled as exc:
-        delay = backoff(int(record.attributes.ApproximateReceiveCount))
-        extra = {"rebuild_id": record.body.rebuild_id, "error": str(exc), "delay": delay}
-        logger.warning("CodeBuild throttled; retrying later", extra=extra)
-        metrics.add_metric("RebuildThrottled", MetricUnit.Count, 1)
-        queue.retry_later(record.receiptHandle, delay)
-        raise
     logger.info("rebuild", extra=result)
     return result
 

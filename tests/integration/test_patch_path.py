@@ -15,7 +15,7 @@ import pytest
 import requests
 from support import FakeBuilds, drain, handler, receive_all, subscribe_outcomes
 
-from patchprop import config, wiring
+from patchprop import config, retry, wiring
 from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.registry import RegistryClient
 from patchprop.domain.models import Dependent
@@ -203,7 +203,7 @@ def test_throttled_on_half_of_its_calls_every_rebuild_still_starts_exactly_once(
 ):
     # Given CodeBuild throttling every other StartBuild call, and retries made visible at once
     builds.throttle = lambda n: n % 2 == 1
-    monkeypatch.setattr(__import__(handler("rebuilder").__module__), "backoff", lambda _count: 0)
+    monkeypatch.setattr(retry, "backoff", lambda _count: 0)
     republish(local_registry, base, "5")
     # When the push is delivered and the queues drained (redeliveries included)
     deliver_webhook(aws, f"{local_registry.address}/{base['repo']}", "1")
