@@ -37,11 +37,11 @@ from moto.dynamodb.models.table import Table as MotoTable
 from moto.sqs.models import Queue as SqsQueue
 from moto.sqs.models import SQSBackend
 
-from patchprop.logic.cascade import Node, affected, plan_cascade, release_order
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.sqs import Queue
+from patchprop.domain.cascade import Node, affected, plan_cascade, release_order
+from patchprop.domain.models import Dependent, PatchRequest
 from patchprop.logic.plan import plan_rebuilds
-from patchprop.models import Dependent, PatchRequest
-from patchprop.queues import Queue
-from patchprop.store import Store
 from patchprop_cli.local_aws import isolate_from_aws
 from patchprop_cli.template import provision
 
@@ -161,11 +161,12 @@ class _Recorder(Store):
     def get_dependent(self, image: str) -> Dependent | None:
         return None  # a fresh table: nothing was registered before
 
-    def _transact(self, actions: list[dict[str, Any]], what: str) -> None:
+    def _transact(self, actions: list[dict[str, Any]], what: str) -> bool:
         for action in actions:
             if "Put" not in action:
                 raise RuntimeError(f"{what}: unexpected action {sorted(action)}")
             self.items.append(action["Put"]["Item"])
+        return True
 
     def track_base(self, ref: str, digest: str | None = None) -> None:
         self.bases[ref] = None

@@ -50,7 +50,14 @@ def aws() -> Iterator[Stack]:
 
 
 @pytest.fixture
-def builds(monkeypatch: pytest.MonkeyPatch) -> FakeBuilds:
+def builds(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBuilds]:
+    """Rebuilds started in memory: the handlers' PATCHPROP_BUILDS names this builder."""
     fake = FakeBuilds()
-    monkeypatch.setattr(wiring, "codebuild", lambda: fake)
-    return fake
+    wiring.register_builds("fake", lambda: fake)
+    monkeypatch.setenv("PATCHPROP_BUILDS", "fake")
+    config.env_vars.cache_clear()
+    wiring.reset()
+    yield fake
+    wiring.register_builds("fake", None)
+    config.env_vars.cache_clear()
+    wiring.reset()

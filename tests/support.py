@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from patchprop.errors import BuildThrottled
+from patchprop.domain.errors import BuildThrottled
 from patchprop_cli.lambdas import deliver_sqs, load_handler
 from patchprop_cli.local_aws import subscribe_queue
 from patchprop_cli.template import ROOT, Stack

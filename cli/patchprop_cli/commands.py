@@ -14,28 +14,53 @@ from typing import Any, TypeVar
 
 import click
 
+from patchprop.domain.models import Dependent
 from patchprop_cli.client import ApiClient, ApiError
 from patchprop_cli.graph import mark, to_dot, to_mermaid
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
+# The dependent's settings as options: API field, option, click settings. Their help is the
+# field's description in patchprop.domain.models.Dependent, as in the API's schema.
+DEPENDENT_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("bases", "--base", {"multiple": True, "metavar": "BASE"}),
+    ("project", "--project", {}),
+    ("owner", "--owner", {}),
+    ("source_location", "--source-location", {}),
+    ("source_version", "--source-version", {}),
+    ("build_args", "--build-arg", {"multiple": True, "metavar": "NAME=VALUE"}),
+    ("auto_rebuild", "--auto-rebuild/--no-auto-rebuild", {}),
+    ("cooldown_seconds", "--cooldown", {"type": click.IntRange(min=0), "metavar": "SECONDS"}),
+    ("policy", "--policy", {"metavar": "POLICY"}),
+)
 # API field -> the option that set it, so a refusal names what the user typed.
 OPTION_OF_FIELD = {
     "image": "--image",
-    "bases": "--base",
-    "project": "--project",
-    "owner": "--owner",
-    "source_location": "--source-location",
-    "source_version": "--source-version",
-    "build_args": "--build-arg",
-    "auto_rebuild": "--auto-rebuild",
-    "cooldown_seconds": "--cooldown",
-    "policy": "--policy",
+    **{name: option.split("/")[0] for name, option, _ in DEPENDENT_OPTIONS},
     "status": "--status",
     "limit": "--limit",
     "base": "--base",
 }
+
+
+def dependent_options(*, registering: bool) -> Callable[[F], F]:
+    """The dependent's settings as options: with Dependent's defaults when registering, else unset."""
+
+    def decorate(command: F) -> F:
+        for name, option, settings in reversed(DEPENDENT_OPTIONS):
+            field = Dependent.model_fields[name]
+            extra: dict[str, Any] = {"help": field.description}
+            if registering:
+                required = field.is_required()
+                default = None if required or field.default_factory else field.default
+                extra |= {"required": required, "default": default, "show_default": default not in (None, "")}
+            else:
+                extra |= {"default": None}
+            command = click.option(option, name, **settings, **extra)(command)
+        return command
+
+    return decorate
 
 
 def api_options(command: F) -> F:
@@ -119,34 +144,8 @@ def build_args_of(pairs: Iterable[str]) -> dict[str, str]:
 
 
 @click.command()
-@click.option("--image", required=True, help="Your image, as it is pushed (e.g. acme/payments-api:2.4).")
-@click.option("--base", "bases", multiple=True, required=True, help="A base it is built FROM (repeatable).")
-@click.option(
-    "--project", required=True, help="The CodeBuild project that rebuilds it (one of RebuildProjects)."
-)
-@click.option("--owner", default=None, help="Team or person told about its rebuilds.")
-@click.option("--source-location", default=None, help="Overrides the project's source location.")
-@click.option("--source-version", default=None, help="Branch, tag or commit CodeBuild builds.")
-@click.option("--build-arg", "build_args", multiple=True, help="NAME=VALUE passed as BUILD_ARG_NAME.")
-@click.option(
-    "--auto-rebuild/--no-auto-rebuild",
-    default=True,
-    show_default=True,
-    help="Rebuild it by itself when a base moves, or only track it.",
-)
-@click.option(
-    "--cooldown",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Least seconds between two rebuilds of it.",
-)
-@click.option(
-    "--policy",
-    default=None,
-    metavar="POLICY",
-    help="When a rebuild is promoted, e.g. 'fail_on=critical,high;ignore_unfixed=true' (see patchprop gate).",
-)
+@click.option("--image", required=True, help=Dependent.model_fields["image"].description)
+@dependent_options(registering=True)
 @api_options
 def register(
     image: str,
@@ -157,7 +156,7 @@ def register(
     source_version: str | None,
     build_args: tuple[str, ...],
     auto_rebuild: bool,
-    cooldown: int,
+    cooldown_seconds: int,
     policy: str | None,
     api_url: str | None,
     as_json: bool,
@@ -177,7 +176,7 @@ def register(
             source_location,
             source_version,
             auto_rebuild=auto_rebuild,
-            cooldown_seconds=cooldown,
+            cooldown_seconds=cooldown_seconds,
             policy=policy,
             client=client,
         )
@@ -198,24 +197,7 @@ def register(
 
 @click.command()
 @click.argument("image")
-@click.option("--base", "bases", multiple=True, help="Its bases (repeatable; replaces the registered ones).")
-@click.option("--project", default=None, help="The CodeBuild project that rebuilds it.")
-@click.option("--owner", default=None, help="Team or person told about its rebuilds.")
-@click.option("--source-location", default=None, help="Overrides the project's source location.")
-@click.option("--source-version", default=None, help="Branch, tag or commit CodeBuild builds.")
-@click.option("--build-arg", "build_args", multiple=True, help="NAME=VALUE (repeatable; replaces them all).")
-@click.option(
-    "--auto-rebuild/--no-auto-rebuild", default=None, help="Rebuild it by itself, or only track it."
-)
-@click.option(
-    "--cooldown", type=click.IntRange(min=0), default=None, help="Least seconds between two rebuilds."
-)
-@click.option(
-    "--policy",
-    default=None,
-    metavar="POLICY",
-    help="When a rebuild is promoted, e.g. 'fail_on=critical,high;ignore_unfixed=true' ('' for the default).",
-)
+@dependent_options(registering=False)
 @api_options
 def update(
     image: str,
@@ -226,7 +208,7 @@ def update(
     source_version: str | None,
     build_args: tuple[str, ...],
     auto_rebuild: bool | None,
-    cooldown: int | None,
+    cooldown_seconds: int | None,
     policy: str | None,
     api_url: str | None,
     as_json: bool,
@@ -240,7 +222,7 @@ def update(
         "source_version": source_version,
         "build_args": build_args_of(build_args) if build_args else None,
         "auto_rebuild": auto_rebuild,
-        "cooldown_seconds": cooldown,
+        "cooldown_seconds": cooldown_seconds,
         "policy": policy,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
@@ -451,6 +433,3 @@ def graph(base: str | None, fmt: str, api_url: str | None, as_json: bool) -> Non
         click.echo(to_dot(answer), nl=False)
     else:
         click.echo(to_mermaid(answer), nl=False)
-
-
-COMMANDS = (register, update, list_dependents, show, remove, bases, rebuilds, graph)

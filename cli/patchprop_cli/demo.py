@@ -21,10 +21,10 @@ from typing import Any
 
 import click
 
-from patchprop.models import Dependent
-from patchprop.refs import parse_ref
-from patchprop.registry import RegistryClient
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.registry import RegistryClient
+from patchprop.domain.models import Dependent
+from patchprop.domain.refs import parse_ref
 from patchprop_cli.local import LocalStack
 from patchprop_cli.template import ROOT
 

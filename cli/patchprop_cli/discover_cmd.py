@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from patchprop.errors import InvalidReference
-from patchprop.refs import parse_ref
+from patchprop.domain.errors import InvalidReference
+from patchprop.domain.refs import parse_ref
 from patchprop_cli.commands import build_args_of
 from patchprop_cli.discover import (
     DEFAULT_PLATFORM,

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from patchprop.logic.gate import GateResult
-    from patchprop.scan import ScanReport
+    from patchprop.domain.findings import ScanReport
+    from patchprop.domain.gate import GateResult
 
 # Exit codes, one per outcome; 2 is click's own for bad usage.
 EXIT_CODES = {"promoted": 0, "blocked": 1, "failed": 3}
@@ -78,8 +78,9 @@ def gate_command(
       2  bad usage: a missing or unreadable file, a policy that cannot be read
       3  failed: a report is empty, malformed, too large or of an unknown format
     """
-    from patchprop.logic.gate import GateResult, PolicyError, gate, parse_policy
-    from patchprop.scan import MAX_REPORT_BYTES, ScanReportError, parse_report
+    from patchprop.domain.findings import MAX_REPORT_BYTES, ScanReportError
+    from patchprop.domain.gate import GateResult, PolicyError, gate, parse_policy
+    from patchprop.domain.scan import parse_report
 
     if policy_text and policy_text.startswith("@"):
         raw = _read(Path(policy_text[1:]), "--policy", MAX_POLICY_BYTES)

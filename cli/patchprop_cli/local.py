@@ -117,7 +117,7 @@ class LocalStack:
         )
         # Local builds scan only where trivy is installed: an unscanned rebuild is told as
         # "succeeded" rather than failed, unless the caller's env says REQUIRE_SCAN=true.
-        env = {"REQUIRE_SCAN": "false", **self.env}
+        env = {"REQUIRE_SCAN": "false", "PATCHPROP_BUILDS": "local", **self.env}
         if shutil.which("trivy") is None:
             self.notes.append(
                 "trivy not found: rebuilt images are not scanned, and their outcome is "
@@ -130,9 +130,9 @@ class LocalStack:
                 "SecretString"
             ]
         )["current"]
-        self.builds = LocalCodeBuild(self.projects, self.state_dir, emit=self._emit_build_event)
+        self.builds = builds = LocalCodeBuild(self.projects, self.state_dir, emit=self._emit_build_event)
         wiring.reset()
-        wiring.use_builds(self.builds)
+        wiring.register_builds("local", lambda: builds)  # the handlers' env says PATCHPROP_BUILDS=local
         self._create_rules()
         self._outcomes = self._subscribe_outcomes()
         self.http = ThreadingHTTPServer(("127.0.0.1", api_port), _handler_for(self))
@@ -157,7 +157,7 @@ class LocalStack:
         if self.builds is not None:
             self.builds.shutdown()
             self.builds = None
-        wiring.use_builds(None)
+        wiring.register_builds("local", None)
         wiring.reset()
         if self.registry is not None:
             self.registry.stop()

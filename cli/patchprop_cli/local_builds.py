@@ -1,6 +1,6 @@
 """A local CodeBuild for `patchprop local`: real rebuilds with buildah, genuine build events.
 
-`LocalCodeBuild` has the `Builds` protocol of `patchprop.builds.CodeBuild`. `start_build`
+`LocalCodeBuild` has the `Builds` protocol of `patchprop.adapters.codebuild.CodeBuild`. `start_build`
 checks the project, honours the idempotency token for 5 minutes and returns `<project>:<uuid>`
 at once; a worker thread fetches the source (a local directory is copied, a git repository is
 cloned at `source_version`) and runs `buildspec/rebuild.sh`, the script the CodeBuild buildspec
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from patchprop.errors import BuildStartFailed, NotFound
+from patchprop.domain.errors import BuildStartFailed, NotFound
 
 SCRIPT = Path(__file__).resolve().parents[2] / "buildspec" / "rebuild.sh"
 ARN_PREFIX = "arn:aws:codebuild:us-east-1:123456789012:build/"

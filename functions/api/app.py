@@ -13,7 +13,6 @@ from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server, ServerVariable
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -22,26 +21,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from patchprop import wiring
-from patchprop.config import EnvVars, env_vars
-from patchprop.errors import NotFound, StoreError
+from patchprop.config import ApiEnv, env_vars
+from patchprop.domain.models import TaggedImage
+from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog
 from patchprop.logic.catalog import (
     BaseList,
-    CycleError,
     DependentChanges,
     DependentDetail,
     DependentList,
     DependentRegistration,
     Graph,
-    InvalidChanges,
-    ProjectNotAllowed,
     RebuildList,
     Registration,
     Removal,
 )
-from patchprop.models import RebuildStatus, TaggedImage
-from patchprop.store import Store
-from patchprop.web import error_response, json_response
+from patchprop.ports import Store
+from patchprop.web import answer_errors
 
 # Response bodies at DEBUG would repeat every registration in the logs; keep them above it.
 for _noisy in ("botocore", "aws_lambda_powertools.event_handler"):
@@ -55,16 +51,7 @@ M = TypeVar("M", bound=BaseModel)
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = APIGatewayRestResolver(enable_validation=True)
-
-
-class Env(EnvVars):
-    TABLE_NAME: str
-    REBUILD_PROJECTS: str
-
-    @property
-    def projects(self) -> list[str]:
-        return [p.strip() for p in self.REBUILD_PROJECTS.split(",") if p.strip()]
+app = answer_errors(APIGatewayRestResolver(enable_validation=True))
 
 
 class FieldError(BaseModel):
@@ -92,7 +79,7 @@ def _ok(
 
 
 def _store() -> Store:
-    return wiring.store(env_vars(Env).TABLE_NAME)
+    return wiring.adapters(env_vars(ApiEnv)).store
 
 
 def _answer(status: HTTPStatus, model: M) -> Response[M]:
@@ -115,7 +102,7 @@ def _answer(status: HTTPStatus, model: M) -> Response[M]:
 def register_dependent(dependent: Annotated[DependentRegistration, Body()]) -> Response[Registration]:
     """The image, how CodeBuild rebuilds it, its bases, owner and policy. Refused with 403 when the
     CodeBuild project is not one the stack may start, and with 409 when it would close a cycle."""
-    env = env_vars(Env)
+    env = env_vars(ApiEnv)
     registration = catalog.register(dependent, store=_store(), allowed_projects=env.projects)
     logger.info("dependent registered", extra={"image": dependent.image, "new": registration.created})
     metrics.add_metric("DependentRegistered", MetricUnit.Count, 1)
@@ -136,7 +123,7 @@ def update_dependent(
     changes: Annotated[DependentChanges, Body()],
 ) -> Response[Registration]:
     """Only the fields given change; 404 when the image is not registered."""
-    env = env_vars(Env)
+    env = env_vars(ApiEnv)
     registration = catalog.update(image, changes, store=_store(), allowed_projects=env.projects)
     return _answer(HTTPStatus.OK, registration)
 
@@ -224,66 +211,6 @@ def show_graph(
 ) -> Response[Graph]:
     """Every image and base, or one base's affected set; each image with its last rebuild."""
     return _answer(HTTPStatus.OK, catalog.graph(store=_store(), base=base))
-
-
-# ---- errors ----------------------------------------------------------------------------------
-
-_SOURCES = {"body", "query", "path", "header", "cookie"}
-
-
-def validation_answer(errors: list[dict[str, Any]]) -> Response:
-    """400 naming the first bad field, the same shape as patchprop.web.parse_body's."""
-
-    def name(error: dict[str, Any]) -> str:
-        parts = [str(p) for p in error.get("loc", ())]
-        if error.get("type") == "json_invalid":  # its loc is ("body", <character offset>)
-            return "body"
-        if len(parts) > 1 and parts[0] in _SOURCES:
-            parts = parts[1:]
-        return ".".join(parts)
-
-    def text(error: dict[str, Any]) -> str:
-        if error.get("type") == "json_invalid":
-            return f"not JSON: {error.get('ctx', {}).get('error', 'decode error')}"
-        return str(error.get("msg", "invalid"))
-
-    details = [{"field": name(e), "error": text(e)} for e in errors]
-    first = details[0] if details else {"field": "body", "error": "invalid request"}
-    return json_response(
-        HTTPStatus.BAD_REQUEST,
-        {"error": f"{first['field']}: {first['error']}", "field": first["field"], "details": details},
-    )
-
-
-@app.exception_handler(RequestValidationError)
-def bad_request(exc: RequestValidationError) -> Response:
-    return validation_answer(list(exc.errors()))
-
-
-@app.exception_handler(InvalidChanges)
-def bad_changes(exc: InvalidChanges) -> Response:
-    return validation_answer(exc.errors)
-
-
-@app.exception_handler(NotFound)
-def not_found(exc: NotFound) -> Response:
-    return error_response(HTTPStatus.NOT_FOUND, str(exc))
-
-
-@app.exception_handler(CycleError)
-def cycle(exc: CycleError) -> Response:
-    return error_response(HTTPStatus.CONFLICT, str(exc), field="bases")
-
-
-@app.exception_handler(ProjectNotAllowed)
-def project_not_allowed(exc: ProjectNotAllowed) -> Response:
-    return error_response(HTTPStatus.FORBIDDEN, str(exc), field="project")
-
-
-@app.exception_handler(StoreError)
-def store_unavailable(exc: StoreError) -> Response:
-    logger.exception("table unavailable")
-    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "table unavailable; retry later")
 
 
 # ---- OpenAPI ---------------------------------------------------------------------------------

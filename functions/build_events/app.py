@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -11,25 +9,13 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
-from patchprop.alerts import NotifyFormat
-from patchprop.config import EnvVars, env_vars
-from patchprop.logic.outcome import count_skipped, record_build_event
-from patchprop.logic.plan import advance_cascade
-from patchprop.models import BuildStateChange
+from patchprop.config import BuildEventsEnv, env_vars
+from patchprop.domain.events import BuildStateChange
+from patchprop.logic.conclude import conclude, record_build_event
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-class Env(EnvVars):
-    TABLE_NAME: str
-    TOPIC_ARN: str
-    REBUILD_QUEUE_URL: str
-    # No scan report: true fails the rebuild, false tells it as "succeeded" (not scanned).
-    REQUIRE_SCAN: bool = True
-    NOTIFY_FORMAT: NotifyFormat = "email"
-    REPORTS_BUCKET: str = ""  # reports are read from this bucket only
 
 
 class BuildStateChangeEvent(EventBridgeModel):
@@ -41,33 +27,28 @@ class BuildStateChangeEvent(EventBridgeModel):
 @metrics.log_metrics
 @event_parser(model=BuildStateChangeEvent)
 def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
-    env = env_vars(Env)
+    env = env_vars(BuildEventsEnv)
+    adapters = wiring.adapters(env)
     rebuild = record_build_event(
         event.detail,
-        store=wiring.store(env.TABLE_NAME),
-        topic=wiring.topic(env.TOPIC_ARN),
-        builds=wiring.codebuild(),
-        reports=wiring.reports(env.REPORTS_BUCKET),
+        store=adapters.store,
+        builds=adapters.builds,
+        reports=adapters.reports,
         require_scan=env.REQUIRE_SCAN,
-        template=env.NOTIFY_FORMAT,
     )
     if rebuild is None:
         logger.info("not a patchprop build", extra={"build_id": event.detail.build_id})
         return {"status": "ignored"}
-    store, topic = wiring.store(env.TABLE_NAME), wiring.topic(env.TOPIC_ARN)
-    released = advance_cascade(
+    released = conclude(
         rebuild,
-        store=store,
-        rebuild_queue=wiring.queue(env.REBUILD_QUEUE_URL),
-        skipped=partial(
-            count_skipped, rebuild.cascade or "", store=store, topic=topic, template=env.NOTIFY_FORMAT
-        ),
+        store=adapters.store,
+        topic=adapters.topic,
+        rebuild_queue=adapters.rebuild_queue,
+        template=env.NOTIFY_FORMAT,
     )
     metrics.add_metric(f"Rebuild{rebuild.status.value.capitalize()}", MetricUnit.Count, 1)
     if rebuild.outcome:
-        metrics.add_metric(f"Outcome{rebuild.outcome.capitalize()}", MetricUnit.Count, 1)
-    logger.info(
-        "build state",
-        extra={"rebuild_id": rebuild.rebuild_id, "status": rebuild.status.value, "released": released},
-    )
-    return {"status": rebuild.status.value, "rebuild_id": rebuild.rebuild_id}
+        metrics.add_metric(f"Outcome{rebuild.outcome.value.capitalize()}", MetricUnit.Count, 1)
+    answer = {"status": rebuild.status.value, "rebuild_id": rebuild.rebuild_id}
+    logger.info("build state", extra={**answer, "released": released})
+    return answer

@@ -5,27 +5,18 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.idempotency import (
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
-from patchprop.config import EnvVars, env_vars
+from patchprop.config import PlannerEnv, env_vars
+from patchprop.domain.models import PatchRequest
 from patchprop.logic.plan import plan_rebuilds
-from patchprop.models import PatchRequest
 
 logger = Logger()
 tracer = Tracer()
-
-
-class Env(EnvVars):
-    TABLE_NAME: str
-    REBUILD_QUEUE_URL: str
-    IDEMPOTENCY_TABLE_NAME: str
 
 
 class PatchRecord(SqsRecordModel):
@@ -40,31 +31,19 @@ processor = BatchProcessor(
 )
 # One plan per (base, digest), however many webhooks, polls and redeliveries report it.
 idempotency = IdempotencyConfig(event_key_jmespath="[base, digest]", expires_after_seconds=24 * 3600)
+persistence = wiring.idempotency_store(lambda: env_vars(PlannerEnv).IDEMPOTENCY_TABLE_NAME)
+
+
+@idempotent_function(data_keyword_argument="patch", config=idempotency, persistence_store=persistence)
+def plan(patch: PatchRequest) -> dict:
+    adapters = wiring.adapters(env_vars(PlannerEnv))
+    result = plan_rebuilds(patch, store=adapters.store, rebuild_queue=adapters.rebuild_queue)
+    answer = {"patch": result.patch_id, "rebuilds": result.rebuilds, "released": result.released}
+    logger.info("patch planned", extra={**answer, "skipped": result.skipped})
+    return answer
 
 
 def record_handler(record: PatchRecord) -> dict:
-    env = env_vars(Env)
-
-    @idempotent_function(
-        data_keyword_argument="patch",
-        config=idempotency,
-        persistence_store=wiring.idempotency_store(env.IDEMPOTENCY_TABLE_NAME, "planner"),
-    )
-    def plan(patch: PatchRequest) -> dict:
-        result = plan_rebuilds(
-            patch, store=wiring.store(env.TABLE_NAME), rebuild_queue=wiring.queue(env.REBUILD_QUEUE_URL)
-        )
-        logger.info(
-            "patch planned",
-            extra={
-                "patch": result.patch_id,
-                "rebuilds": result.rebuilds,
-                "released": result.released,
-                "skipped": result.skipped,
-            },
-        )
-        return {"patch": result.patch_id, "rebuilds": result.rebuilds, "released": result.released}
-
     return plan(patch=record.body)
 
 

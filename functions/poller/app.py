@@ -9,30 +9,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
-from patchprop.config import EnvVars, env_vars
-from patchprop.logic.poll import poll_bases
+from patchprop.config import PollerEnv, env_vars
+from patchprop.logic.detect import poll_bases
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
 
-class Env(EnvVars):
-    TABLE_NAME: str
-    PATCH_QUEUE_URL: str
-    REGISTRY_CREDENTIALS_SECRET_ID: str = ""
-
-
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    env = env_vars(Env)
-    checks = poll_bases(
-        store=wiring.store(env.TABLE_NAME),
-        registry=wiring.registry(env.REGISTRY_CREDENTIALS_SECRET_ID),
-        patches=wiring.queue(env.PATCH_QUEUE_URL),
-    )
+    adapters = wiring.adapters(env_vars(PollerEnv))
+    checks = poll_bases(store=adapters.store, registry=adapters.registry, patches=adapters.patch_queue)
     counts = Counter(c.seen.value for c in checks)
     for seen, n in counts.items():
         metrics.add_metric(f"Base{seen.capitalize()}", MetricUnit.Count, n)

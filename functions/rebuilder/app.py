@@ -2,51 +2,24 @@
 
 from __future__ import annotations
 
-import math
-import random
-from functools import partial
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.idempotency import (
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.parser.types import Json
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
-from patchprop.alerts import NotifyFormat
-from patchprop.config import EnvVars, env_vars
-from patchprop.errors import BuildThrottled, Deferred
-from patchprop.logic.outcome import count_skipped, tell_finished
-from patchprop.logic.plan import advance_cascade
-from patchprop.logic.rebuild import start_rebuild
-from patchprop.models import RebuildRequest
+from patchprop.config import RebuilderEnv, env_vars
+from patchprop.domain.models import RebuildRequest
+from patchprop.logic.conclude import conclude
+from patchprop.logic.start import start_rebuild
+from patchprop.retry import retrying
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-MAX_BACKOFF = 900  # seconds
-WAIT_SCALE = 1.0  # tests set 0 to look again at once
-
-
-class Env(EnvVars):
-    TABLE_NAME: str
-    IDEMPOTENCY_TABLE_NAME: str
-    REBUILD_QUEUE_URL: str
-    REBUILD_PROJECTS: str
-    BUILD_CONCURRENCY_CAP: int = 20
-    TOPIC_ARN: str
-    NOTIFY_FORMAT: NotifyFormat = "email"
-
-    @property
-    def projects(self) -> frozenset[str]:
-        return frozenset(p.strip() for p in self.REBUILD_PROJECTS.split(",") if p.strip())
 
 
 class RebuildRecord(SqsRecordModel):
@@ -61,69 +34,39 @@ processor = BatchProcessor(
 )
 # Two deliveries of one rebuild at once: the second waits (fails, retried) instead of racing.
 idempotency = IdempotencyConfig(event_key_jmespath="rebuild_id", expires_after_seconds=7 * 24 * 3600)
+persistence = wiring.idempotency_store(lambda: env_vars(RebuilderEnv).IDEMPOTENCY_TABLE_NAME)
 
 
-def backoff(receive_count: int) -> int:
-    """Exponential, jittered delay before a throttled rebuild is tried again."""
-    return min(MAX_BACKOFF, 10 * 2 ** min(receive_count, 10)) + random.randint(0, 10)  # noqa: S311
+@idempotent_function(data_keyword_argument="request", config=idempotency, persistence_store=persistence)
+def start(request: RebuildRequest) -> dict:
+    env = env_vars(RebuilderEnv)
+    adapters = wiring.adapters(env)
+    rebuild = start_rebuild(
+        request,
+        store=adapters.store,
+        builds=adapters.builds,
+        allowed_projects=env.projects,
+        cap=env.BUILD_CONCURRENCY_CAP,
+        cap_wait=env.CAP_WAIT_SECONDS,
+    )
+    if rebuild is None:
+        return {"rebuild_id": request.rebuild_id, "status": "SUPERSEDED", "build_id": None}
+    # Only if it never started: say so, and block what waits on it in its cascade.
+    conclude(
+        rebuild,
+        store=adapters.store,
+        topic=adapters.topic,
+        rebuild_queue=adapters.rebuild_queue,
+        template=env.NOTIFY_FORMAT,
+    )
+    return {"rebuild_id": rebuild.rebuild_id, "status": rebuild.status.value, "build_id": rebuild.build_id}
 
 
 def record_handler(record: RebuildRecord) -> dict:
-    env = env_vars(Env)
-    store = wiring.store(env.TABLE_NAME)
-
-    @idempotent_function(
-        data_keyword_argument="request",
-        config=idempotency,
-        persistence_store=wiring.idempotency_store(env.IDEMPOTENCY_TABLE_NAME, "rebuilder"),
-    )
-    def start(request: RebuildRequest) -> dict:
-        rebuild = start_rebuild(
-            request,
-            store=store,
-            builds=wiring.codebuild(),
-            allowed_projects=env.projects,
-            cap=env.BUILD_CONCURRENCY_CAP,
-        )
-        if rebuild is None:
-            return {"rebuild_id": request.rebuild_id, "status": "SUPERSEDED", "build_id": None}
-        # Only if it never started: say so, and block what waits on it in its cascade.
-        tell_finished(rebuild, store=store, topic=wiring.topic(env.TOPIC_ARN), template=env.NOTIFY_FORMAT)
-        advance_cascade(
-            rebuild,
-            store=store,
-            rebuild_queue=wiring.queue(env.REBUILD_QUEUE_URL),
-            skipped=partial(
-                count_skipped,
-                rebuild.cascade or "",
-                store=store,
-                topic=wiring.topic(env.TOPIC_ARN),
-                template=env.NOTIFY_FORMAT,
-            ),
-        )
-        return {
-            "rebuild_id": rebuild.rebuild_id,
-            "status": rebuild.status.value,
-            "build_id": rebuild.build_id,
-        }
-
-    try:
-        result = start(request=record.body)
-    except Deferred as exc:
-        # Waiting for our own cap or cooldown is not a failure: send it again (delayed) and take
-        # this one off the queue, so waits never count towards the DLQ's maxReceiveCount.
-        wiring.queue(env.REBUILD_QUEUE_URL).send(record.body, delay=math.ceil(exc.seconds * WAIT_SCALE))
-        metrics.add_metric(f"RebuildDeferred{type(exc).__name__}", MetricUnit.Count, 1)
+    queue = wiring.adapters(env_vars(RebuilderEnv)).rebuild_queue
+    result = retrying(record, queue, metrics, lambda: start(request=record.body), message=record.body)
+    if result is None:  # waiting for the cap or a cooldown: sent again, delayed
         return {"rebuild_id": record.body.rebuild_id, "status": "WAITING", "build_id": None}
-    except BuildThrottled as exc:
-        delay = backoff(int(record.attributes.ApproximateReceiveCount))
-        logger.warning(
-            "CodeBuild throttled; retrying later",
-            extra={"rebuild_id": record.body.rebuild_id, "error": str(exc), "delay": delay},
-        )
-        metrics.add_metric("RebuildThrottled", MetricUnit.Count, 1)
-        wiring.queue(env.REBUILD_QUEUE_URL).retry_later(record.receiptHandle, delay)
-        raise
     logger.info("rebuild", extra=result)
     return result
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -12,20 +10,13 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
-from patchprop.config import EnvVars, env_vars
-from patchprop.logic.chat import Pacer, post_outcome
-from patchprop.slack import SlackRateLimited
+from patchprop.config import SlackEnv, env_vars
+from patchprop.logic.slack import Pacer, post_outcome
+from patchprop.retry import retrying
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-class Env(EnvVars):
-    TABLE_NAME: str
-    SLACK_WEBHOOK_SECRET_ID: str
-    SLACK_QUEUE_URL: str
-
 
 processor = BatchProcessor(event_type=EventType.SQS, model=SqsRecordModel)
 # Per container; with ReservedConcurrentExecutions 1 there is one container at a time.
@@ -33,27 +24,18 @@ pacer = Pacer()
 
 
 def record_handler(record: SqsRecordModel) -> None:
-    env = env_vars(Env)
+    adapters = wiring.adapters(env_vars(SlackEnv))
     attributes = {name: value.stringValue or "" for name, value in record.messageAttributes.items()}
-    try:
+
+    def post() -> None:
         post_outcome(
-            attributes,
-            record.body,
-            store=wiring.store(env.TABLE_NAME),
-            webhook=wiring.slack_webhook(env.SLACK_WEBHOOK_SECRET_ID),
-            pacer=pacer,
+            attributes, record.body, store=adapters.store, webhook=adapters.slack_webhook, pacer=pacer
         )
-    except SlackRateLimited as exc:
-        # Fail the record and keep it out of sight until Slack's Retry-After has passed.
-        delay = max(1, math.ceil(exc.retry_after))
-        wiring.queue(env.SLACK_QUEUE_URL).retry_later(record.receiptHandle, delay)
-        logger.warning("Slack rate limited; retrying later", extra={"delay": delay})
-        metrics.add_metric("SlackRateLimited", MetricUnit.Count, 1)
-        raise
+
+    retrying(record, adapters.slack_queue, metrics, post)  # Slack's 429: hidden for its Retry-After
     metrics.add_metric("SlackPosted", MetricUnit.Count, 1)
-    logger.info(
-        "posted to Slack", extra={"outcome": attributes.get("outcome"), "image": attributes.get("image")}
-    )
+    extra = {"outcome": attributes.get("outcome"), "image": attributes.get("image")}
+    logger.info("posted to Slack", extra=extra)
 
 
 @logger.inject_lambda_context

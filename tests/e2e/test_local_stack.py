@@ -19,10 +19,11 @@ import boto3
 import pytest
 import requests
 
-from patchprop.models import Dependent, RebuildStatus
-from patchprop.refs import parse_ref
-from patchprop.registry import RegistryClient
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.registry import RegistryClient
+from patchprop.domain.models import Dependent
+from patchprop.domain.records import RebuildStatus
+from patchprop.domain.refs import parse_ref
 from patchprop_cli.demo import EXAMPLES, _annotations, _build, _build_base
 from patchprop_cli.local import LocalStack, LocalStackError
 from patchprop_cli.template import ROOT
@@ -83,7 +84,7 @@ def test_republished_base_cascades_through_three_levels_with_real_builds(local_s
         assert annotations["org.opencontainers.image.base.name"] == str(parse_ref(chain[parent]))
     # And each rebuild is recorded SUCCEEDED and was told on SNS
     rebuilt = [
-        r for name in ("golden", "app-a", "app-b") for r in store(local_stack).rebuilds_of(chain[name])
+        r for name in ("golden", "app-a", "app-b") for r in store(local_stack).recent_rebuilds(chain[name])
     ]
     assert {r.status for r in rebuilt} == {RebuildStatus.SUCCEEDED}
     told = {
@@ -115,8 +116,8 @@ def test_failing_dockerfile_gives_a_failed_build_with_its_log_and_others_still_b
     _build_base(tmp_path, base, patch_level=2)
     assert local_stack.wait_idle(timeout=120, quiet=2.0)
     # Then the bad one FAILED with a log that shows why, the good one SUCCEEDED, the stack is up
-    (bad_rebuild,) = s.rebuilds_of(bad)
-    (good_rebuild,) = s.rebuilds_of(good)
+    (bad_rebuild,) = s.recent_rebuilds(bad)
+    (good_rebuild,) = s.recent_rebuilds(good)
     assert bad_rebuild.status is RebuildStatus.FAILED and good_rebuild.status is RebuildStatus.SUCCEEDED
     assert bad_rebuild.log_url and bad_rebuild.log_url.startswith("file://")
     log = Path(url2pathname(urlparse(bad_rebuild.log_url).path)).read_text()
@@ -136,7 +137,7 @@ def test_duplicate_webhooks_over_http_start_one_build_per_dependent(local_stack,
     # Then each image was rebuilt once for this base digest
     assert all(a.status_code == 202 for a in answers)
     new_base = digest(chain["base"])
-    golden = [r for r in store(local_stack).rebuilds_of(chain["golden"]) if r.base_digest == new_base]
+    golden = [r for r in store(local_stack).recent_rebuilds(chain["golden"]) if r.base_digest == new_base]
     assert len(golden) == 1
 
 

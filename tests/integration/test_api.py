@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from support import PROJECTS, handler, sample_event
 
-from patchprop.models import PatchRequest, RebuildRequest, RebuildStatus
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.domain.models import PatchRequest, RebuildRequest
+from patchprop.domain.records import Finish, Rebuild, RebuildStatus
 from patchprop_cli.lambdas import LocalContext, api_event
 from patchprop_cli.template import ROOT, load_template
 
@@ -64,12 +65,13 @@ def record_rebuild(
     )
     request = RebuildRequest.for_dependent(dependent, patch)
     if status is RebuildStatus.NOT_STARTED:
-        store.record_not_started(request, "project refused")
+        store.record_not_started(Rebuild.not_started(request, "project refused"))
     else:
-        store.record_started(request, f"{dependent.project}:{request.rebuild_id}")
+        store.record_started(Rebuild.started(request, f"{dependent.project}:{request.rebuild_id}"))
         if status.final:
             store.record_finished(
-                request.rebuild_id, status, f"{dependent.project}:{request.rebuild_id}", None
+                request.rebuild_id,
+                Finish(status=status, build_id=f"{dependent.project}:{request.rebuild_id}"),
             )
     return request.rebuild_id
 

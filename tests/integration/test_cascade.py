@@ -6,9 +6,10 @@ import boto3
 import pytest
 from support import drain, handler, receive_all, subscribe_outcomes
 
-from patchprop.models import Dependent, PatchRequest
-from patchprop.queues import Queue
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.dynamodb.keys import LIMIT_KEY
+from patchprop.adapters.sqs import Queue
+from patchprop.domain.models import CascadeId, Dependent, PatchRequest
 from patchprop_cli.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
@@ -74,6 +75,12 @@ def finish(store: Store, builds, image: str, status: str = "SUCCEEDED", times: i
         )
 
 
+def in_flight(store: Store) -> int:
+    """Builds holding a slot of the concurrency cap, as stored."""
+    item = store.table.get_item(Key=LIMIT_KEY).get("Item") or {}
+    return int(item.get("in_flight", 0))
+
+
 def started(builds) -> list[str]:
     return [b["env"]["TARGET_IMAGE"] for b in builds.started]
 
@@ -118,7 +125,7 @@ def test_a_failed_parent_blocks_everything_below_it(aws, builds, diamond):
     finish(diamond, builds, img("b"))
     drain(aws, "RebuildQueue", "rebuilder")
     assert img("c") not in started(builds) and img("d") not in started(builds)
-    nodes = {n["image"]: n["status"] for n in diamond.cascade_nodes(f"{ROOT}@{D1}")}
+    nodes = {n.image: n.status for n in diamond.cascade_nodes(CascadeId.of(ROOT, D1))}
     assert nodes == {
         img("a"): "FAILED",
         img("b"): "DONE",
@@ -131,19 +138,19 @@ def test_a_failed_parent_blocks_everything_below_it(aws, builds, diamond):
 def test_the_concurrency_cap_holds_and_frees_slots_as_builds_finish(aws, builds, diamond, monkeypatch):
     # Given a cap of 2 builds at once, and throttled retries made visible at once
     monkeypatch.setenv("BUILD_CONCURRENCY_CAP", "2")
+    monkeypatch.setenv("CAP_WAIT_SECONDS", "0")  # a rebuild waiting for a slot looks again at once
     from patchprop import config
 
     config.env_vars.cache_clear()
-    monkeypatch.setattr(__import__(handler("rebuilder").__module__), "WAIT_SCALE", 0)
     # When the base moves: three images are ready, only two start
     patch(aws)
     assert started(builds) == [img("a"), img("b")]
-    assert diamond.builds_in_flight() == 2
+    assert in_flight(diamond) == 2
     # When a finishes, its slot goes to e (ready, waiting); c still waits for b
     finish(diamond, builds, img("a"))
     drain(aws, "RebuildQueue", "rebuilder")
     assert started(builds) == [img("a"), img("b"), img("e")]
-    assert diamond.builds_in_flight() == 2
+    assert in_flight(diamond) == 2
 
 
 def test_a_newer_digest_supersedes_rebuilds_of_the_older_one_that_have_not_started(aws, builds, diamond):
@@ -156,7 +163,7 @@ def test_a_newer_digest_supersedes_rebuilds_of_the_older_one_that_have_not_start
     )
     drain(aws, "PatchQueue", "planner")
     drain(aws, "RebuildQueue", "rebuilder")
-    old = {n["image"]: n["status"] for n in diamond.cascade_nodes(f"{ROOT}@{D1}")}
+    old = {n.image: n.status for n in diamond.cascade_nodes(CascadeId.of(ROOT, D1))}
     # Then the old cascade's waiting images are superseded; the new cascade starts its first wave
     assert old[img("c")] == "SUPERSEDED" and old[img("d")] == "SUPERSEDED"
     assert [b["env"]["BASE_IMAGE_DIGEST"] for b in builds.started[3:]] == [d2, d2, d2]
@@ -199,7 +206,7 @@ def test_an_image_the_gate_fails_is_not_built_upon(aws, builds, diamond, monkeyp
     # Then nothing is built on them
     assert diamond.last_rebuild(img("a")).outcome == "failed"  # type: ignore[union-attr]
     assert img("c") not in started(builds)
-    assert {n["image"]: n["status"] for n in diamond.cascade_nodes(f"{ROOT}@{D1}")}[img("d")] == "BLOCKED"
+    assert {n.image: n.status for n in diamond.cascade_nodes(CascadeId.of(ROOT, D1))}[img("d")] == "BLOCKED"
 
 
 def test_cooldown_holds_a_second_rebuild_and_a_newer_digest_supersedes_it(aws, builds, monkeypatch):
@@ -209,7 +216,6 @@ def test_cooldown_holds_a_second_rebuild_and_a_newer_digest_supersedes_it(aws, b
         Dependent(image=img("busy"), bases=[ROOT], project="patchprop-rebuild", cooldown_seconds=3600)
     )
     store.record_digest(ROOT, None, D0)
-    monkeypatch.setattr(__import__(handler("rebuilder").__module__), "WAIT_SCALE", 0)
     patch(aws, D1)
     assert started(builds) == [img("busy")]
     # When the base moves twice more within the hour
@@ -223,12 +229,11 @@ def test_cooldown_holds_a_second_rebuild_and_a_newer_digest_supersedes_it(aws, b
     ]
     dlq = sqs.get_queue_attributes(QueueUrl=aws.refs["RebuildDLQ"], AttributeNames=["All"])["Attributes"]
     assert (
-        int(waiting["ApproximateNumberOfMessages"]) + int(waiting["ApproximateNumberOfMessagesNotVisible"])
-        == 1
+        sum(int(waiting[f"ApproximateNumberOfMessages{kind}"]) for kind in ("", "NotVisible", "Delayed")) == 1
     )
     assert dlq["ApproximateNumberOfMessages"] == "0"
     # And D3 supersedes it: one rebuild will follow the cooldown, for D3 only
     patch(aws, d3)
-    nodes = {n["image"]: n["status"] for n in store.cascade_nodes(f"{ROOT}@{d2}")}
+    nodes = {n.image: n.status for n in store.cascade_nodes(CascadeId.of(ROOT, d2))}
     assert nodes == {img("busy"): "SUPERSEDED"}
     assert started(builds) == [img("busy")]

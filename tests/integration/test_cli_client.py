@@ -23,8 +23,9 @@ from botocore.awsrequest import AWSRequest
 from click.testing import CliRunner, Result
 from support import PROJECTS
 
-from patchprop.models import PatchRequest, RebuildRequest, RebuildStatus
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.domain.models import PatchRequest, RebuildRequest
+from patchprop.domain.records import Finish, Rebuild, RebuildStatus
 from patchprop_cli.client import ApiClient, is_local, region_of, register_dependent, resolve_api_url
 from patchprop_cli.lambdas import api_event
 from patchprop_cli.local_aws import LocalAws
@@ -132,8 +133,8 @@ def record_rebuild(store: Store, image: str, base: str, status: RebuildStatus) -
         base=base, digest=D1, detected_by="poller", detected_at=datetime(2026, 1, 1, tzinfo=UTC)
     )
     request = RebuildRequest.for_dependent(dependent, patch)
-    store.record_started(request, "patchprop-rebuild:1")
-    store.record_finished(request.rebuild_id, status, "patchprop-rebuild:1", None)
+    store.record_started(Rebuild.started(request, "patchprop-rebuild:1"))
+    store.record_finished(request.rebuild_id, Finish(status=status, build_id="patchprop-rebuild:1"))
     return request.rebuild_id
 
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from support import receive_all, subscribe_outcomes
 
-from patchprop.alerts import Alert, PatchSummary, message, summary_message
-from patchprop.logic.gate import Policy, gate
-from patchprop.models import Rebuild, RebuildStatus
-from patchprop.notify import Topic
-from patchprop.scan import Finding, ScanReport, Severity
+from patchprop.adapters.sns import Topic
+from patchprop.domain.alerts import Alert, PatchSummary, message, summary_message
+from patchprop.domain.findings import Finding, ScanReport, Severity
+from patchprop.domain.gate import Policy, gate
+from patchprop.domain.records import Rebuild, RebuildStatus
 
 pytestmark = pytest.mark.integration
 

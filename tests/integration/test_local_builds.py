@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 import requests
 
-from patchprop.errors import BuildStartFailed
-from patchprop.models import BuildStateChange
+from patchprop.domain.errors import BuildStartFailed
+from patchprop.domain.events import BuildStateChange
 from patchprop_cli.local_builds import LocalCodeBuild
 from patchprop_cli.oci import OCI_INDEX, OCI_MANIFEST
 from patchprop_cli.registry_server import LocalRegistry
@@ -400,8 +400,8 @@ def test_with_trivy_the_pushed_image_and_its_base_are_scanned_and_the_reports_na
     assert "--vex /vex/base.openvex.json" in trivy[2] and trivy[2].endswith(base.pinned)
     assert all("--insecure" in call for call in trivy)  # the local registry is plain HTTP
     # And the result names readable reports by file:// URIs, which the gate's reader reads
-    from patchprop.reports import Reports
-    from patchprop.scan import parse_report
+    from patchprop.adapters.s3 import Reports
+    from patchprop.domain.scan import parse_report
 
     for key in ("report", "base_report"):
         assert result[key].startswith("file://")

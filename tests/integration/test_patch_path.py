@@ -15,10 +15,10 @@ import pytest
 import requests
 from support import FakeBuilds, drain, handler, receive_all, subscribe_outcomes
 
-from patchprop import config, wiring
-from patchprop.models import Dependent
-from patchprop.registry import RegistryClient
-from patchprop.store import Store
+from patchprop import config, retry, wiring
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.registry import RegistryClient
+from patchprop.domain.models import Dependent
 from patchprop_cli.lambdas import LocalContext, api_event, eventbridge_event, response_json
 from patchprop_cli.oci import push_image
 
@@ -144,7 +144,9 @@ def test_poller_finds_a_new_push_with_one_head_per_base_and_takes_the_same_path(
             calls.append((method, url))
             return super().request(method, url, *args, **kwargs)
 
-    monkeypatch.setattr(wiring, "registry", lambda _secret: RegistryClient(session=Counting()))
+    monkeypatch.setattr(
+        wiring.Adapters, "registry", property(lambda _self: RegistryClient(session=Counting()))
+    )
     # When the scheduled poll runs
     result = poll()
     run_pipeline(aws)
@@ -201,7 +203,7 @@ def test_throttled_on_half_of_its_calls_every_rebuild_still_starts_exactly_once(
 ):
     # Given CodeBuild throttling every other StartBuild call, and retries made visible at once
     builds.throttle = lambda n: n % 2 == 1
-    monkeypatch.setattr(__import__(handler("rebuilder").__module__), "backoff", lambda _count: 0)
+    monkeypatch.setattr(retry, "backoff", lambda _count: 0)
     republish(local_registry, base, "5")
     # When the push is delivered and the queues drained (redeliveries included)
     deliver_webhook(aws, f"{local_registry.address}/{base['repo']}", "1")
@@ -249,8 +251,8 @@ def _queue_is_empty(stack, queue: str) -> bool:
 def test_webhooks_racing_past_the_digest_check_still_plan_once(aws, builds, local_registry, base):
     # Given 5 deliveries that all read the old digest before any recorded the new one
     new = republish(local_registry, base, "7")
-    from patchprop.models import PatchRequest
-    from patchprop.queues import Queue
+    from patchprop.adapters.sqs import Queue
+    from patchprop.domain.models import PatchRequest
 
     patches = Queue(aws.refs["PatchQueue"])
     for _ in range(5):
@@ -276,8 +278,8 @@ def test_replanning_a_patch_after_its_idempotency_record_expired_starts_nothing_
     table = dynamodb.Table(aws.refs["IdempotencyTable"])
     for item in table.scan()["Items"]:
         table.delete_item(Key={"id": item["id"]})
-    from patchprop.models import PatchRequest
-    from patchprop.queues import Queue
+    from patchprop.adapters.sqs import Queue
+    from patchprop.domain.models import PatchRequest
 
     Queue(aws.refs["PatchQueue"]).send(
         PatchRequest(base=base["ref"], digest=new, previous_digest=base["first"], detected_by="poller")

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from patchprop.logic.gate import Policy, gate
-from patchprop.receipt import RECEIPT_ARTIFACT_TYPE, BaseMove, Promoter, build_receipt
-from patchprop.refs import parse_ref
-from patchprop.registry_write import RegistryWriter
-from patchprop.scan import ScanReport
+from patchprop.adapters.registry_write import RegistryWriter
+from patchprop.domain.findings import ScanReport
+from patchprop.domain.gate import Policy, gate
+from patchprop.domain.receipt import RECEIPT_ARTIFACT_TYPE, BaseMove, Promoter, build_receipt
+from patchprop.domain.refs import parse_ref
 from patchprop_cli import oci
 from patchprop_cli.registry_server import LocalRegistry
 from patchprop_cli.signing import sign

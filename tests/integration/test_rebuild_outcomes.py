@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from support import drain, handler, receive_all, subscribe_outcomes
 
-from patchprop.logic.outcome import REBUILD_ID_VAR
-from patchprop.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
-from patchprop.queues import Queue
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.sqs import Queue
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.records import RebuildStatus
+from patchprop.logic.conclude import REBUILD_ID_VAR
 from patchprop_cli.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ def test_event_for_a_rebuild_not_recorded_yet_fails_so_it_is_retried(aws):
             "environment": {"environment-variables": [{"name": REBUILD_ID_VAR, "value": "rb-not-yet"}]}
         },
     }
-    from patchprop.errors import NotFound
+    from patchprop.domain.errors import NotFound
 
     with pytest.raises(NotFound, match="rb-not-yet"):
         handler("build_events")(

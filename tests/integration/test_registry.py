@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import requests
 
-from patchprop.errors import ManifestNotFound, RegistryUnavailable
-from patchprop.refs import parse_ref
-from patchprop.registry import RegistryClient
+from patchprop.adapters.registry import RegistryClient
+from patchprop.domain.errors import ManifestNotFound, RegistryUnavailable
+from patchprop.domain.refs import parse_ref
 from patchprop_cli import oci, registry_server
 from patchprop_cli.registry_server import LocalRegistry, free_port
 

@@ -14,18 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from patchprop.errors import RegistryUnavailable
-from patchprop.refs import ImageRef, parse_ref
-from patchprop.registry_write import (
-    EMPTY_DIGEST,
-    OCI_EMPTY,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    RegistryWriter,
-    TagMoved,
-    TagMoveRefused,
-    referrers_tag,
-)
+from patchprop.adapters.registry_write import RegistryWriter
+from patchprop.domain.errors import RegistryUnavailable, TagMoved, TagMoveRefused
+from patchprop.domain.oci import EMPTY_DIGEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, referrers_tag
+from patchprop.domain.refs import ImageRef, parse_ref
 from patchprop_cli import oci
 from patchprop_cli.registry_server import LocalRegistry, free_port
 

@@ -8,8 +8,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from patchprop.reports import Reports
-from patchprop.scan import ScanReportError, parse_report
+from patchprop.adapters.s3 import Reports
+from patchprop.domain.findings import ScanReportError
+from patchprop.domain.scan import parse_report
 
 pytestmark = pytest.mark.integration
 

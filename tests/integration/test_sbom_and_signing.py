@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from patchprop.receipt import package_changes
+from patchprop.domain.receipt import package_changes
 from patchprop_cli import oci
 from patchprop_cli.registry_server import LocalRegistry
 from patchprop_cli.sbom import SbomError, find_syft, generate_sbom

@@ -14,9 +14,10 @@ import pytest
 from support import FakeBuilds, drain, handler, receive_all, subscribe_outcomes
 
 from patchprop import config
-from patchprop.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
-from patchprop.queues import Queue
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.sqs import Queue
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop_cli.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
@@ -231,8 +232,8 @@ def test_one_summary_per_patch_after_its_last_rebuild(aws, builds):
 
 def test_an_image_that_will_not_be_rebuilt_counts_toward_the_summary_as_skipped(aws, builds):
     # Given a patch of 2 images, one of which will never be rebuilt (its parent failed, say)
-    from patchprop.logic.outcome import count_on_patch
-    from patchprop.notify import Topic
+    from patchprop.adapters.sns import Topic
+    from patchprop.logic.alerts import count_on_patch
 
     url = subscribe_outcomes(aws)
     patch = PatchRequest(base=BASE, digest=digest(10), previous_digest=digest(9), detected_by="poller")
@@ -245,7 +246,7 @@ def test_an_image_that_will_not_be_rebuilt_counts_toward_the_summary_as_skipped(
     topic = Topic(aws.refs["OutcomeTopic"])
     sent = [
         count_on_patch(
-            BASE, digest(10), "skip#acme/other", "skipped", patch.detected_at, store=store, topic=topic
+            patch.cascade_id, "skip#acme/other", "skipped", patch.detected_at, store=store, topic=topic
         )
         for _ in range(2)
     ]

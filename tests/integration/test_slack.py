@@ -15,11 +15,14 @@ from moto import mock_aws
 from support import PROJECTS, handler
 
 from patchprop import config, wiring
-from patchprop.alerts import Alert, block_kit
-from patchprop.logic.chat import Pacer
-from patchprop.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
-from patchprop.slack import SlackError, SlackWebhook
-from patchprop.store import Store
+from patchprop.adapters import secrets
+from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.slack import SlackError, SlackWebhook
+from patchprop.config import SlackEnv
+from patchprop.domain.alerts import Alert, block_kit
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.records import Finish, Outcome, Rebuild, RebuildStatus
+from patchprop.logic.slack import Pacer
 from patchprop_cli.lambdas import LocalContext, deliver_sqs
 from patchprop_cli.template import Stack, provision
 
@@ -81,10 +84,10 @@ def slack_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 def use_slack(monkeypatch: pytest.MonkeyPatch, session: requests.Session) -> None:
     """The function's webhook, its URL read from the secret as deployed, posting through `session`."""
 
-    def webhook(secret_id: str) -> SlackWebhook:
-        return SlackWebhook(config.slack_webhook_url(secret_id), session=session)
+    def webhook(adapters: wiring.Adapters) -> SlackWebhook:
+        return SlackWebhook(secrets.slack_webhook_url(adapters.env.SLACK_WEBHOOK_SECRET_ID), session=session)
 
-    monkeypatch.setattr(wiring, "slack_webhook", webhook)
+    monkeypatch.setattr(wiring.Adapters, "slack_webhook", property(webhook))
 
 
 @pytest.fixture
@@ -101,15 +104,12 @@ def finished_rebuild(stack: Stack, image: str) -> Alert:
     dependent = Dependent(image=image, project=PROJECTS[0], bases=["acme/base:1"], owner="team-a")
     patch = PatchRequest(base="acme/base:1", digest=D2, previous_digest=D1, detected_by="poller")
     request = RebuildRequest.for_dependent(dependent, patch)
-    started = store.record_started(request, "p:1")
+    started = store.record_started(Rebuild.started(request, "p:1"))
     alert = Alert.from_rebuild(started.model_copy(update={"status": RebuildStatus.FAILED}))
     store.record_finished(
         request.rebuild_id,
-        RebuildStatus.FAILED,
-        "p:1",
-        None,
-        outcome="failed",
-        alert_json=alert.model_dump_json(),
+        Finish(status=RebuildStatus.FAILED, build_id="p:1", outcome=Outcome.FAILED),
+        alert,
     )
     return alert
 
@@ -155,7 +155,7 @@ def test_slack_429_fails_the_record_and_hides_it_for_retry_after(slack_stack, cl
     use_slack(monkeypatch, slack)
     publish_like_sns(slack_stack, finished_rebuild(slack_stack, "acme/app:1"))
     changes: list[int] = []
-    real = wiring.queue(slack_stack.refs["SlackQueue"])
+    real = wiring.adapters(config.env_vars(SlackEnv)).slack_queue
     monkeypatch.setattr(real, "retry_later", lambda handle, seconds: changes.append(seconds))
     # When the function takes it
     answer = deliver(slack_stack)
@@ -187,8 +187,8 @@ def test_the_webhook_url_is_never_logged_or_raised(slack_stack, clock, monkeypat
 def test_the_webhook_url_is_read_from_its_secret_plain_or_json(slack_stack):
     client = boto3.client("secretsmanager")
     as_json = client.create_secret(Name="slack-json", SecretString=json.dumps({"url": URL}))["ARN"]
-    assert config.slack_webhook_url(os.environ["SLACK_WEBHOOK_SECRET_ID"]) == URL
-    assert config.slack_webhook_url(as_json) == URL
+    assert secrets.slack_webhook_url(os.environ["SLACK_WEBHOOK_SECRET_ID"]) == URL
+    assert secrets.slack_webhook_url(as_json) == URL
 
 
 def test_a_summary_is_rendered_from_its_patch_and_anything_else_posted_as_its_text(
@@ -200,7 +200,7 @@ def test_a_summary_is_rendered_from_its_patch_and_anything_else_posted_as_its_te
     store = Store(slack_stack.refs["PatchpropTable"])
     patch = PatchRequest(base="docker.io/acme/base:1", digest=D2, previous_digest=D1, detected_by="poller")
     store.record_patch(patch, rebuilds=1)
-    store.count_finished(patch.base, D2, "rb-1", "promoted", patch.detected_at)
+    store.count_finished(patch.cascade_id, "rb-1", "promoted", patch.detected_at)
     sqs = boto3.client("sqs")
     summary = {"outcome": "summary", "base": patch.base, "base_digest": D2}
     for body, attributes in (("summary text", summary), ("hello from SNS", {"rebuild_id": "rb-unknown"})):

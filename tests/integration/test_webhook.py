@@ -11,8 +11,8 @@ import pytest
 import responses
 from support import handler
 
-from patchprop.models import Dependent
-from patchprop.store import Store
+from patchprop.adapters.dynamodb import Store
+from patchprop.domain.models import Dependent
 from patchprop_cli.lambdas import LocalContext, api_event, response_json
 from patchprop_cli.oci import push_image
 from patchprop_cli.registry_server import free_port

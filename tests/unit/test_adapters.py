@@ -9,10 +9,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from patchprop.builds import BuildLookupFailed, CodeBuild
-from patchprop.errors import BuildStartFailed, BuildThrottled
-from patchprop.reports import Reports, report_link
-from patchprop.scan import ScanReportError
+from patchprop.adapters.codebuild import BuildLookupFailed, CodeBuild
+from patchprop.adapters.s3 import Reports
+from patchprop.domain.alerts import report_link
+from patchprop.domain.errors import BuildStartFailed, BuildThrottled
+from patchprop.domain.findings import ScanReportError
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_other_errors_are_final(stubbed, code):
     ],
 )
 def test_source_location_becomes_the_right_override(location, override):
-    from patchprop.builds import source_override
+    from patchprop.adapters.codebuild import source_override
 
     assert source_override(location) == override
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from patchprop import alerts
-from patchprop.alerts import (
+from patchprop.domain import alerts
+from patchprop.domain.alerts import (
     Alert,
     PatchSummary,
     attribute_bytes,
@@ -22,9 +22,10 @@ from patchprop.alerts import (
     summary_email,
     summary_message,
 )
-from patchprop.logic.gate import Policy, gate
-from patchprop.models import Rebuild, RebuildStatus
-from patchprop.scan import Finding, ScanReport, Severity, parse_report
+from patchprop.domain.findings import Finding, ScanReport, Severity
+from patchprop.domain.gate import Policy, gate
+from patchprop.domain.records import Rebuild, RebuildStatus
+from patchprop.domain.scan import parse_report
 
 GATE = Path(__file__).resolve().parent.parent / "data" / "scan" / "gate"
 OLD, NEW = "sha256:" + "1" * 64, "sha256:" + "2" * 64

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from patchprop.logic.cascade import CycleInGraph, affected, plan_cascade, release_order
-from patchprop.models import Dependent
+from patchprop.domain.cascade import CycleInGraph, affected, plan_cascade, release_order
+from patchprop.domain.models import Dependent
 
 ROOT = "docker.io/acme/base:1"
 

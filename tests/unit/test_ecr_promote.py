@@ -6,11 +6,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from patchprop.ecr_promote import EcrTagMover
-from patchprop.errors import RegistryUnavailable
-from patchprop.refs import parse_ref
-from patchprop.registry import MANIFEST_MEDIA_TYPES
-from patchprop.registry_write import TagMoved, TagMoveRefused
+from patchprop.adapters.ecr import EcrTagMover
+from patchprop.adapters.registry import MANIFEST_MEDIA_TYPES
+from patchprop.domain.errors import RegistryUnavailable, TagMoved, TagMoveRefused
+from patchprop.domain.refs import parse_ref
 
 REPO = parse_ref("123456789012.dkr.ecr.eu-west-1.amazonaws.com/acme/app")
 OLD, NEW, OTHER = ("sha256:" + c * 64 for c in "abc")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from patchprop.logic.gate import GateResult, Policy, PolicyError, gate, parse_policy
-from patchprop.scan import Finding, ScanReport, Severity, parse_report
+from patchprop.domain.findings import Finding, ScanReport, Severity
+from patchprop.domain.gate import GateResult, Policy, PolicyError, gate, parse_policy
+from patchprop.domain.scan import parse_report
 from patchprop_cli.gate_cmd import gate_command
 
 GATE = Path(__file__).resolve().parent.parent / "data" / "scan" / "gate"

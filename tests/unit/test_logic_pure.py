@@ -3,12 +3,12 @@
 import json
 from datetime import UTC, datetime
 
-from support import handler
-
-from patchprop.alerts import Alert, message
+from patchprop import retry
+from patchprop.domain.alerts import Alert, message
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.logic.detect import token_matches
-from patchprop.logic.rebuild import build_env
-from patchprop.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
+from patchprop.logic.start import build_env
 from patchprop.web import parse_body
 
 D1 = "sha256:" + "1" * 64
@@ -70,12 +70,10 @@ def test_outcome_message_reads_in_an_email_and_has_filter_attributes():
 
 
 def test_backoff_grows_and_is_capped():
-    rebuilder = handler("rebuilder")
-    module = __import__(rebuilder.__module__)
-    first, later = module.backoff(1), module.backoff(8)
+    first, later = retry.backoff(1), retry.backoff(8)
     assert 20 <= first <= 30
     assert later > first
-    assert module.backoff(50) <= module.MAX_BACKOFF + 10
+    assert retry.backoff(50) <= retry.MAX_BACKOFF + 10
 
 
 def test_parse_body_names_the_bad_field():

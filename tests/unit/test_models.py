@@ -3,15 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from patchprop.models import (
-    BuildStateChange,
-    Dependent,
-    DockerHubPush,
-    PatchRequest,
-    RebuildRequest,
-    RebuildStatus,
-    rebuild_id_for,
-)
+from patchprop.domain.events import BuildStateChange, DockerHubPush
+from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest, rebuild_id_for
+from patchprop.domain.records import RebuildStatus
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

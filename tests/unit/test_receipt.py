@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from patchprop.logic.gate import Policy, gate
-from patchprop.receipt import (
+from patchprop.domain.findings import Finding, ScanReport, Severity
+from patchprop.domain.gate import Policy, gate
+from patchprop.domain.receipt import (
     OPENVEX_CONTEXT,
     BaseMove,
     PackageChange,
@@ -21,8 +22,7 @@ from patchprop.receipt import (
     oci_purl,
     package_changes,
 )
-from patchprop.refs import parse_ref
-from patchprop.scan import Finding, ScanReport, Severity
+from patchprop.domain.refs import parse_ref
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32

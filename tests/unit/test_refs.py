@@ -1,11 +1,11 @@
-"""Edge cases of image reference parsing and normalization (patchprop.refs)."""
+"""Edge cases of image reference parsing and normalization (patchprop.domain.refs)."""
 
 from __future__ import annotations
 
 import pytest
 
-from patchprop.errors import InvalidReference
-from patchprop.refs import ImageRef, parse_ref
+from patchprop.domain.errors import InvalidReference
+from patchprop.domain.refs import ImageRef, parse_ref
 
 DIGEST = "sha256:" + "ab" * 32
 

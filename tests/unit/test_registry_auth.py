@@ -15,14 +15,7 @@ import requests
 import responses
 from responses.registries import OrderedRegistry
 
-from patchprop.errors import (
-    ManifestNotFound,
-    RegistryAuthError,
-    RegistryRateLimited,
-    RegistryUnavailable,
-)
-from patchprop.refs import parse_ref
-from patchprop.registry import (
+from patchprop.adapters.registry import (
     MANIFEST_MEDIA_TYPES,
     Credentials,
     RegistryClient,
@@ -31,6 +24,13 @@ from patchprop.registry import (
     parse_challenge,
     parse_retry_after,
 )
+from patchprop.domain.errors import (
+    ManifestNotFound,
+    RegistryAuthError,
+    RegistryRateLimited,
+    RegistryUnavailable,
+)
+from patchprop.domain.refs import parse_ref
 
 HOST = "registry.example"
 REF = parse_ref(f"{HOST}/team/app:1")

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from patchprop.scan import Finding, ScanReport, ScanReportError, Severity, parse_report
+from patchprop.domain.findings import Finding, ScanReport, ScanReportError, Severity
+from patchprop.domain.scan import parse_report
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "scan"
 C, H, M, L, U = Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.UNKNOWN

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from patchprop.errors import PatchpropError
-from patchprop.refs import parse_ref
+from patchprop.domain.errors import PatchpropError
+from patchprop.domain.refs import parse_ref
 
 BaseKind = Literal["from", "copy-from", "mount-from"]
 

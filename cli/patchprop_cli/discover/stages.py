@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import dockerfile
 
-from patchprop.errors import InvalidReference
-from patchprop.refs import parse_ref
+from patchprop.domain.errors import InvalidReference
+from patchprop.domain.refs import parse_ref
 from patchprop_cli.discover.lex import Env, ExpandError, Word
 from patchprop_cli.discover.model import BaseKind, DiscoverError, FoundBase
 from patchprop_cli.discover.platforms import PLATFORM_ARGS

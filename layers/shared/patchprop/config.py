@@ -1,18 +1,15 @@
-"""Environment variables and secrets, validated once per container and cached."""
+"""Environment variables: one pydantic model per handler, validated once and cached."""
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from typing import TypeVar
 
-from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict
 
-from patchprop.registry import Credentials, credentials_from_json
+from patchprop.domain.alerts import NotifyFormat
 
-SECRET_MAX_AGE = 300  # seconds a fetched secret is reused; rotation takes effect within this
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -26,26 +23,79 @@ def env_vars(model: type[M]) -> M:
     return model.model_validate(dict(os.environ))
 
 
-def webhook_tokens(secret_id: str) -> tuple[str, ...]:
-    """The valid webhook tokens: `current` and, during a rotation, `previous`."""
-    raw = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)
-    data = json.loads(raw if isinstance(raw, str) else raw.decode())
-    return tuple(t for t in (data.get("current"), data.get("previous")) if isinstance(t, str) and t)
+def _names(text: str) -> frozenset[str]:
+    return frozenset(p.strip() for p in text.split(",") if p.strip())
 
 
-def slack_webhook_url(secret_id: str) -> str:
-    """The Slack incoming webhook URL: the secret's text, or its `url` if it is JSON."""
-    raw = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)
-    text = (raw if isinstance(raw, str) else raw.decode()).strip()
-    if text.startswith("{"):
-        url = json.loads(text).get("url")
-        return url.strip() if isinstance(url, str) else ""
-    return text
+class Resources(EnvVars):
+    """What a handler may be wired to; each handler's model requires the ones it uses."""
+
+    TABLE_NAME: str = ""
+    IDEMPOTENCY_TABLE_NAME: str = ""
+    PATCH_QUEUE_URL: str = ""
+    REBUILD_QUEUE_URL: str = ""
+    SLACK_QUEUE_URL: str = ""
+    TOPIC_ARN: str = ""
+    REPORTS_BUCKET: str = ""  # reports are read from this bucket only
+    WEBHOOK_SECRET_ID: str = ""
+    REGISTRY_CREDENTIALS_SECRET_ID: str = ""
+    SLACK_WEBHOOK_SECRET_ID: str = ""
+    # Which builder starts rebuilds: CodeBuild, or one registered by name (`patchprop local`).
+    PATCHPROP_BUILDS: str = "codebuild"
 
 
-def registry_credentials(secret_id: str | None) -> dict[str, Credentials]:
-    """Registry credentials from Secrets Manager, or none (anonymous pulls)."""
-    if not secret_id:
-        return {}
-    raw = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)
-    return credentials_from_json(raw if isinstance(raw, str) else raw.decode())
+class WebhookEnv(Resources):
+    TABLE_NAME: str
+    PATCH_QUEUE_URL: str
+    WEBHOOK_SECRET_ID: str
+
+
+class PollerEnv(Resources):
+    TABLE_NAME: str
+    PATCH_QUEUE_URL: str
+
+
+class PlannerEnv(Resources):
+    TABLE_NAME: str
+    REBUILD_QUEUE_URL: str
+    IDEMPOTENCY_TABLE_NAME: str
+
+
+class RebuilderEnv(Resources):
+    TABLE_NAME: str
+    IDEMPOTENCY_TABLE_NAME: str
+    REBUILD_QUEUE_URL: str
+    REBUILD_PROJECTS: str
+    TOPIC_ARN: str
+    BUILD_CONCURRENCY_CAP: int = 20
+    # Seconds a rebuild waiting for a slot of the cap stays on the queue before it looks again.
+    CAP_WAIT_SECONDS: int = 30
+    NOTIFY_FORMAT: NotifyFormat = "email"
+
+    @property
+    def projects(self) -> frozenset[str]:
+        return _names(self.REBUILD_PROJECTS)
+
+
+class BuildEventsEnv(Resources):
+    TABLE_NAME: str
+    TOPIC_ARN: str
+    REBUILD_QUEUE_URL: str
+    # No scan report: true fails the rebuild, false tells it as "succeeded" (not scanned).
+    REQUIRE_SCAN: bool = True
+    NOTIFY_FORMAT: NotifyFormat = "email"
+
+
+class ApiEnv(Resources):
+    TABLE_NAME: str
+    REBUILD_PROJECTS: str
+
+    @property
+    def projects(self) -> frozenset[str]:
+        return _names(self.REBUILD_PROJECTS)
+
+
+class SlackEnv(Resources):
+    TABLE_NAME: str
+    SLACK_WEBHOOK_SECRET_ID: str
+    SLACK_QUEUE_URL: str

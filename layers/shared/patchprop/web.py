@@ -1,19 +1,35 @@
-"""HTTP answers shared by the API handlers: JSON bodies, errors that name the field."""
+"""HTTP answers for the webhook and the management API: JSON bodies, errors that name the field,
+and the one table mapping patchprop's errors to HTTP answers."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, TypeVar
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from patchprop.domain.errors import (
+    InvalidReference,
+    ManifestNotFound,
+    NotFound,
+    RegistryError,
+    RegistryRateLimited,
+    StoreError,
+)
+from patchprop.domain.validation import problems
+from patchprop.logic.catalog import CycleError, InvalidChanges, ProjectNotAllowed
+
 M = TypeVar("M", bound=BaseModel)
+logger = Logger(child=True)
 
 
 def json_response(
-    status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None
+    status: HTTPStatus, body: Mapping[str, Any], headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
         status_code=int(status), content_type="application/json", body=json.dumps(body), headers=headers or {}
@@ -29,6 +45,14 @@ def error_response(
     return json_response(status, body, headers)
 
 
+def invalid(errors: ValidationError | Iterable[Mapping[str, Any]]) -> Response:
+    """400 naming the first bad field, with every problem under `details`."""
+    details = problems(errors) or [{"field": "body", "error": "invalid request"}]
+    first = details[0]
+    body = {"error": f"{first['field']}: {first['error']}", "field": first["field"], "details": details}
+    return json_response(HTTPStatus.BAD_REQUEST, body)
+
+
 def parse_body(model: type[M], body: str) -> M | Response:
     """The body as `model`, or a 400 naming the first bad field."""
     try:
@@ -40,9 +64,56 @@ def parse_body(model: type[M], body: str) -> M | Response:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        details = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
-        return json_response(
-            HTTPStatus.BAD_REQUEST, {"error": f"{field}: {first['msg']}", "field": field, "details": details}
-        )
+        return invalid(exc)
+
+
+def _rate_limited(exc: Exception) -> Response:
+    # Not accepted, so Docker Hub's delivery history shows it; the poller catches up too.
+    logger.warning("registry rate-limited the digest lookup", extra={"error": str(exc)})
+    seconds = int(getattr(exc, "retry_after", 1)) or 1
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "registry rate-limited; retry later",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def _registry_down(exc: Exception) -> Response:
+    logger.warning("registry unavailable for the digest lookup", extra={"error": str(exc)})
+    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "registry unavailable; retry later")
+
+
+def _tag_not_found(exc: Exception) -> Response:
+    logger.warning("pushed tag not found in the registry", extra={"error": str(exc)})
+    return json_response(HTTPStatus.ACCEPTED, {"status": "ignored", "reason": "tag not found"})
+
+
+def _store_down(exc: Exception) -> Response:
+    logger.exception("table unavailable")
+    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "table unavailable; retry later")
+
+
+def _said(status: HTTPStatus, field: str | None = None) -> Callable[[Exception], Response]:
+    return lambda exc: error_response(status, str(exc), field=getattr(exc, "field", None) or field)
+
+
+# The most specific class first matters not: Powertools picks the handler along the exception's MRO.
+HTTP_ERRORS: dict[type[Exception], Callable[[Exception], Response]] = {
+    RequestValidationError: lambda exc: invalid(exc.errors()),  # type: ignore[attr-defined]
+    InvalidChanges: lambda exc: invalid(exc.errors),  # type: ignore[attr-defined]
+    InvalidReference: _said(HTTPStatus.BAD_REQUEST),
+    NotFound: _said(HTTPStatus.NOT_FOUND),
+    CycleError: _said(HTTPStatus.CONFLICT, field="bases"),
+    ProjectNotAllowed: _said(HTTPStatus.FORBIDDEN, field="project"),
+    ManifestNotFound: _tag_not_found,
+    RegistryRateLimited: _rate_limited,
+    RegistryError: _registry_down,
+    StoreError: _store_down,
+}
+
+
+def answer_errors(app: APIGatewayRestResolver) -> APIGatewayRestResolver:
+    """Register HTTP_ERRORS on a resolver."""
+    for kind, answer in HTTP_ERRORS.items():
+        app.exception_handler(kind)(answer)
+    return app

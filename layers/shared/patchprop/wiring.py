@@ -1,74 +1,89 @@
-"""Adapters built once per container, on first use (never at import time)."""
+"""The composition root: the adapters a handler talks to, built from its env model once per
+container and on first use (never at import time), then passed down to logic."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from patchprop.adapters import idempotency, secrets
+from patchprop.adapters.codebuild import CodeBuild
+from patchprop.adapters.dynamodb import Store as DynamoDBStore
+from patchprop.adapters.registry import RegistryClient
+from patchprop.adapters.s3 import Reports as S3Reports
+from patchprop.adapters.slack import SlackWebhook
+from patchprop.adapters.sns import Topic as SNSTopic
+from patchprop.adapters.sqs import Queue as SQSQueue
+from patchprop.config import Resources
+from patchprop.ports import Builds, ChatWebhook, Queue, Registry, Reports, Store, Topic
 
-from patchprop.builds import Builds, CodeBuild
-from patchprop.config import registry_credentials, slack_webhook_url
-from patchprop.notify import Topic
-from patchprop.queues import Queue
-from patchprop.registry import RegistryClient
-from patchprop.reports import Reports
-from patchprop.slack import SlackWebhook
-from patchprop.store import Store
+# Builders by name (Resources.PATCHPROP_BUILDS): CodeBuild, or one `patchprop local` registers.
+_BUILDERS: dict[str, Callable[[], Builds]] = {"codebuild": CodeBuild}
+
+
+def register_builds(name: str, factory: Callable[[], Builds] | None) -> None:
+    """Make `PATCHPROP_BUILDS=<name>` start rebuilds with `factory()`; None takes it back."""
+    if factory is None:
+        _BUILDERS.pop(name, None)
+    else:
+        _BUILDERS[name] = factory
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """One handler's adapters. Each is built the first time logic needs it."""
+
+    env: Resources
+
+    @cached_property
+    def store(self) -> Store:
+        return DynamoDBStore(self.env.TABLE_NAME)
+
+    @cached_property
+    def patch_queue(self) -> Queue:
+        return SQSQueue(self.env.PATCH_QUEUE_URL)
+
+    @cached_property
+    def rebuild_queue(self) -> Queue:
+        return SQSQueue(self.env.REBUILD_QUEUE_URL)
+
+    @cached_property
+    def slack_queue(self) -> Queue:
+        return SQSQueue(self.env.SLACK_QUEUE_URL)
+
+    @cached_property
+    def topic(self) -> Topic:
+        return SNSTopic(self.env.TOPIC_ARN)
+
+    @cached_property
+    def reports(self) -> Reports:
+        return S3Reports(bucket=self.env.REPORTS_BUCKET)
+
+    @cached_property
+    def builds(self) -> Builds:
+        return _BUILDERS[self.env.PATCHPROP_BUILDS]()
+
+    # Not cached here: credentials, URLs and tokens rotate (their secret is cached instead).
+
+    @property
+    def registry(self) -> Registry:
+        credentials = secrets.registry_credentials(self.env.REGISTRY_CREDENTIALS_SECRET_ID)
+        return _registry(tuple(sorted(credentials.items())))
+
+    @property
+    def slack_webhook(self) -> ChatWebhook:
+        return _slack_webhook(secrets.slack_webhook_url(self.env.SLACK_WEBHOOK_SECRET_ID))
+
+    @property
+    def webhook_tokens(self) -> tuple[str, ...]:
+        return secrets.webhook_tokens(self.env.WEBHOOK_SECRET_ID)
 
 
 @lru_cache
-def store(table_name: str) -> Store:
-    return Store(table_name)
-
-
-@lru_cache
-def queue(url: str) -> Queue:
-    return Queue(url)
-
-
-@lru_cache
-def idempotency_store(table_name: str, user: str) -> DynamoDBPersistenceLayer:
-    """Powertools Idempotency's table, one layer object per `user` (handler).
-
-    Not shared between handlers: a persistence layer keeps the first IdempotencyConfig it is
-    configured with, so a shared one would key the rebuilder's records by the planner's key.
-    """
-    return DynamoDBPersistenceLayer(table_name=table_name)
-
-
-@lru_cache
-def topic(arn: str) -> Topic:
-    return Topic(arn)
-
-
-@lru_cache
-def reports(bucket: str | None = None) -> Reports:
-    return Reports(bucket=bucket)
-
-
-_local_builds: Builds | None = None
-
-
-def codebuild() -> Builds:
-    """CodeBuild, or the local builder `patchprop local` installed with use_builds()."""
-    return _local_builds or _codebuild()
-
-
-@lru_cache
-def _codebuild() -> CodeBuild:
-    return CodeBuild()
-
-
-def use_builds(builds: Builds | None) -> None:
-    """Run rebuilds on `builds` instead of CodeBuild (the local stack's builder), or undo it."""
-    global _local_builds
-    _local_builds = builds
-
-
-def registry(credentials_secret_id: str | None) -> RegistryClient:
-    # Not cached whole: credentials rotate (the secret is cached for SECRET_MAX_AGE instead).
-    return _registry(tuple(sorted(registry_credentials(credentials_secret_id).items())))
+def adapters(env: Resources) -> Adapters:
+    """The adapters for a handler's env (one set per container)."""
+    return Adapters(env)
 
 
 @lru_cache(maxsize=4)
@@ -76,18 +91,22 @@ def _registry(credentials: tuple) -> RegistryClient:
     return RegistryClient(credentials=dict(credentials))
 
 
-def slack_webhook(secret_id: str) -> SlackWebhook:
-    # Not cached whole, as the URL may be rotated in its secret (cached for SECRET_MAX_AGE).
-    return _slack_webhook(slack_webhook_url(secret_id))
-
-
 @lru_cache(maxsize=2)
 def _slack_webhook(url: str) -> SlackWebhook:
     return SlackWebhook(url)
 
 
+def idempotency_store(table_name: Callable[[], str]) -> idempotency.LazyDynamoDBPersistenceLayer:
+    """Powertools Idempotency's table for one handler's module-level decorator, built on first use.
+
+    One per handler: a persistence layer keeps the first IdempotencyConfig it is configured with.
+    """
+    return idempotency.LazyDynamoDBPersistenceLayer(table_name)
+
+
 def reset() -> None:
-    """Forget every adapter (tests switch AWS endpoints between cases)."""
-    for factory in (store, queue, topic, idempotency_store, reports, _codebuild, _registry, _slack_webhook):
+    """Forget every adapter and secret (a new container: tests switch AWS endpoints)."""
+    for factory in (adapters, _registry, _slack_webhook):
         factory.cache_clear()
-    parameters.clear_caches()
+    idempotency.forget_all()
+    secrets.clear_cache()

@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from patchprop.errors import NotFound, PatchpropError
-from patchprop.models import Base, Dependent, PolicyText, Rebuild, RebuildStatus, TaggedImage
-from patchprop.store import Store
+from patchprop.domain.errors import NotFound, PatchpropError
+from patchprop.domain.models import Base, Dependent, PolicyText, TaggedImage
+from patchprop.domain.records import Rebuild, RebuildStatus
+from patchprop.domain.validation import problems
+from patchprop.ports import Store
 
 RECENT_REBUILDS = 10  # shown with one dependent
 
@@ -33,7 +35,7 @@ class InvalidChanges(PatchpropError, ValueError):
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+        super().__init__("; ".join(f"{p['field']}: {p['error']}" for p in problems(errors)))
 
 
 class ProjectNotAllowed(PatchpropError):
@@ -48,33 +50,18 @@ class ProjectNotAllowed(PatchpropError):
 # ---- in ----------------------------------------------------------------------------------
 
 
-_FIELD_DOCS = {
-    "image": "The image patchprop rebuilds, as it is pushed (a tag, not a digest).",
-    "project": "The CodeBuild project that rebuilds it: one of the stack's RebuildProjects.",
-    "bases": "The images it is built FROM (tags); each becomes a tracked base.",
-    "owner": "Team or person told about its rebuilds (the `owner` attribute of alerts).",
-    "source_location": "Overrides the project's source location for this image.",
-    "source_version": "Branch, tag or commit CodeBuild builds.",
-    "build_args": "Passed to the build as BUILD_ARG_<NAME> environment variables.",
-    "auto_rebuild": "Rebuild it by itself when a base moves; off: tracked only.",
-    "cooldown_seconds": "The least number of seconds between two rebuilds of it (0: no limit).",
-    "policy": (
-        "When a rebuild of it is promoted, e.g. `fail_on=critical,high;ignore_unfixed=true` or the "
-        "JSON form; default: blocked by any new CRITICAL or HIGH finding of its own."
-    ),
-}
-
-
 def _describe_fields(schema: dict[str, Any]) -> None:
-    for name, text in _FIELD_DOCS.items():
-        if name in schema.get("properties", {}):
-            schema["properties"][name]["description"] = text
+    """The changes' fields described as the dependent's are (domain.models.Dependent)."""
+    for name, prop in schema.get("properties", {}).items():
+        known = Dependent.model_fields.get(name)
+        if known is not None and known.description:
+            prop["description"] = known.description
 
 
 class DependentRegistration(Dependent):
     """A dependent as registered through the API: every field of it, and nothing else."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_describe_fields)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DependentChanges(BaseModel):

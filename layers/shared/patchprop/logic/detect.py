@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal
 
-from patchprop.models import Base, DockerHubPush, PatchRequest
-from patchprop.queues import Queue
-from patchprop.refs import ImageRef, dockerhub_ref, parse_ref
-from patchprop.store import Store
+from patchprop.domain.errors import InvalidReference, RegistryError
+from patchprop.domain.events import DockerHubPush
+from patchprop.domain.models import Base, PatchRequest
+from patchprop.domain.refs import dockerhub_ref, parse_ref
+from patchprop.ports import Queue, Registry, Store
 
-
-class Resolver(Protocol):
-    def resolve_digest(self, ref: ImageRef) -> str: ...
+logger = logging.getLogger(__name__)
 
 
 class Seen(StrEnum):
@@ -45,9 +45,12 @@ def token_matches(given: str, valid: Iterable[str]) -> bool:
     return matched and bool(given)
 
 
-def check_push(push: DockerHubPush, *, store: Store, registry: Resolver, patches: Queue) -> BaseCheck:
+def check_push(push: DockerHubPush, *, store: Store, registry: Registry, patches: Queue) -> BaseCheck:
     """A Docker Hub push names a tag; the registry tells what it points at now."""
-    ref = str(dockerhub_ref(push.repository.repo_name, push.push_data.tag))
+    try:
+        ref = str(dockerhub_ref(push.repository.repo_name, push.push_data.tag))
+    except InvalidReference as exc:
+        raise InvalidReference(str(exc), field="repository.repo_name") from exc
     base = store.get_base(ref)
     if base is None:
         return BaseCheck(ref, Seen.UNTRACKED)
@@ -55,7 +58,7 @@ def check_push(push: DockerHubPush, *, store: Store, registry: Resolver, patches
 
 
 def check_base(
-    base: Base, *, store: Store, registry: Resolver, patches: Queue, detected_by: Literal["webhook", "poller"]
+    base: Base, *, store: Store, registry: Registry, patches: Queue, detected_by: Literal["webhook", "poller"]
 ) -> BaseCheck:
     """Resolve the base's tag (one HEAD) and, if it moved, enqueue the patch, then record it.
 
@@ -73,3 +76,17 @@ def check_base(
     )
     store.record_digest(base.ref, base.digest, digest)
     return BaseCheck(base.ref, Seen.MOVED, digest, base.digest)
+
+
+def poll_bases(*, store: Store, registry: Registry, patches: Queue) -> list[BaseCheck]:
+    """Check each tracked base; a registry failure on one base does not stop the others."""
+    checks = []
+    for base in store.list_bases():
+        try:
+            checks.append(
+                check_base(base, store=store, registry=registry, patches=patches, detected_by="poller")
+            )
+        except RegistryError as exc:
+            logger.warning("could not check base %s: %s", base.ref, exc)
+            checks.append(BaseCheck(base.ref, Seen.ERROR))
+    return checks

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from patchprop.logic.cascade import Node, affected, plan_cascade, release_order
-from patchprop.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
-from patchprop.queues import Queue
-from patchprop.store import Store
+from patchprop.domain.cascade import affected, plan_cascade, release_order
+from patchprop.domain.models import CascadeId, Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.records import SKIPPED, NodeStatus
+from patchprop.ports import Queue, Store
+
+_NOT_STARTED = (NodeStatus.WAITING, NodeStatus.READY)
 
 
 @dataclass(frozen=True)
 class Plan:
-    patch_id: str
+    patch_id: CascadeId
     rebuilds: int  # images in the cascade
     released: int  # enqueued now; the others follow their parents
     skipped: str | None = None  # why nothing was planned
@@ -29,8 +30,8 @@ def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) ->
     producer = cascade_rebuilding(patch.base, patch.digest, store=store)
     if producer:
         # Our own push of a rebuilt image: its cascade releases the images built on it.
-        return Plan(patch.patch_id, 0, 0, skipped=f"rebuilt by the cascade of {producer}")
-    cascade = patch.patch_id
+        return Plan(patch.cascade_id, 0, 0, skipped=f"rebuilt by the cascade of {producer}")
+    cascade = patch.cascade_id
     if store.get_patch(patch.base, patch.digest) is None:
         tracked = {b.ref for b in store.list_bases()}
         nodes = plan_cascade(patch.base, affected(patch.base, DependentsOf(store), tracked))
@@ -41,8 +42,9 @@ def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) ->
         total = len(nodes)
     else:  # planned before (a redelivery after a crash): send the first wave again
         stored = list(store.cascade_nodes(cascade))
-        first_wave = [_node(item) for item in stored if item["status"] == "READY" and not item.get("waiting")]
-        first_wave = release_order(first_wave)
+        first_wave = release_order(
+            n.as_node() for n in stored if n.status is NodeStatus.READY and not n.waiting
+        )
         total = len(stored)
     rebuild_queue.send_batch([RebuildRequest.for_dependent(n.dependent, patch, cascade) for n in first_wave])
     return Plan(cascade, total, len(first_wave))
@@ -71,7 +73,7 @@ class DependentsOf:
         return list(self.store.dependents_of(base))
 
 
-def cascade_rebuilding(image: str, digest: str, *, store: Store) -> str | None:
+def cascade_rebuilding(image: str, digest: str, *, store: Store) -> CascadeId | None:
     """The cascade that is rebuilding `image` or just pushed it at `digest`, if any."""
     last = store.last_rebuild(image)
     if last is None or not last.cascade:
@@ -88,82 +90,11 @@ def supersede_older(patch: PatchRequest, *, store: Store) -> int:
     """
     dropped = 0
     for older in store.patches_of(patch.base):
-        if older.get("digest") == patch.digest:
+        if older.digest == patch.digest:
             continue
-        cascade = f"{patch.base}@{older['digest']}"
-        for item in store.cascade_nodes(cascade):
-            if store.set_node_status(cascade, item["image"], "SUPERSEDED", expect=("WAITING", "READY")):
-                store.count_finished(
-                    patch.base, older["digest"], f"skipped:{item['image']}", "skipped", patch.detected_at
-                )
+        cascade = older.cascade_id
+        for node in store.cascade_nodes(cascade):
+            if store.set_node_status(cascade, node.image, NodeStatus.SUPERSEDED, expect=_NOT_STARTED):
+                store.count_finished(cascade, f"skipped:{node.image}", SKIPPED, patch.detected_at)
                 dropped += 1
     return dropped
-
-
-def advance_cascade(
-    rebuild: Rebuild,
-    *,
-    store: Store,
-    rebuild_queue: Queue,
-    skipped: Callable[[str], object] = lambda _image: None,
-) -> list[str]:
-    """A cascade rebuild finished: enqueue the images it was the last patched parent of.
-
-    Runs once per rebuild (the node's move to DONE or FAILED is conditional). A rebuild that
-    failed, or that the gate failed or blocked, blocks every image below it; `skipped(image)`
-    is called for each. Returns the images enqueued.
-    """
-    if not rebuild.cascade or not rebuild.status.final:
-        return []
-    cascade, image = rebuild.cascade, rebuild.image
-    node = store.get_node(cascade, image)
-    succeeded = rebuild.status is RebuildStatus.SUCCEEDED
-    if node is None or not store.set_node_status(
-        cascade, image, "DONE" if succeeded else "FAILED", expect=("READY", "RUNNING")
-    ):
-        return []
-    if rebuild.build_id:
-        store.release_build_slot()  # its build held a slot of the concurrency cap
-    new_digest = rebuild.image_digest
-    if not succeeded or rebuild.outcome in ("blocked", "failed"):
-        for blocked in _block_below(cascade, node, store=store):
-            skipped(blocked)
-        return []
-    if not new_digest:
-        return []  # no build result to pin to: the push's webhook or the next poll takes over
-    base = store.get_base(image)
-    previous = base.digest if base and base.digest != new_digest else None
-    if base is not None:
-        store.record_digest(image, base.digest, new_digest)  # so our own push is not a new patch
-    ready = [
-        store.get_node(cascade, child)
-        for child in node.get("children", [])
-        if store.parent_rebuilt(cascade, child, image)
-    ]
-    moved = PatchRequest(
-        base=image,
-        digest=new_digest,
-        previous_digest=previous,
-        detected_by="cascade",
-        detected_at=rebuild.detected_at,
-    )
-    wave = release_order(_node(item) for item in ready if item)
-    rebuild_queue.send_batch([RebuildRequest.for_dependent(n.dependent, moved, cascade) for n in wave])
-    return [n.image for n in wave]
-
-
-def _block_below(cascade: str, node: dict, *, store: Store) -> list[str]:
-    """Mark every image waiting below `node` BLOCKED; returns them."""
-    blocked: list[str] = []
-    pending = list(node.get("children", []))
-    while pending:
-        child = pending.pop()
-        if store.set_node_status(cascade, child, "BLOCKED", expect=("WAITING",)):
-            blocked.append(child)
-            found = store.get_node(cascade, child)
-            pending.extend(found.get("children", []) if found else [])
-    return blocked
-
-
-def _node(item: dict) -> Node:
-    return Node(Dependent.model_validate(item["dependent"]), priority=float(item.get("priority", 0)))

@@ -8,18 +8,17 @@ decides: the rebuild fails (never promoted), or it is told as "succeeded" (not s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
-from patchprop.logic.gate import GateResult, PolicyError, gate, parse_policy
-from patchprop.models import BuildResult, Rebuild
-from patchprop.scan import ScanReport, ScanReportError, parse_report
-from patchprop.store import Store
-
-
-class ReportReader(Protocol):
-    def read_report(self, uri: str) -> bytes: ...
+from patchprop.domain.events import BuildResult
+from patchprop.domain.findings import ScanReport, ScanReportError
+from patchprop.domain.gate import GateResult, PolicyError, gate, parse_policy
+from patchprop.domain.records import Outcome, Rebuild
+from patchprop.domain.scan import parse_report
+from patchprop.domain.validation import first_problem
+from patchprop.ports import Reports, Store
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,7 @@ def read_result(raw: dict[str, Any] | None) -> tuple[BuildResult | None, str]:
     try:
         return BuildResult.model_validate(raw), ""
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "result"
-        return None, f"the build's result cannot be read ({where}: {first['msg']})"
+        return None, f"the build's result cannot be read ({first_problem(exc, default='result')})"
 
 
 def judge(
@@ -49,7 +46,7 @@ def judge(
     raw_result: dict[str, Any] | None,
     *,
     store: Store,
-    reports: ReportReader,
+    reports: Reports,
     require_scan: bool,
 ) -> Verdict:
     """Gate a rebuild whose build SUCCEEDED, from the result its build left."""
@@ -71,7 +68,7 @@ def judge(
         return Verdict(GateResult.failed(failure), report_uri=result.report, image_digest=digest)
     notes: list[str] = []
     base = _optional(result.base_report, "the base's", reports, notes)
-    last = store.last_promoted(rebuild.image, other_than=rebuild.rebuild_id)
+    last = last_promoted(rebuild, store=store)
     previous = _optional(last.report_uri if last else None, "the previous build's", reports, notes)
     decided = gate(report, previous, base, policy)
     if notes:
@@ -79,7 +76,19 @@ def judge(
     return Verdict(decided, report_uri=result.report, image_digest=digest)
 
 
-def _optional(uri: str | None, whose: str, reports: ReportReader, notes: list[str]) -> ScanReport | None:
+def last_promoted(rebuild: Rebuild, *, store: Store, within: int = 100) -> Rebuild | None:
+    """The image's most recent promoted rebuild with a scan report, other than `rebuild`."""
+    for earlier in store.recent_rebuilds(rebuild.image, limit=within):
+        if (
+            earlier.rebuild_id != rebuild.rebuild_id
+            and earlier.outcome is Outcome.PROMOTED
+            and earlier.report_uri
+        ):
+            return earlier
+    return None
+
+
+def _optional(uri: str | None, whose: str, reports: Reports, notes: list[str]) -> ScanReport | None:
     """A report the gate can do without: None, with a note, when it cannot be had."""
     if not uri:
         return None

@@ -1,0 +1,93 @@
+"""What other services send: Docker Hub webhooks, CodeBuild state changes, a build's result."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from patchprop.domain.models import Digest, DomainModel
+
+# ---- in: Docker Hub webhook -------------------------------------------------------------
+
+
+class DockerHubPushData(DomainModel):
+    tag: str = Field(min_length=1, max_length=128)
+    pushed_at: float | None = None
+    pusher: str | None = None
+
+
+class DockerHubRepository(DomainModel):
+    repo_name: str = Field(min_length=1, max_length=255)
+    namespace: str | None = None
+    name: str | None = None
+
+
+class DockerHubPush(DomainModel):
+    """The body Docker Hub posts. A hint only: it is unsigned and carries no digest."""
+
+    push_data: DockerHubPushData
+    repository: DockerHubRepository
+
+
+# ---- in: CodeBuild state change (EventBridge) ------------------------------------------
+
+
+class EnvironmentVariable(DomainModel):
+    name: str
+    value: str = ""
+    type: str = "PLAINTEXT"
+
+
+class BuildEnvironment(DomainModel):
+    environment_variables: list[EnvironmentVariable] = Field(
+        default_factory=list, alias="environment-variables"
+    )
+
+
+class BuildLogs(DomainModel):
+    deep_link: str | None = Field(default=None, alias="deep-link")
+
+
+class BuildAdditionalInformation(DomainModel):
+    environment: BuildEnvironment = Field(default_factory=BuildEnvironment)
+    logs: BuildLogs | None = None
+    build_start_time: str | None = Field(default=None, alias="build-start-time")
+
+
+class BuildStateChange(DomainModel):
+    """`detail` of a "CodeBuild Build State Change" event."""
+
+    build_status: str = Field(alias="build-status")
+    build_id: str = Field(alias="build-id")
+    project_name: str = Field(alias="project-name")
+    additional_information: BuildAdditionalInformation = Field(
+        default_factory=BuildAdditionalInformation, alias="additional-information"
+    )
+
+    @property
+    def build_key(self) -> str:
+        """The build id as StartBuild returns it (`project:uuid`); events carry the build ARN."""
+        return self.build_id.rsplit(":build/", 1)[-1]
+
+    def env(self, name: str) -> str | None:
+        for var in self.additional_information.environment.environment_variables:
+            if var.name == name:
+                return var.value
+        return None
+
+
+# ---- in: what a rebuild leaves behind (buildspec/rebuild.sh) -----------------------------
+
+
+class BuildResult(DomainModel):
+    """The rebuild script's result: the pushed image and where its scan reports are.
+
+    CodeBuild exports it as PATCHPROP_RESULT (BatchGetBuilds); the local CodeBuild reads the file.
+    """
+
+    image: str | None = None
+    digest: Digest | None = None
+    base: str | None = None
+    scanned: bool = False
+    report: str | None = None  # s3:// in AWS, file:// locally
+    base_report: str | None = None
+    sbom: str | None = None

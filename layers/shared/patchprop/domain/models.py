@@ -1,0 +1,216 @@
+"""Domain models: the catalog (bases, dependents) and the messages between functions.
+
+What is stored of a rebuild, a patch and a cascade is in `records`; what other services send
+in `events`. Pydantic at every boundary."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+from patchprop.domain.gate import parse_policy
+from patchprop.domain.refs import parse_ref
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _normalized(text: str) -> str:
+    return str(parse_ref(text))
+
+
+def _policy(text: str | None) -> str | None:
+    """A promotion policy as given, once it is known to read (patchprop.domain.gate syntax)."""
+    if text is None or not text.strip():
+        return None
+    parse_policy(text)  # PolicyError is a ValueError: pydantic reports it against the field
+    return text.strip()
+
+
+def _tagged(text: str) -> str:
+    ref = parse_ref(text)
+    if ref.digest:
+        raise ValueError(f"{text!r} must name a tag, not a digest: patchprop tracks tags that move")
+    return str(ref)
+
+
+# An image reference, normalized the way Docker does (docker.io/library/node:22).
+ImageName = Annotated[str, AfterValidator(_normalized)]
+# A tag-form reference (no digest): what a dependent is built FROM and what patchprop watches.
+TaggedImage = Annotated[str, AfterValidator(_tagged)]
+Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+# When a rebuild is promoted: `fail_on=critical,high;ignore_unfixed=true` or the JSON form.
+PolicyText = Annotated[str | None, Field(max_length=4096), AfterValidator(_policy)]
+
+
+class DomainModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# ---- the catalog ------------------------------------------------------------------------
+
+
+class Base(DomainModel):
+    """A tracked base image tag and the digest it pointed to when last seen."""
+
+    ref: TaggedImage
+    digest: Digest | None = None
+    previous_digest: Digest | None = None
+    changed_at: datetime | None = None
+
+
+class Dependent(DomainModel):
+    """An image of the user's, built FROM one or more tracked bases, and how to rebuild it."""
+
+    # Each field's description is the one the API's schema and the CLI's --help show.
+    image: TaggedImage = Field(
+        description="The image patchprop rebuilds, as it is pushed (a tag, not a digest)."
+    )
+    project: str = Field(
+        min_length=2,
+        max_length=150,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_]*$",
+        description="The CodeBuild project that rebuilds it: one of the stack's RebuildProjects.",
+    )
+    bases: list[TaggedImage] = Field(
+        min_length=1, description="The images it is built FROM (tags); each becomes a tracked base."
+    )
+    owner: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Team or person told about its rebuilds (the `owner` attribute of alerts).",
+    )
+    source_location: str | None = Field(
+        default=None, description="Overrides the project's source location for this image."
+    )
+    source_version: str | None = Field(default=None, description="Branch, tag or commit CodeBuild builds.")
+    build_args: dict[str, str] = Field(
+        default_factory=dict, description="Passed to the build as BUILD_ARG_<NAME> environment variables."
+    )
+    auto_rebuild: bool = Field(
+        default=True, description="Rebuild it by itself when a base moves; off: tracked only."
+    )
+    cooldown_seconds: int = Field(
+        default=0, ge=0, description="The least number of seconds between two rebuilds of it (0: no limit)."
+    )
+    policy: PolicyText = Field(
+        default=None,
+        description=(
+            "When a rebuild of it is promoted, e.g. `fail_on=critical,high;ignore_unfixed=true` or the "
+            "JSON form; default: blocked by any new CRITICAL or HIGH finding of its own."
+        ),
+    )
+
+
+class CascadeId(str):
+    """The patch a cascade belongs to, `<base>@<digest>`: the base that moved, and to what."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, base: str, digest: str) -> CascadeId:
+        return cls(f"{base}@{digest}")
+
+    @property
+    def base(self) -> str:
+        return self.rpartition("@")[0]
+
+    @property
+    def digest(self) -> str:
+        return self.rpartition("@")[2]
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(pattern=r"^.+@sha256:[0-9a-f]{64}$")
+        )
+
+
+def rebuild_id_for(image: str, base: str, base_digest: str) -> str:
+    """One rebuild per (dependent, base, base digest): the same inputs give the same id."""
+    key = f"{image}\n{base}\n{base_digest}".encode()
+    return "rb-" + hashlib.sha256(key).hexdigest()[:32]
+
+
+# ---- messages between functions -------------------------------------------------------
+
+
+class PatchRequest(DomainModel):
+    """A base moved: `base` now points at `digest` instead of `previous_digest`."""
+
+    base: TaggedImage
+    digest: Digest
+    previous_digest: Digest | None = None
+    detected_by: Literal["webhook", "poller", "cascade"]
+    detected_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def cascade_id(self) -> CascadeId:
+        return CascadeId.of(self.base, self.digest)
+
+
+class RebuildFields(DomainModel):
+    """What a rebuild request and a stored rebuild both say: which image, on which base digest."""
+
+    rebuild_id: str
+    image: TaggedImage
+    base: TaggedImage
+    base_digest: Digest
+    previous_digest: Digest | None = None
+    project: str
+    owner: str | None = None
+    policy: str | None = None
+    detected_at: datetime
+    # The patch whose cascade this rebuild belongs to, if any.
+    cascade: CascadeId | None = None
+
+    @property
+    def pinned_base(self) -> str:
+        """`registry/repository@sha256:…`: what the build's FROM resolves to."""
+        return parse_ref(self.base).with_digest(self.base_digest).pinned
+
+    @property
+    def patch(self) -> CascadeId:
+        """The patch this rebuild counts toward: its cascade's (the base that moved), else its own."""
+        return self.cascade or CascadeId.of(self.base, self.base_digest)
+
+    def common(self) -> dict[str, Any]:
+        """The fields every rebuild model shares, to build another from this one."""
+        return {name: getattr(self, name) for name in RebuildFields.model_fields}
+
+
+class RebuildRequest(RebuildFields):
+    """Rebuild `image` on `base` pinned to `base_digest`. Sent once per dependent per patch."""
+
+    source_location: str | None = None
+    source_version: str | None = None
+    build_args: dict[str, str] = Field(default_factory=dict)
+    cooldown_seconds: int = 0
+
+    @classmethod
+    def for_dependent(
+        cls, dependent: Dependent, patch: PatchRequest, cascade: CascadeId | None = None
+    ) -> RebuildRequest:
+        return cls(
+            cascade=cascade,
+            cooldown_seconds=dependent.cooldown_seconds,
+            rebuild_id=rebuild_id_for(dependent.image, patch.base, patch.digest),
+            image=dependent.image,
+            base=patch.base,
+            base_digest=patch.digest,
+            previous_digest=patch.previous_digest,
+            project=dependent.project,
+            owner=dependent.owner,
+            source_location=dependent.source_location,
+            source_version=dependent.source_version,
+            build_args=dependent.build_args,
+            policy=dependent.policy,
+            detected_at=patch.detected_at,
+        )

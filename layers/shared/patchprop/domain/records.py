@@ -1,0 +1,156 @@
+"""What is stored about the work: rebuilds with their outcome, patches with their counters, and
+the nodes of a cascade. The store returns these; storage types stay in the adapter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from patchprop.domain.cascade import Node
+from patchprop.domain.models import (
+    CascadeId,
+    Dependent,
+    Digest,
+    DomainModel,
+    PatchRequest,
+    RebuildFields,
+    RebuildRequest,
+    utcnow,
+)
+
+
+class RebuildStatus(StrEnum):
+    STARTED = "STARTED"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+    # CodeBuild refused the build for good (unknown or forbidden project, bad input).
+    NOT_STARTED = "NOT_STARTED"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {RebuildStatus.SUCCEEDED, RebuildStatus.FAILED, RebuildStatus.STOPPED, RebuildStatus.NOT_STARTED}
+)
+
+
+class Outcome(StrEnum):
+    """What a finished rebuild came to, as told."""
+
+    PROMOTED = "promoted"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"  # built, not scanned (RequireScan=false)
+    STOPPED = "stopped"
+
+
+# The outcome a build's own status gives, before (or without) the gate.
+BUILD_OUTCOME = {
+    RebuildStatus.SUCCEEDED: Outcome.SUCCEEDED,
+    RebuildStatus.FAILED: Outcome.FAILED,
+    RebuildStatus.STOPPED: Outcome.STOPPED,
+    RebuildStatus.NOT_STARTED: Outcome.FAILED,
+}
+SKIPPED = "skipped"  # counted on a patch for an image that will not be rebuilt
+
+
+class Rebuild(RebuildFields):
+    """A rebuild as stored: what was asked, and what CodeBuild made of it."""
+
+    status: RebuildStatus
+    build_id: str | None = None
+    reason: str | None = None
+    log_url: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    notified: bool = False
+    # The verdict once it finished, why, and the scan report it was judged on.
+    outcome: Outcome | None = None
+    reasons: list[str] = Field(default_factory=list)
+    report_uri: str | None = None
+    # The digest the rebuilt image was pushed at (from the build's result).
+    image_digest: Digest | None = None
+
+    @classmethod
+    def started(cls, request: RebuildRequest, build_id: str) -> Rebuild:
+        return cls(**request.common(), status=RebuildStatus.STARTED, build_id=build_id, started_at=utcnow())
+
+    @classmethod
+    def not_started(cls, request: RebuildRequest, reason: str) -> Rebuild:
+        """CodeBuild (or this stack) refused it for good: it failed."""
+        return cls(
+            **request.common(),
+            status=RebuildStatus.NOT_STARTED,
+            reason=reason,
+            outcome=Outcome.FAILED,
+            finished_at=utcnow(),
+        )
+
+    @property
+    def told_outcome(self) -> Outcome:
+        """The recorded outcome, else the one its build status gives."""
+        return self.outcome or BUILD_OUTCOME.get(self.status, Outcome.FAILED)
+
+
+class Finish(DomainModel):
+    """What a rebuild's end records, once: its final status and the verdict on it."""
+
+    status: RebuildStatus
+    build_id: str
+    log_url: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+    outcome: Outcome | None = None
+    reasons: list[str] | None = None
+    report_uri: str | None = None
+    image_digest: Digest | None = None
+
+
+class Patch(PatchRequest):
+    """A planned patch with its counters: how many rebuilds it has, and how each finished."""
+
+    rebuilds: int = 0
+    finished: int = 0
+    promoted: int = 0
+    blocked: int = 0
+    failed: int = 0
+    succeeded: int = 0
+    stopped: int = 0
+    skipped: int = 0
+    summarized: bool = False
+    last_finished_at: datetime | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.finished >= self.rebuilds
+
+
+class NodeStatus(StrEnum):
+    WAITING = "WAITING"  # for patched parents still being rebuilt
+    READY = "READY"  # enqueued
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    BLOCKED = "BLOCKED"  # a parent failed
+    SUPERSEDED = "SUPERSEDED"  # a newer digest of the base came before it started
+
+
+class CascadeNode(DomainModel):
+    """One image of a cascade: its dependent, the images below it, and what it waits for."""
+
+    cascade: CascadeId
+    image: str
+    dependent: Dependent
+    children: list[str] = Field(default_factory=list)
+    priority: float = 0.0
+    status: NodeStatus
+    waiting: frozenset[str] = frozenset()
+
+    def as_node(self) -> Node:
+        """As the cascade algorithm's node, to order a wave."""
+        return Node(self.dependent, priority=self.priority)

@@ -1,0 +1,88 @@
+"""Start a rebuild on CodeBuild, pinned to the new base digest, exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown
+from patchprop.domain.models import RebuildRequest, utcnow
+from patchprop.domain.records import NodeStatus, Rebuild
+from patchprop.ports import Builds, Store
+
+CAP_WAIT = 30  # seconds before a rebuild waiting for a slot of the cap looks again
+
+
+def cooldown_left(request: RebuildRequest, *, store: Store) -> float:
+    """Seconds until the image's cooldown allows another rebuild (0: now)."""
+    if not request.cooldown_seconds:
+        return 0.0
+    last = store.last_rebuild(request.image)
+    if last is None or last.started_at is None:
+        return 0.0
+    return max(0.0, request.cooldown_seconds - (utcnow() - last.started_at).total_seconds())
+
+
+def build_env(request: RebuildRequest) -> dict[str, str]:
+    """What the build sees: the base pinned by digest, the target, and ids for correlation."""
+    env = {
+        "BASE_IMAGE": request.pinned_base,
+        "BASE_IMAGE_NAME": request.base,
+        "BASE_IMAGE_DIGEST": request.base_digest,
+        "TARGET_IMAGE": request.image,
+        "PATCHPROP_REBUILD_ID": request.rebuild_id,
+    }
+    for name, value in sorted(request.build_args.items()):
+        env[f"BUILD_ARG_{name}"] = value
+    return env
+
+
+def start_rebuild(
+    request: RebuildRequest,
+    *,
+    store: Store,
+    builds: Builds,
+    allowed_projects: Collection[str],
+    cap: int | None = None,
+    cap_wait: float = CAP_WAIT,
+) -> Rebuild | None:
+    """Start the build unless it was started before; BuildThrottled means "try again later".
+
+    None: a newer digest of the cascade's base superseded it before it started.
+    """
+    existing = store.get_rebuild(request.rebuild_id)
+    if existing is not None:
+        return existing
+    if request.cascade:
+        node = store.get_node(request.cascade, request.image)
+        if node is not None and node.status is NodeStatus.SUPERSEDED:
+            return None
+    wait = cooldown_left(request, store=store)
+    if wait > 0:
+        raise CoolingDown(f"{request.image} was rebuilt less than {request.cooldown_seconds} s ago", wait)
+    if request.cascade:
+        store.set_node_status(request.cascade, request.image, NodeStatus.RUNNING, expect=(NodeStatus.READY,))
+    if request.project not in allowed_projects:
+        reason = (
+            f"CodeBuild project {request.project!r} is not one this stack may start "
+            f"(allowed: {', '.join(sorted(allowed_projects)) or 'none'})"
+        )
+        return store.record_not_started(Rebuild.not_started(request, reason))
+    # Cascade rebuilds run under the concurrency cap; a full cap is "try again later".
+    capped = bool(request.cascade and cap)
+    if capped and not store.claim_build_slot(cap or 0):
+        raise CapReached(f"{cap} patchprop builds already running (ConcurrencyCap)", cap_wait)
+    try:
+        build_id = builds.start_build(
+            request.project,
+            build_env(request),
+            idempotency_token=request.rebuild_id,
+            source_version=request.source_version,
+            source_location=request.source_location,
+        )
+    except (BuildStartFailed, BuildThrottled) as exc:
+        if capped:
+            store.release_build_slot()
+        if isinstance(exc, BuildThrottled):
+            raise
+        return store.record_not_started(Rebuild.not_started(request, str(exc)))
+    return store.record_started(Rebuild.started(request, build_id))

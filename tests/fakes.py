@@ -1,0 +1,251 @@
+"""In-memory fakes of the ports (patchprop.ports), for unit tests of logic: no I/O, no mocks.
+
+They keep the adapters' contracts that logic relies on (conditional moves happen once, counts
+once per id), not their storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+from support import FakeBuilds
+
+from patchprop.domain.alerts import Alert, Message
+from patchprop.domain.cascade import Node
+from patchprop.domain.errors import NotFound
+from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest, utcnow
+from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Rebuild, RebuildStatus
+from patchprop.domain.refs import ImageRef
+
+__all__ = ["FakeBuilds", "FakeQueue", "FakeRegistry", "FakeReports", "FakeTopic", "InMemoryStore"]
+
+
+@dataclass
+class InMemoryStore:
+    """The Store port in dicts."""
+
+    bases: dict[str, Base] = field(default_factory=dict)
+    dependents: dict[str, Dependent] = field(default_factory=dict)
+    patches: dict[CascadeId, Patch] = field(default_factory=dict)
+    counted: dict[CascadeId, set[str]] = field(default_factory=dict)
+    nodes: dict[tuple[str, str], CascadeNode] = field(default_factory=dict)
+    rebuilds: dict[str, Rebuild] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    builds: dict[str, str] = field(default_factory=dict)
+    in_flight: int = 0
+
+    # ---- catalog
+    def get_base(self, ref: str) -> Base | None:
+        return self.bases.get(ref)
+
+    def list_bases(self) -> Iterator[Base]:
+        yield from sorted(self.bases.values(), key=lambda b: b.ref)
+
+    def record_digest(self, ref: str, old: str | None, new: str, at: datetime | None = None) -> bool:
+        base = self.bases.get(ref)
+        if base is None or base.digest != old:
+            return False
+        self.bases[ref] = base.model_copy(
+            update={"digest": new, "previous_digest": old, "changed_at": at or utcnow()}
+        )
+        return True
+
+    def put_dependent(self, dependent: Dependent) -> None:
+        self.dependents[dependent.image] = dependent
+        for ref in dependent.bases:
+            self.bases.setdefault(ref, Base(ref=ref))
+
+    def get_dependent(self, image: str) -> Dependent | None:
+        return self.dependents.get(image)
+
+    def list_dependents(self) -> Iterator[Dependent]:
+        yield from sorted(self.dependents.values(), key=lambda d: d.image)
+
+    def dependents_of(self, base: str) -> Iterator[Dependent]:
+        yield from (d for d in self.list_dependents() if base in d.bases)
+
+    def remove_dependent(self, image: str) -> None:
+        if self.dependents.pop(image, None) is None:
+            raise NotFound(f"no dependent image {image}")
+
+    # ---- patches and cascades
+    def record_patch(self, patch: PatchRequest, rebuilds: int) -> None:
+        self.patches[patch.cascade_id] = Patch(**patch.model_dump(), rebuilds=rebuilds)
+
+    def get_patch(self, base: str, digest: str) -> Patch | None:
+        return self.patches.get(CascadeId.of(base, digest))
+
+    def patches_of(self, base: str) -> Iterator[Patch]:
+        yield from (p for p in self.patches.values() if p.base == base)
+
+    def count_finished(
+        self, patch: CascadeId, counted_id: str, outcome: str, at: datetime
+    ) -> tuple[bool, Patch | None]:
+        found = self.patches.get(patch)
+        if found is None or counted_id in self.counted.setdefault(patch, set()):
+            return False, found
+        self.counted[patch].add(counted_id)
+        update = {
+            "finished": found.finished + 1,
+            outcome: getattr(found, outcome) + 1,
+            "last_finished_at": at,
+        }
+        self.patches[patch] = found.model_copy(update=update)
+        return True, self.patches[patch]
+
+    def claim_summary(self, patch: CascadeId) -> bool:
+        found = self.patches.get(patch)
+        if found is None or found.summarized:
+            return False
+        self.patches[patch] = found.model_copy(update={"summarized": True})
+        return True
+
+    def release_summary(self, patch: CascadeId) -> None:
+        self.patches[patch] = self.patches[patch].model_copy(update={"summarized": False})
+
+    def put_cascade(self, cascade: CascadeId, nodes: Iterable[Node]) -> int:
+        count = 0
+        for node in nodes:
+            status = NodeStatus.WAITING if node.parents else NodeStatus.READY
+            self.nodes[(cascade, node.image)] = CascadeNode(
+                cascade=cascade,
+                image=node.image,
+                dependent=node.dependent,
+                children=node.children,
+                priority=node.priority,
+                status=status,
+                waiting=frozenset(node.parents),
+            )
+            count += 1
+        return count
+
+    def cascade_nodes(self, cascade: CascadeId) -> Iterator[CascadeNode]:
+        yield from (n for (c, _), n in self.nodes.items() if c == cascade)
+
+    def get_node(self, cascade: CascadeId, image: str) -> CascadeNode | None:
+        return self.nodes.get((cascade, image))
+
+    def parent_rebuilt(self, cascade: CascadeId, child: str, parent: str) -> bool:
+        node = self.nodes.get((cascade, child))
+        if node is None or node.status is not NodeStatus.WAITING:
+            return False
+        node = node.model_copy(update={"waiting": node.waiting - {parent}})
+        self.nodes[(cascade, child)] = node
+        return not node.waiting and self.set_node_status(
+            cascade, child, NodeStatus.READY, (NodeStatus.WAITING,)
+        )
+
+    def set_node_status(
+        self, cascade: CascadeId, image: str, status: NodeStatus, expect: Iterable[NodeStatus]
+    ) -> bool:
+        node = self.nodes.get((cascade, image))
+        if node is None or node.status not in tuple(expect):
+            return False
+        self.nodes[(cascade, image)] = node.model_copy(update={"status": status})
+        return True
+
+    # ---- rebuilds
+    def get_rebuild(self, rebuild_id: str) -> Rebuild | None:
+        return self.rebuilds.get(rebuild_id)
+
+    def rebuild_id_for_build(self, build_id: str) -> str | None:
+        return self.builds.get(build_id)
+
+    def recent_rebuilds(self, image: str, limit: int | None = None) -> Iterator[Rebuild]:
+        found = sorted((r for r in self.rebuilds.values() if r.image == image), key=lambda r: r.detected_at)
+        yield from list(reversed(found))[:limit]
+
+    def last_rebuild(self, image: str) -> Rebuild | None:
+        return next(self.recent_rebuilds(image, 1), None)
+
+    def get_alert(self, rebuild_id: str) -> Alert | None:
+        return self.alerts.get(rebuild_id)
+
+    def record_started(self, rebuild: Rebuild) -> Rebuild:
+        self.builds[rebuild.build_id or ""] = rebuild.rebuild_id
+        return self.rebuilds.setdefault(rebuild.rebuild_id, rebuild)
+
+    def record_not_started(self, rebuild: Rebuild) -> Rebuild:
+        return self.rebuilds.setdefault(rebuild.rebuild_id, rebuild)
+
+    def record_progress(self, rebuild_id: str, build_id: str, log_url: str | None) -> None:
+        rebuild = self.rebuilds[rebuild_id]
+        if rebuild.status is RebuildStatus.STARTED:
+            self.rebuilds[rebuild_id] = rebuild.model_copy(update={"status": RebuildStatus.IN_PROGRESS})
+
+    def record_finished(self, rebuild_id: str, finish: Finish, alert: Alert | None = None) -> Rebuild | None:
+        rebuild = self.rebuilds.get(rebuild_id)
+        if rebuild is None or rebuild.status.final:
+            return rebuild
+        changes = {k: v for k, v in finish.model_dump(exclude={"at"}).items() if v is not None}
+        self.rebuilds[rebuild_id] = rebuild.model_copy(update={**changes, "finished_at": finish.at})
+        if alert is not None:
+            self.alerts[rebuild_id] = alert
+        return self.rebuilds[rebuild_id]
+
+    def mark_notified(self, rebuild_id: str) -> None:
+        self.rebuilds[rebuild_id] = self.rebuilds[rebuild_id].model_copy(update={"notified": True})
+
+    # ---- the cap
+    def claim_build_slot(self, cap: int) -> bool:
+        if self.in_flight >= cap:
+            return False
+        self.in_flight += 1
+        return True
+
+    def release_build_slot(self) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+
+
+@dataclass
+class FakeQueue:
+    sent: list[tuple[BaseModel, int]] = field(default_factory=list)
+    delayed: dict[str, int] = field(default_factory=dict)
+
+    def send(self, message: BaseModel, delay: int = 0) -> None:
+        self.sent.append((message, delay))
+
+    def send_batch(self, messages: Sequence[BaseModel]) -> None:
+        self.sent += [(m, 0) for m in messages]
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        self.delayed[receipt_handle] = seconds
+
+    @property
+    def messages(self) -> list[BaseModel]:
+        return [m for m, _ in self.sent]
+
+
+@dataclass
+class FakeTopic:
+    published: list[Message] = field(default_factory=list)
+
+    def publish(self, message: Message) -> str:
+        self.published.append(message)
+        return f"msg-{len(self.published)}"
+
+    def outcomes(self) -> list[str]:
+        return [str(m.attributes.get("outcome")) for m in self.published]
+
+
+@dataclass
+class FakeRegistry:
+    """Tags to digests; every lookup is recorded."""
+
+    digests: dict[str, str] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+
+    def resolve_digest(self, ref: ImageRef) -> str:
+        self.asked.append(str(ref))
+        return self.digests[str(ref)]
+
+
+@dataclass
+class FakeReports:
+    reports: dict[str, bytes] = field(default_factory=dict)
+
+    def read_report(self, uri: str) -> bytes:
+        return self.reports[uri]
