@@ -14,8 +14,9 @@ from support import PROJECTS, handler, sample_event
 
 from patchprop.models import PatchRequest, RebuildRequest, RebuildStatus
 from patchprop.store import Store
-from patchprop_cli.lambdas import LocalContext, api_event
-from patchprop_cli.template import ROOT, load_template
+from patchprop_local.lambdas import LocalContext, api_event
+from patchprop_local.resources import CHECKOUT as ROOT
+from patchprop_local.template import load_template
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from support import drain, handler, receive_all, subscribe_outcomes
 from patchprop.models import Dependent, PatchRequest
 from patchprop.queues import Queue
 from patchprop.store import Store
-from patchprop_cli.lambdas import LocalContext, eventbridge_event
+from patchprop_local.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
 ROOT = "docker.io/acme/base:1"

@@ -19,8 +19,8 @@ from patchprop import config, wiring
 from patchprop.models import Dependent
 from patchprop.registry import RegistryClient
 from patchprop.store import Store
-from patchprop_cli.lambdas import LocalContext, api_event, eventbridge_event, response_json
-from patchprop_cli.oci import push_image
+from patchprop_local.lambdas import LocalContext, api_event, eventbridge_event, response_json
+from patchprop_local.oci import push_image
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from patchprop.logic.outcome import REBUILD_ID_VAR
 from patchprop.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
 from patchprop.queues import Queue
 from patchprop.store import Store
-from patchprop_cli.lambdas import LocalContext, eventbridge_event
+from patchprop_local.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64

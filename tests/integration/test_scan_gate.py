@@ -17,7 +17,7 @@ from patchprop import config
 from patchprop.models import Dependent, PatchRequest, Rebuild, RebuildRequest, RebuildStatus
 from patchprop.queues import Queue
 from patchprop.store import Store
-from patchprop_cli.lambdas import LocalContext, eventbridge_event
+from patchprop_local.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
 

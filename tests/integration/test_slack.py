@@ -20,8 +20,9 @@ from patchprop.logic.chat import Pacer
 from patchprop.models import Dependent, PatchRequest, RebuildRequest, RebuildStatus
 from patchprop.slack import SlackError, SlackWebhook
 from patchprop.store import Store
-from patchprop_cli.lambdas import LocalContext, deliver_sqs
-from patchprop_cli.template import Stack, provision
+from patchprop_local.lambdas import LocalContext, deliver_sqs
+from patchprop_local.provision import provision
+from patchprop_local.template import Stack
 
 pytestmark = pytest.mark.integration
 
