@@ -35,6 +35,9 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
+	@# ...and the CloudFormation it becomes (Fn::ForEach expanded, SAM translated), as deployed.
+	$(BIN)/python scripts/sam_to_cfn.py .patchprop/cfn.json
+	$(BIN)/cfn-lint .patchprop/cfn.json
 	shellcheck buildspec/*.sh
 
 # One mypy run per function: every handler module is called app.py.

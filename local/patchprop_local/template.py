@@ -99,6 +99,25 @@ def _substitute(node: Any, identifier: str, value: str) -> Any:
     return node
 
 
+def _logical_ids(node: Any) -> Any:
+    """`!GetAtt [!Sub "${Queue}DLQ", Arn]` and `!Ref {Fn::Sub: ...}` once the loop filled the name in."""
+    if isinstance(node, list):
+        return [_logical_ids(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _logical_ids(v) for k, v in node.items()}
+    if set(node) == {"Fn::GetAtt"} and isinstance(node["Fn::GetAtt"], list):
+        node["Fn::GetAtt"] = [_literal(node["Fn::GetAtt"][0]), *node["Fn::GetAtt"][1:]]
+    elif set(node) == {"Ref"}:
+        node["Ref"] = _literal(node["Ref"])
+    return node
+
+
+def _literal(value: Any) -> Any:
+    sub = value.get("Fn::Sub") if isinstance(value, dict) and len(value) == 1 else None
+    return sub if isinstance(sub, str) and "${" not in sub else value
+
+
 def _collection(spec: Any, parameter_values: dict[str, Any], loop: str) -> list[str]:
     if isinstance(spec, dict) and set(spec) == {"Ref"}:
         value = parameter_values.get(spec["Ref"])
@@ -125,7 +144,9 @@ def expand_for_each(node: Any, parameter_values: dict[str, Any]) -> Any:
             raise ValueError(f"{key}: expected [Identifier, Collection, {{OutputKey: OutputValue}}]")
         identifier, collection, fragment = value
         for item in _collection(collection, parameter_values, key):
-            generated = expand_for_each(_substitute(fragment, identifier, item), parameter_values)
+            generated = expand_for_each(
+                _logical_ids(_substitute(fragment, identifier, item)), parameter_values
+            )
             for out_key, out_value in generated.items():
                 if out_key in expanded:
                     raise ValueError(f"{key}: {out_key!r} generated twice")
