@@ -688,6 +688,23 @@ def test_api_never_logs_or_traces_the_webhook_token(cfn: Template) -> None:
     assert not any(s.get("DataTraceEnabled") for s in method_settings)
 
 
+def test_deployed_api_signs_every_route_but_the_webhook(cfn: Template) -> None:
+    # Given the REST API the template becomes (SAM writes each route into its OpenAPI body)
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    # When each route's security is read
+    security = {
+        (method.upper(), path): [name for requirement in op.get("security") or [] for name in requirement]
+        for path, operations in paths.items()
+        for method, op in operations.items()
+    }
+    # Then every management route needs a SigV4 signature, and the webhook (Docker Hub cannot sign) none
+    webhook = {route for route in security if route[1].startswith("/webhooks/")}
+    assert webhook == {("POST", "/webhooks/dockerhub"), ("POST", "/webhooks/dockerhub/{token}")}
+    assert all(security[route] == ["AWS_IAM"] for route in set(security) - webhook), security
+    assert all(security[route] in ([], ["NONE"]) for route in webhook), security
+
+
 def test_webhook_url_output_matches_the_route(sam: Template) -> None:
     # Given the webhook route and the WebhookUrl output
     api = sam["Resources"]["PatchpropApi"]["Properties"]
