@@ -42,8 +42,8 @@ from patchprop.adapters.sqs import Queue
 from patchprop.domain.cascade import Node, affected, plan_cascade, release_order
 from patchprop.domain.models import Dependent, PatchRequest
 from patchprop.logic.plan import plan_rebuilds
-from patchprop_cli.local_aws import isolate_from_aws
-from patchprop_cli.template import provision
+from patchprop_local.aws import isolate_from_aws
+from patchprop_local.provision import provision
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

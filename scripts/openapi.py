@@ -20,7 +20,7 @@ FUNCTION = ROOT / "functions" / "api"
 
 def generate() -> str:
     """The document as committed: the handler's OpenAPI, indented, with a final newline."""
-    from patchprop_cli.lambdas import load_handler
+    from patchprop_local.lambdas import load_handler
 
     openapi_document: Any = load_handler(FUNCTION, name="openapi_document")
     return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"

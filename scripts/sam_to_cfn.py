@@ -1,8 +1,9 @@
 """Translate template.yaml (AWS SAM) to plain CloudFormation, offline.
 
 Runs what CloudFormation would run on deploy, in the same order, without an AWS account:
-the ``Fn::ForEach`` part of ``AWS::LanguageExtensions``, then the SAM transform of
-aws-sam-translator. Parameters without a default get fake values (``FAKE_PARAMETERS``).
+the ``Fn::ForEach`` part of ``AWS::LanguageExtensions`` (patchprop_local.template, which the
+local stack reads the template with too), then the SAM transform of aws-sam-translator.
+Parameters without a default get fake values (``FAKE_PARAMETERS``).
 
     python scripts/sam_to_cfn.py .patchprop/cfn.json [--template template.yaml]
 """
@@ -12,18 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.translator import Translator
 from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
-from samtranslator.yaml_helper import intrinsics_multi_constructor
+
+# The local stack's template reader: the same YAML loading and Fn::ForEach expansion.
+from patchprop_local.template import load_template, without_language_extensions
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 FAKE_REGION = "us-east-1"
@@ -40,18 +41,6 @@ _LOCAL_CODE_PROPERTIES = {
     "AWS::Serverless::LayerVersion": "ContentUri",
 }
 
-LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
-_FOR_EACH_PREFIX = "Fn::ForEach::"
-
-
-class _CfnYamlLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short-form intrinsics (!Ref, !Sub, ...)."""
-
-
-# On a private subclass: samtranslator's own yaml_parse registers this on yaml.SafeLoader,
-# which would change yaml.safe_load for everything else in the process.
-_CfnYamlLoader.add_multi_constructor("!", intrinsics_multi_constructor)
-
 
 class OfflineManagedPolicyLoader(ManagedPolicyLoader):
     """Managed-policy names are never looked up in IAM: the template uses ARNs only."""
@@ -61,80 +50,6 @@ class OfflineManagedPolicyLoader(ManagedPolicyLoader):
 
     def load(self) -> dict[str, str]:
         return {}
-
-
-def load_template(template_path: Path | str) -> dict[str, Any]:
-    """Read a CloudFormation/SAM YAML template into plain dicts (long-form intrinsics)."""
-    text = Path(template_path).read_text(encoding="utf-8")
-    template = yaml.load(text, Loader=_CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
-    if not isinstance(template, dict):
-        raise ValueError(f"{template_path}: not a CloudFormation template")
-    return template
-
-
-def _substitute(node: Any, identifier: str, value: str) -> Any:
-    """Replace one Fn::ForEach identifier in keys, strings and Refs, as CloudFormation does."""
-    alphanumeric = re.sub(r"[^A-Za-z0-9]", "", value)
-
-    def in_string(text: str) -> str:
-        return text.replace("${" + identifier + "}", value).replace("&{" + identifier + "}", alphanumeric)
-
-    if isinstance(node, dict):
-        if node == {"Ref": identifier}:
-            return value
-        return {in_string(k): _substitute(v, identifier, value) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_substitute(item, identifier, value) for item in node]
-    if isinstance(node, str):
-        return in_string(node)
-    return node
-
-
-def _collection(spec: Any, parameter_values: dict[str, Any], loop: str) -> list[str]:
-    if isinstance(spec, dict) and set(spec) == {"Ref"}:
-        value = parameter_values.get(spec["Ref"])
-        if value is None:
-            raise ValueError(f"{loop}: no value for parameter {spec['Ref']!r}")
-        spec = value.split(",") if isinstance(value, str) else value
-    if not isinstance(spec, list) or not all(isinstance(item, str) for item in spec):
-        raise ValueError(f"{loop}: the collection must be a list of strings or a Ref to one")
-    return [item.strip() for item in spec]
-
-
-def expand_for_each(node: Any, parameter_values: dict[str, Any]) -> Any:
-    """Expand every ``Fn::ForEach::<Loop>`` key, the way AWS::LanguageExtensions does."""
-    if isinstance(node, list):
-        return [expand_for_each(item, parameter_values) for item in node]
-    if not isinstance(node, dict):
-        return node
-    expanded: dict[str, Any] = {}
-    for key, value in node.items():
-        if not key.startswith(_FOR_EACH_PREFIX):
-            expanded[key] = expand_for_each(value, parameter_values)
-            continue
-        if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)):
-            raise ValueError(f"{key}: expected [Identifier, Collection, {{OutputKey: OutputValue}}]")
-        identifier, collection, fragment = value
-        for item in _collection(collection, parameter_values, key):
-            generated = expand_for_each(_substitute(fragment, identifier, item), parameter_values)
-            for out_key, out_value in generated.items():
-                if out_key in expanded:
-                    raise ValueError(f"{key}: {out_key!r} generated twice")
-                expanded[out_key] = out_value
-    return expanded
-
-
-def _without_language_extensions(
-    template: dict[str, Any], parameter_values: dict[str, Any]
-) -> dict[str, Any]:
-    transforms = template.get("Transform", [])
-    transforms = [transforms] if isinstance(transforms, str) else list(transforms)
-    if LANGUAGE_EXTENSIONS not in transforms:
-        return template
-    result = expand_for_each(template, parameter_values)
-    remaining = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
-    result["Transform"] = remaining[0] if len(remaining) == 1 else remaining
-    return result
 
 
 def _with_fake_artifacts(template: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +74,7 @@ def translate(
     for name, definition in template.get("Parameters", {}).items():
         if name not in values and isinstance(definition, dict) and "Default" in definition:
             values[name] = definition["Default"]
-    template = _with_fake_artifacts(_without_language_extensions(template, values))
+    template = _with_fake_artifacts(without_language_extensions(template, values))
 
     # What samtranslator.translator.transform.transform() does, but with an explicit boto
     # session: transform() takes the region from the AWS configuration, and there is none.

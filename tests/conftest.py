@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from patchprop_cli.local_aws import isolate_from_aws
+from patchprop_local.aws import isolate_from_aws
 
 # Never reach real AWS from a test, whatever the developer's shell has.
 isolate_from_aws()
@@ -17,8 +17,9 @@ from moto import mock_aws  # noqa: E402
 from support import PROJECTS, FakeBuilds  # noqa: E402
 
 from patchprop import config, wiring  # noqa: E402
-from patchprop_cli.lambdas import LocalContext  # noqa: E402
-from patchprop_cli.template import Stack, provision  # noqa: E402
+from patchprop_local.lambdas import LocalContext  # noqa: E402
+from patchprop_local.provision import provision  # noqa: E402
+from patchprop_local.template import Stack  # noqa: E402
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from typing import Any
 import boto3
 
 from patchprop.domain.errors import BuildThrottled
-from patchprop_cli.lambdas import deliver_sqs, load_handler
-from patchprop_cli.local_aws import subscribe_queue
-from patchprop_cli.template import ROOT, Stack
+from patchprop_local.lambdas import deliver_sqs, load_handler
+from patchprop_local.provision import subscribe_queue
+from patchprop_local.resources import CHECKOUT as ROOT
+from patchprop_local.template import Stack
 
 EVENTS = ROOT / "events"
 PROJECTS = ["patchprop-rebuild", "team-b-rebuild"]

@@ -25,11 +25,10 @@ from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.registry import RegistryClient
 from patchprop.domain.models import Dependent
 from patchprop.domain.refs import parse_ref
-from patchprop_cli.local import LocalStack
-from patchprop_cli.template import ROOT
+from patchprop_local import resources
+from patchprop_local.lifecycle import LocalStack
 
-EXAMPLES = ROOT / "examples" / "chain"
-SCRIPT = ROOT / "buildspec" / "rebuild.sh"
+EXAMPLES = resources.CHECKOUT / "examples" / "chain"  # the demo runs from a checkout
 PROJECT = "patchprop-rebuild"
 # The handlers' JSON logs and metrics would bury the story; warnings and errors still show.
 QUIET = {"LOG_LEVEL": "WARNING", "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -198,7 +197,7 @@ def _build(context: Path, image: str, pinned_base: str, base_name: str, work: Pa
         "BUILDAH_ROOT": str(work / "containers"),
         "BUILDAH_RUNROOT": str(work / "run"),
     }
-    _run(["bash", str(SCRIPT)], env=env)
+    _run(["bash", str(resources.rebuild_script())], env=env)
 
 
 def _annotations(image: str) -> dict[str, str]:

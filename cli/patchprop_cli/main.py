@@ -49,8 +49,8 @@ def local(
     import signal
     import threading
 
-    from patchprop_cli.local import LocalStack, LocalStackError
-    from patchprop_cli.local_builds import check_tools
+    from patchprop_local.build_source import check_tools
+    from patchprop_local.lifecycle import LocalStack, LocalStackError
 
     for hint in check_tools():
         click.secho(f"warning: {hint}", fg="yellow", err=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from patchprop_cli.local import LocalStack
+from patchprop_local.lifecycle import LocalStack
 
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 

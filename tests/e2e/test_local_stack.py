@@ -25,8 +25,8 @@ from patchprop.domain.models import Dependent
 from patchprop.domain.records import RebuildStatus
 from patchprop.domain.refs import parse_ref
 from patchprop_cli.demo import EXAMPLES, _annotations, _build, _build_base
-from patchprop_cli.local import LocalStack, LocalStackError
-from patchprop_cli.template import ROOT
+from patchprop_local.lifecycle import LocalStack, LocalStackError
+from patchprop_local.resources import CHECKOUT as ROOT
 
 pytestmark = pytest.mark.e2e
 PROJECT = "patchprop-rebuild"
@@ -168,7 +168,7 @@ def test_patchprop_local_command_stops_everything_on_sigint(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "cli")},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "cli"), str(ROOT / "local")])},
     )
     state = tmp_path / ".patchprop" / "local.json"
     deadline = time.monotonic() + 60
@@ -198,7 +198,7 @@ def test_patchprop_local_command_stops_everything_on_sigint(tmp_path):
     assert not state.exists()
 
 
-def test_cli_over_the_local_api_registers_shows_and_removes(local_stack):
+def test_cli_over_the_local_api_registers_shows_updates_and_removes(local_stack):
     from click.testing import CliRunner
 
     from patchprop_cli.main import cli
@@ -212,10 +212,13 @@ def test_cli_over_the_local_api_registers_shows_and_removes(local_stack):
         ["register", "--api-url", api, "--image", image, "--base", "node:22", "--project", PROJECT, "--json"],
     )
     assert registered.exit_code == 0, registered.output
-    # When it is shown, listed and removed
+    # When it is shown, updated (a PATCH: the gateway once answered it 501), and removed
     shown = runner.invoke(cli, ["show", image, "--api-url", api, "--json"])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["dependent"]["bases"] == ["docker.io/library/node:22"]
+    updated = runner.invoke(cli, ["update", image, "--owner", "team-cli", "--api-url", api, "--json"])
+    assert updated.exit_code == 0, updated.output
+    assert json.loads(updated.output)["dependent"]["owner"] == "team-cli"
     removed = runner.invoke(cli, ["remove", image, "--api-url", api])
     assert removed.exit_code == 0, removed.output
     # Then it is gone: show answers 404 as a clear error

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from patchprop_cli.registry_server import INSTALL_HINT, LocalRegistry, find_registry_binary
+from patchprop_local.registry_server import INSTALL_HINT, LocalRegistry, find_registry_binary
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from support import PROJECTS, handler, sample_event
 from patchprop.adapters.dynamodb import Store
 from patchprop.domain.models import PatchRequest, RebuildRequest
 from patchprop.domain.records import Finish, Rebuild, RebuildStatus
-from patchprop_cli.lambdas import LocalContext, api_event
-from patchprop_cli.template import ROOT, load_template
+from patchprop_local.lambdas import LocalContext, api_event
+from patchprop_local.resources import CHECKOUT as ROOT
+from patchprop_local.template import load_template
 
 pytestmark = pytest.mark.integration
 

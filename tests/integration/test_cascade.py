@@ -10,7 +10,7 @@ from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.dynamodb.keys import LIMIT_KEY
 from patchprop.adapters.sqs import Queue
 from patchprop.domain.models import CascadeId, Dependent, PatchRequest
-from patchprop_cli.lambdas import LocalContext, eventbridge_event
+from patchprop_local.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
 ROOT = "docker.io/acme/base:1"

@@ -27,10 +27,10 @@ from patchprop.adapters.dynamodb import Store
 from patchprop.domain.models import PatchRequest, RebuildRequest
 from patchprop.domain.records import Finish, Rebuild, RebuildStatus
 from patchprop_cli.client import ApiClient, is_local, region_of, register_dependent, resolve_api_url
-from patchprop_cli.lambdas import api_event
-from patchprop_cli.local_aws import LocalAws
 from patchprop_cli.main import cli
-from patchprop_cli.template import Stack
+from patchprop_local.aws import LocalAws
+from patchprop_local.lambdas import api_event
+from patchprop_local.template import Stack
 
 pytestmark = pytest.mark.integration
 

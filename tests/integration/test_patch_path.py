@@ -19,8 +19,8 @@ from patchprop import config, retry, wiring
 from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.registry import RegistryClient
 from patchprop.domain.models import Dependent
-from patchprop_cli.lambdas import LocalContext, api_event, eventbridge_event, response_json
-from patchprop_cli.oci import push_image
+from patchprop_local.lambdas import LocalContext, api_event, eventbridge_event, response_json
+from patchprop_local.oci import push_image
 
 pytestmark = pytest.mark.integration
 

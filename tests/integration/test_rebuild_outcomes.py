@@ -10,7 +10,7 @@ from patchprop.adapters.sqs import Queue
 from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic.conclude import REBUILD_ID_VAR
-from patchprop_cli.lambdas import LocalContext, eventbridge_event
+from patchprop_local.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64

@@ -20,8 +20,8 @@ import requests
 from patchprop.adapters.registry import RegistryClient
 from patchprop.domain.errors import ManifestNotFound, RegistryUnavailable
 from patchprop.domain.refs import parse_ref
-from patchprop_cli import oci, registry_server
-from patchprop_cli.registry_server import LocalRegistry, free_port
+from patchprop_local import oci, registry_server
+from patchprop_local.registry_server import LocalRegistry, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from patchprop.adapters.registry_write import RegistryWriter
 from patchprop.domain.errors import RegistryUnavailable, TagMoved, TagMoveRefused
 from patchprop.domain.oci import EMPTY_DIGEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, referrers_tag
 from patchprop.domain.refs import ImageRef, parse_ref
-from patchprop_cli import oci
-from patchprop_cli.registry_server import LocalRegistry, free_port
+from patchprop_local import oci
+from patchprop_local.registry_server import LocalRegistry, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from patchprop.domain.receipt import package_changes
-from patchprop_cli import oci
-from patchprop_cli.registry_server import LocalRegistry
 from patchprop_cli.sbom import SbomError, find_syft, generate_sbom
 from patchprop_cli.signing import SigningError, sign
+from patchprop_local import oci
+from patchprop_local.registry_server import LocalRegistry
 
 pytestmark = pytest.mark.integration
 

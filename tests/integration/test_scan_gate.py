@@ -18,7 +18,7 @@ from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.sqs import Queue
 from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
 from patchprop.domain.records import Rebuild, RebuildStatus
-from patchprop_cli.lambdas import LocalContext, eventbridge_event
+from patchprop_local.lambdas import LocalContext, eventbridge_event
 
 pytestmark = pytest.mark.integration
 

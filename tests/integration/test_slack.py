@@ -23,8 +23,9 @@ from patchprop.domain.alerts import Alert, block_kit
 from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest
 from patchprop.domain.records import Finish, Outcome, Rebuild, RebuildStatus
 from patchprop.logic.slack import Pacer
-from patchprop_cli.lambdas import LocalContext, deliver_sqs
-from patchprop_cli.template import Stack, provision
+from patchprop_local.lambdas import LocalContext, deliver_sqs
+from patchprop_local.provision import provision
+from patchprop_local.template import Stack
 
 pytestmark = pytest.mark.integration
 

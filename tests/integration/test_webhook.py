@@ -13,9 +13,9 @@ from support import handler
 
 from patchprop.adapters.dynamodb import Store
 from patchprop.domain.models import Dependent
-from patchprop_cli.lambdas import LocalContext, api_event, response_json
-from patchprop_cli.oci import push_image
-from patchprop_cli.registry_server import free_port
+from patchprop_local.lambdas import LocalContext, api_event, response_json
+from patchprop_local.oci import push_image
+from patchprop_local.registry_server import free_port
 
 pytestmark = pytest.mark.integration
 D1 = "sha256:" + "1" * 64

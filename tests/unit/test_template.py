@@ -688,6 +688,23 @@ def test_api_never_logs_or_traces_the_webhook_token(cfn: Template) -> None:
     assert not any(s.get("DataTraceEnabled") for s in method_settings)
 
 
+def test_deployed_api_signs_every_route_but_the_webhook(cfn: Template) -> None:
+    # Given the REST API the template becomes (SAM writes each route into its OpenAPI body)
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    # When each route's security is read
+    security = {
+        (method.upper(), path): [name for requirement in op.get("security") or [] for name in requirement]
+        for path, operations in paths.items()
+        for method, op in operations.items()
+    }
+    # Then every management route needs a SigV4 signature, and the webhook (Docker Hub cannot sign) none
+    webhook = {route for route in security if route[1].startswith("/webhooks/")}
+    assert webhook == {("POST", "/webhooks/dockerhub"), ("POST", "/webhooks/dockerhub/{token}")}
+    assert all(security[route] == ["AWS_IAM"] for route in set(security) - webhook), security
+    assert all(security[route] in ([], ["NONE"]) for route in webhook), security
+
+
 def test_webhook_url_output_matches_the_route(sam: Template) -> None:
     # Given the webhook route and the WebhookUrl output
     api = sam["Resources"]["PatchpropApi"]["Properties"]
@@ -810,3 +827,104 @@ def test_notification_format_and_scan_requirement_reach_the_functions(sam: Templ
     assert {e["NOTIFY_FORMAT"]["Ref"] for e in env.values()} == {"NotificationFormat"}
     assert env["BuildEventsFunction"]["REQUIRE_SCAN"] == {"Ref": "RequireScan"}
     assert sam["Parameters"]["NotificationFormat"]["AllowedValues"] == ["email", "chatbot"]
+
+
+# ---------------------------------------------------------------- written once (Fn::ForEach)
+
+
+def _role_of(cfn: Template, function: str) -> str:
+    return str(referenced_id(cfn["Resources"][function]["Properties"]["Role"]))
+
+
+def _policies_of_role(cfn: Template, role: str) -> list[tuple[str, dict[str, Any]]]:
+    """(resource, policy document) for the role's inline policies and the RolePolicies attached to it."""
+    inline = _policy_documents(cfn["Resources"][role]["Properties"].get("Policies", []), role)
+    found = [(role, document) for _, document in inline]
+    for name, resource in resources_of(cfn, "AWS::IAM::RolePolicy").items():
+        if referenced_id(resource["Properties"]["RoleName"]) == role:
+            found.append((name, resource["Properties"]["PolicyDocument"]))
+    return found
+
+
+def test_each_function_writes_logs_only_to_its_own_log_group(cfn: Template) -> None:
+    # Given every function and the log group it logs to
+    for function, resource in resources_of(cfn, "AWS::Lambda::Function").items():
+        group = referenced_id(resource["Properties"]["LoggingConfig"]["LogGroup"])
+        # When the log writes its role is granted are collected
+        targets = {
+            referenced_id(target)
+            for _, document in _policies_of_role(cfn, _role_of(cfn, function))
+            for statement in _as_list(document["Statement"])
+            if "logs:PutLogEvents" in _as_list(statement.get("Action", []))
+            for target in _as_list(statement["Resource"])
+        }
+        # Then they are on that log group alone
+        assert targets == {group}, function
+
+
+def test_functions_with_an_sqs_source_are_created_after_the_policy_that_lets_them_poll(cfn: Template) -> None:
+    # Given each SQS event source mapping (CloudFormation checks its role may poll when it creates one)
+    for mapping in resources_of(cfn, "AWS::Lambda::EventSourceMapping").values():
+        function = str(referenced_id(mapping["Properties"]["FunctionName"]))
+        queue = referenced_id(mapping["Properties"]["EventSourceArn"])
+        depends = _as_list(cfn["Resources"][function].get("DependsOn", []))
+        # When the policies that grant sqs:ReceiveMessage on its queue are found
+        granting = {
+            name
+            for name, document in _policies_of_role(cfn, _role_of(cfn, function))
+            for statement in _as_list(document["Statement"])
+            if "sqs:ReceiveMessage" in _as_list(statement.get("Action", []))
+            and queue in {referenced_id(r) for r in _as_list(statement["Resource"])}
+        }
+        # Then one exists, and it is the role's own (created with it) or one the function waits for
+        assert granting, function
+        assert granting & {_role_of(cfn, function), *depends}, (function, granting, depends)
+
+
+def test_the_local_reader_expands_the_template_as_the_deployed_one_is(sam: Template, cfn: Template) -> None:
+    # Given the template expanded by the local stack's reader (Fn::ForEach), for the same parameters
+    from patchprop_local.template import without_language_extensions
+
+    parameters = {**{k: v.get("Default") for k, v in sam["Parameters"].items()}, **sam_to_cfn.FAKE_PARAMETERS}
+    local = without_language_extensions(copy.deepcopy(sam), parameters)
+
+    # When its resources are compared with the deployed template's (SAM adds roles of its own)
+    def names(template: Template, kind: str) -> set[str]:
+        return set(resources_of(template, kind))
+
+    # Then it has the same queues, alarms and log groups and every role, none of them left as a loop
+    for kind in ("AWS::SQS::Queue", "AWS::CloudWatch::Alarm", "AWS::Logs::LogGroup"):
+        assert names(local, kind) == names(cfn, kind), kind
+    assert names(local, "AWS::IAM::Role") <= names(cfn, "AWS::IAM::Role")
+    assert len(names(local, "AWS::SQS::Queue")) == 8 and len(names(local, "AWS::Logs::LogGroup")) == 8
+    assert not [key for key in local["Resources"] if key.startswith("Fn::ForEach::")]
+
+
+def test_for_each_fills_logical_ids_in_get_att_and_ref() -> None:
+    # Given a loop whose resources name each other through Fn::Sub, as the template's do
+    from patchprop_local.template import expand_for_each
+
+    fragment = {
+        "Fn::ForEach::Queues": [
+            "Queue",
+            ["Patch", "golden-images"],
+            {
+                "&{Queue}DLQAlarm": {
+                    "Properties": {
+                        "Queue": {"Fn::GetAtt": [{"Fn::Sub": "&{Queue}DLQ"}, "QueueName"]},
+                        "Topic": {"Ref": {"Fn::Sub": "${Queue}Topic"}},
+                        "Name": {"Fn::Sub": "${AWS::StackName}-${Queue}"},
+                    }
+                }
+            },
+        ]
+    }
+    # When it is expanded
+    expanded = expand_for_each(fragment, {})
+    # Then each resource names its own, as literals, and other Fn::Subs stay
+    assert expanded["goldenimagesDLQAlarm"]["Properties"] == {
+        "Queue": {"Fn::GetAtt": ["goldenimagesDLQ", "QueueName"]},
+        "Topic": {"Ref": "golden-imagesTopic"},
+        "Name": {"Fn::Sub": "${AWS::StackName}-golden-images"},
+    }
+    assert set(expanded) == {"PatchDLQAlarm", "goldenimagesDLQAlarm"}

@@ -1,24 +1,23 @@
-"""Read template.yaml and stand its resources up against an AWS endpoint (moto).
+"""Read template.yaml: short-form intrinsics, `Fn::ForEach`, and the intrinsics the local stack resolves.
 
 The template is the single source of truth: tests, the demo and `patchprop local` create
-tables, queues, topics and secrets from its definitions and wire handlers from its events,
-instead of keeping a second list.
+tables, queues, topics and secrets from its definitions (provision.py) and wire handlers from
+its events, instead of keeping a second list. `Fn::ForEach` (AWS::LanguageExtensions) is
+expanded here the way CloudFormation expands it, for the local stack and for
+scripts/sam_to_cfn.py alike.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
+from patchprop_local import resources
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
@@ -67,10 +66,104 @@ for _tag in [*_TAGS, *_FNS, "GetAtt"]:
     _Loader.add_constructor(f"!{_tag}", _construct(_tag))
 
 
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    """The template as a dict, short-form intrinsics turned into their long form."""
-    with open(path) as fh:
-        return yaml.load(fh, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+def load_template(path: Path | str | None = None) -> dict[str, Any]:
+    """The template as a dict, short-form intrinsics turned into their long form (no expansion)."""
+    with open(path or resources.template_path(), encoding="utf-8") as fh:
+        template = yaml.load(fh, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    if not isinstance(template, dict):
+        raise ValueError(f"{path}: not a CloudFormation template")
+    return template
+
+
+# ---- Fn::ForEach (AWS::LanguageExtensions) ----------------------------------------------
+
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
+_FOR_EACH_PREFIX = "Fn::ForEach::"
+
+
+def _substitute(node: Any, identifier: str, value: str) -> Any:
+    """Replace one Fn::ForEach identifier in keys, strings and Refs, as CloudFormation does."""
+    alphanumeric = re.sub(r"[^A-Za-z0-9]", "", value)
+
+    def in_string(text: str) -> str:
+        return text.replace("${" + identifier + "}", value).replace("&{" + identifier + "}", alphanumeric)
+
+    if isinstance(node, dict):
+        if node == {"Ref": identifier}:
+            return value
+        return {in_string(k): _substitute(v, identifier, value) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(item, identifier, value) for item in node]
+    if isinstance(node, str):
+        return in_string(node)
+    return node
+
+
+def _logical_ids(node: Any) -> Any:
+    """`!GetAtt [!Sub "${Queue}DLQ", Arn]` and `!Ref {Fn::Sub: ...}` once the loop filled the name in."""
+    if isinstance(node, list):
+        return [_logical_ids(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _logical_ids(v) for k, v in node.items()}
+    if set(node) == {"Fn::GetAtt"} and isinstance(node["Fn::GetAtt"], list):
+        node["Fn::GetAtt"] = [_literal(node["Fn::GetAtt"][0]), *node["Fn::GetAtt"][1:]]
+    elif set(node) == {"Ref"}:
+        node["Ref"] = _literal(node["Ref"])
+    return node
+
+
+def _literal(value: Any) -> Any:
+    sub = value.get("Fn::Sub") if isinstance(value, dict) and len(value) == 1 else None
+    return sub if isinstance(sub, str) and "${" not in sub else value
+
+
+def _collection(spec: Any, parameter_values: dict[str, Any], loop: str) -> list[str]:
+    if isinstance(spec, dict) and set(spec) == {"Ref"}:
+        value = parameter_values.get(spec["Ref"])
+        if value is None:
+            raise ValueError(f"{loop}: no value for parameter {spec['Ref']!r}")
+        spec = value.split(",") if isinstance(value, str) else value
+    if not isinstance(spec, list) or not all(isinstance(item, str) for item in spec):
+        raise ValueError(f"{loop}: the collection must be a list of strings or a Ref to one")
+    return [item.strip() for item in spec]
+
+
+def expand_for_each(node: Any, parameter_values: dict[str, Any]) -> Any:
+    """Expand every ``Fn::ForEach::<Loop>`` key, the way AWS::LanguageExtensions does."""
+    if isinstance(node, list):
+        return [expand_for_each(item, parameter_values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    expanded: dict[str, Any] = {}
+    for key, value in node.items():
+        if not key.startswith(_FOR_EACH_PREFIX):
+            expanded[key] = expand_for_each(value, parameter_values)
+            continue
+        if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)):
+            raise ValueError(f"{key}: expected [Identifier, Collection, {{OutputKey: OutputValue}}]")
+        identifier, collection, fragment = value
+        for item in _collection(collection, parameter_values, key):
+            generated = expand_for_each(
+                _logical_ids(_substitute(fragment, identifier, item)), parameter_values
+            )
+            for out_key, out_value in generated.items():
+                if out_key in expanded:
+                    raise ValueError(f"{key}: {out_key!r} generated twice")
+                expanded[out_key] = out_value
+    return expanded
+
+
+def without_language_extensions(template: dict[str, Any], parameter_values: dict[str, Any]) -> dict[str, Any]:
+    """The template as CloudFormation has it after AWS::LanguageExtensions ran (loops expanded)."""
+    transforms = template.get("Transform", [])
+    transforms = [transforms] if isinstance(transforms, str) else list(transforms)
+    if LANGUAGE_EXTENSIONS not in transforms:
+        return template
+    result = expand_for_each(template, parameter_values)
+    remaining = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
+    result["Transform"] = remaining[0] if len(remaining) == 1 else remaining
+    return result
 
 
 @dataclass
@@ -86,12 +179,11 @@ class Stack:
 
     @property
     def resources(self) -> dict[str, Any]:
-        # Fn::ForEach blocks (IAM policies per project) make nothing that runs locally; a resource
-        # whose Condition is false (the Slack function without its secret) is not there.
+        # A resource whose Condition is false (the Slack function without its secret) is not there.
         return {
             k: v
             for k, v in self.template["Resources"].items()
-            if not k.startswith("Fn::ForEach::") and ("Condition" not in v or self.condition(v["Condition"]))
+            if "Condition" not in v or self.condition(v["Condition"])
         }
 
     def of_type(self, kind: str) -> dict[str, Any]:
@@ -172,7 +264,7 @@ class Stack:
         return {k: str(self.resolve(v)) for k, v in merged.items()}
 
     def function_dir(self, logical_id: str) -> Path:
-        return ROOT / self.resources[logical_id]["Properties"]["CodeUri"]
+        return resources.function_dir(self.resources[logical_id]["Properties"]["CodeUri"])
 
     def events(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
         """(function logical id, resolved event properties) for every event of `kind`."""
@@ -185,109 +277,3 @@ class Stack:
 
     def queue_logical_id(self, arn: str) -> str:
         return next(k for k, a in self.attrs.items() if a.get("Arn") == arn)
-
-
-def provision(
-    parameters: dict[str, Any] | None = None,
-    *,
-    endpoint_url: str | None = None,
-    prefix: str = "patchprop",
-    template: dict[str, Any] | None = None,
-) -> Stack:
-    """Create the template's tables, queues, topics and secrets; return how to reach them."""
-    template = template or load_template()
-    params = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
-    params.update(parameters or {})
-    for name, spec in template.get("Parameters", {}).items():
-        if spec.get("Type") == "CommaDelimitedList" and isinstance(params[name], str):
-            params[name] = [p.strip() for p in params[name].split(",") if p.strip()]
-    stack = Stack(template, params, endpoint_url, prefix)
-
-    def client(service: str) -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)  # type: ignore[call-overload]
-
-    _create_tables(stack, client("dynamodb"))
-    _create_queues(stack, client("sqs"))
-    for logical_id in stack.of_type("AWS::SNS::Topic"):
-        arn = client("sns").create_topic(Name=f"{prefix}-{logical_id}")["TopicArn"]
-        stack.refs[logical_id] = arn
-        stack.attrs[logical_id] = {"TopicArn": arn, "TopicName": f"{prefix}-{logical_id}"}
-    for logical_id, resource in stack.of_type("AWS::SecretsManager::Secret").items():
-        value = _secret_value(resource["Properties"])
-        arn = client("secretsmanager").create_secret(Name=f"{prefix}/{logical_id}", SecretString=value)["ARN"]
-        stack.refs[logical_id] = arn
-        stack.attrs[logical_id] = {"Id": arn}
-    return stack
-
-
-def _create_tables(stack: Stack, dynamodb: Any) -> None:
-    for logical_id, resource in stack.of_type("AWS::DynamoDB::Table").items():
-        props = stack.resolve(resource["Properties"])
-        name = f"{stack.prefix}-{logical_id}"
-        kwargs: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": props["KeySchema"],
-            "AttributeDefinitions": props["AttributeDefinitions"],
-            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-        }
-        if props.get("GlobalSecondaryIndexes"):
-            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-        dynamodb.create_table(**kwargs)
-        ttl = props.get("TimeToLiveSpecification")
-        if ttl:
-            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-        arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
-        stack.refs[logical_id] = name
-        stack.attrs[logical_id] = {"Arn": arn}
-
-
-def _create_queues(stack: Stack, sqs: Any) -> None:
-    pending = dict(stack.of_type("AWS::SQS::Queue"))
-    while pending:  # dead-letter queues first: a redrive policy names one by ARN
-        for logical_id, resource in list(pending.items()):
-            try:
-                props = stack.resolve(resource.get("Properties", {}))
-            except KeyError:
-                continue
-            name = f"{stack.prefix}-{logical_id}" + (".fifo" if props.get("FifoQueue") else "")
-            attributes = {k: _attribute(v) for k, v in props.items() if k in _QUEUE_ATTRIBUTES}
-            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-            arn = queue_arn(sqs, url)
-            stack.refs[logical_id] = url
-            stack.attrs[logical_id] = {"Arn": arn, "QueueName": name, "QueueUrl": url}
-            del pending[logical_id]
-            break
-        else:
-            raise ValueError(f"template.yaml: queues {sorted(pending)} reference something missing")
-
-
-def queue_arn(sqs: Any, url: str) -> str:
-    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
-
-
-_QUEUE_ATTRIBUTES = (
-    "VisibilityTimeout",
-    "MessageRetentionPeriod",
-    "RedrivePolicy",
-    "DelaySeconds",
-    "ReceiveMessageWaitTimeSeconds",
-    "FifoQueue",
-)
-
-
-def _attribute(value: Any) -> str:
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _secret_value(props: dict[str, Any]) -> str:
-    generate = props.get("GenerateSecretString")
-    if not generate:
-        return str(props.get("SecretString", ""))
-    token = secrets.token_hex(20)[: int(generate.get("PasswordLength", 32))]
-    if "SecretStringTemplate" in generate:
-        data = json.loads(generate["SecretStringTemplate"])
-        data[generate["GenerateStringKey"]] = token
-        return json.dumps(data)
-    return token

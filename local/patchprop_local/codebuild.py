@@ -3,10 +3,10 @@
 `LocalCodeBuild` has the `Builds` protocol of `patchprop.adapters.codebuild.CodeBuild`. `start_build`
 checks the project, honours the idempotency token for 5 minutes and returns `<project>:<uuid>`
 at once; a worker thread fetches the source (a local directory is copied, a git repository is
-cloned at `source_version`) and runs `buildspec/rebuild.sh`, the script the CodeBuild buildspec
-runs, with buildah (vfs storage, chroot isolation: no daemon, no Docker engine). Each build
-logs to a file, and `emit` receives the `detail` of each "CodeBuild Build State Change":
-IN_PROGRESS, then SUCCEEDED, FAILED or STOPPED. Nothing a build does raises out of its worker.
+cloned at `source_version`) and runs `buildspec/rebuild.sh` (resources.py), the script the
+CodeBuild buildspec runs, with buildah (vfs storage, chroot isolation: no daemon, no Docker
+engine). Each build logs to a file, and `emit` receives the `detail` of each "CodeBuild Build
+State Change": IN_PROGRESS, then SUCCEEDED, FAILED or STOPPED. Nothing a build does raises out of its worker.
 """
 
 from __future__ import annotations
@@ -30,36 +30,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from patchprop.domain.errors import BuildStartFailed, NotFound
+from patchprop_local import resources
+from patchprop_local.build_source import BuildFailed, fetch_source, note, source_kind
 
-SCRIPT = Path(__file__).resolve().parents[2] / "buildspec" / "rebuild.sh"
 ARN_PREFIX = "arn:aws:codebuild:us-east-1:123456789012:build/"
 TOKEN_TTL = 300.0  # CodeBuild remembers an idempotency token for 5 minutes
 BUILD_TIMEOUT = 3600.0
 STOP_GRACE = 10.0
-GIT_PREFIXES = ("https://", "http://", "ssh://", "git://", "git@")
-INSTALL_HINTS = {
-    "buildah": "buildah not found: install it with apt-get install buildah",
-    "git": "git not found: install it with apt-get install git",
-}
 log = logging.getLogger(__name__)
-
-
-def check_tools() -> list[str]:
-    """Install hints for the tools local builds need and this machine lacks."""
-    return [hint for tool, hint in INSTALL_HINTS.items() if shutil.which(tool) is None]
-
-
-def source_kind(location: str | None) -> tuple[str, str]:
-    """How to fetch a source: ("NO_SOURCE" | "LOCAL" | "GIT", the path or URL to copy or clone)."""
-    if not location:
-        return "NO_SOURCE", ""
-    path = Path(location.removeprefix("file://")).expanduser()
-    if path.is_dir():
-        is_repo = (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
-        return ("GIT" if is_repo else "LOCAL"), str(path)
-    if location.startswith(GIT_PREFIXES) or location.endswith(".git"):
-        return "GIT", location
-    return "LOCAL", str(path)  # not there: the build fails saying so
 
 
 def _wait_for_group(pgid: int, timeout: float) -> None:
@@ -70,15 +48,6 @@ def _wait_for_group(pgid: int, timeout: float) -> None:
             os.killpg(pgid, 0)
             time.sleep(0.05)
         os.killpg(pgid, signal.SIGKILL)
-
-
-class _BuildFailed(Exception):
-    """Ends a build FAILED, with this message as its last log line."""
-
-
-def _note(out: IO[bytes], text: str) -> None:
-    out.write(f"[patchprop] {text}\n".encode())
-    out.flush()
 
 
 @dataclass
@@ -107,7 +76,7 @@ class _Build:
 
 
 class LocalCodeBuild:
-    """CodeBuild's StartBuild, StopBuild and BatchGetBuilds, building for real on this machine."""
+    """CodeBuild's StartBuild and StopBuild (and a finished build's result), building for real here."""
 
     def __init__(
         self,
@@ -115,13 +84,13 @@ class LocalCodeBuild:
         workdir: Path,
         emit: Callable[[dict[str, Any]], None],
         max_parallel: int = 2,
-        script: Path = SCRIPT,
+        script: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.projects = frozenset(projects)
         self.workdir = Path(workdir)
         self.emit = emit
-        self.script = Path(script)
+        self.script = Path(script or resources.rebuild_script())
         self.extra_env = dict(extra_env or {})
         self.bash = shutil.which("bash") or "/bin/bash"
         self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="local-codebuild")
@@ -167,8 +136,8 @@ class LocalCodeBuild:
             self._tokens[idempotency_token] = (request, build_id, now)
         return build_id
 
-    def stop_build(self, build_id: str) -> dict[str, Any]:
-        """Stop a queued or running build (it ends STOPPED); returns its state."""
+    def stop_build(self, build_id: str) -> None:
+        """Stop a queued or running build (it ends STOPPED)."""
         with self._lock:
             build = self._builds.get(build_id)
             if build is None:
@@ -176,12 +145,6 @@ class LocalCodeBuild:
             if not build.complete:
                 build.stop_requested = True
                 self._signal(build, signal.SIGTERM)
-        return self._describe(build)
-
-    def batch_get_builds(self, ids: Collection[str]) -> list[dict[str, Any]]:
-        """The known builds among `ids`, as BatchGetBuilds shows them, plus `result` (the pushed image)."""
-        with self._lock:
-            return [self._describe(self._builds[i]) for i in ids if i in self._builds]
 
     def build_result(self, build_id: str) -> dict[str, Any] | None:
         """What the finished build left (rebuild.sh's result file), as CodeBuild's PATCHPROP_RESULT."""
@@ -221,17 +184,17 @@ class LocalCodeBuild:
         try:
             build.directory.mkdir(parents=True, exist_ok=True)
             with build.log_path.open("ab") as out:
-                _note(out, f"local CodeBuild build {build.id} of project {build.project}")
+                note(out, f"local CodeBuild build {build.id} of project {build.project}")
                 try:
                     status = self._execute(build, out)
-                except _BuildFailed as exc:
-                    _note(out, str(exc))
+                except BuildFailed as exc:
+                    note(out, str(exc))
                 except Exception as exc:
                     log.exception("local build %s failed", build.id)
-                    _note(out, f"internal error: {exc!r}")
+                    note(out, f"internal error: {exc!r}")
                 if build.stop_requested:
                     status = "STOPPED"
-                _note(out, f"build {status}")
+                note(out, f"build {status}")
         except OSError:
             log.exception("local build %s: cannot write its log %s", build.id, build.log_path)
         with self._lock:
@@ -241,7 +204,7 @@ class LocalCodeBuild:
     def _execute(self, build: _Build, out: IO[bytes]) -> str:
         if build.stop_requested:
             return "STOPPED"
-        src = self._fetch(build, out)
+        src = fetch_source(build.source_location, build.source_version, build.directory / "src", out)
         result = build.directory / "result.json"
         env = {
             **os.environ,
@@ -266,52 +229,14 @@ class LocalCodeBuild:
         except subprocess.TimeoutExpired:
             self._signal(build, signal.SIGKILL)
             process.wait()
-            raise _BuildFailed(f"build timed out after {BUILD_TIMEOUT:g}s") from None
+            raise BuildFailed(f"build timed out after {BUILD_TIMEOUT:g}s") from None
         if code != 0 and build.stop_requested:
             _wait_for_group(process.pid, STOP_GRACE)  # buildah outlives the script by a moment
             return "STOPPED"
         if code != 0:
-            raise _BuildFailed(f"{self.script.name} failed with exit code {code}")
+            raise BuildFailed(f"{self.script.name} failed with exit code {code}")
         build.result = json.loads(result.read_text())
         return "SUCCEEDED"
-
-    def _fetch(self, build: _Build, out: IO[bytes]) -> Path:
-        """The build's source under its directory: a copy of a local directory or a git checkout."""
-        kind, where = source_kind(build.source_location)
-        src = build.directory / "src"
-        if kind == "NO_SOURCE":
-            raise _BuildFailed("build context not found: the dependent has no source location")
-        if kind == "LOCAL":
-            if not Path(where).is_dir():
-                raise _BuildFailed(f"build context {build.source_location} not found")
-            _note(out, f"copying build context {where}")
-            try:
-                shutil.copytree(where, src, symlinks=True)
-            except OSError as exc:
-                raise _BuildFailed(f"build context {where} could not be read: {exc}") from exc
-            return src
-        if shutil.which("git") is None:
-            raise _BuildFailed(INSTALL_HINTS["git"])
-        _note(out, f"cloning {where}")
-        self._git(out, f"build context {where} not found or not cloneable", "clone", "--", where, str(src))
-        if build.source_version:
-            version = build.source_version.removeprefix("refs/heads/")
-            _note(out, f"checking out {version}")
-            failure = f"source version {version} not found in {where}"
-            self._git(out, failure, "-C", str(src), "checkout", version)
-        return src
-
-    def _git(self, out: IO[bytes], failure: str, *args: str) -> None:
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a private repo fails instead of asking
-        try:
-            done = subprocess.run(
-                ["git", *args], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=env, timeout=600, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            raise _BuildFailed(f"{failure}: git timed out") from exc
-        if done.returncode != 0:
-            raise _BuildFailed(failure)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -381,20 +306,4 @@ class LocalCodeBuild:
             "current-phase": "COMPLETED" if build.complete else "SUBMITTED",
             "current-phase-context": "[: ]",
             "version": "1",
-        }
-
-    def _describe(self, build: _Build) -> dict[str, Any]:
-        return {
-            "id": build.id,
-            "arn": ARN_PREFIX + build.id,
-            "projectName": build.project,
-            "buildStatus": build.status,
-            "buildComplete": build.complete,
-            "startTime": build.start_time,
-            "endTime": build.end_time,
-            "sourceVersion": build.source_version,
-            "source": {"location": build.source_location, "type": build.source_type},
-            "environment": {"environmentVariables": [{"name": k, "value": v} for k, v in build.env.items()]},
-            "logs": {"deepLink": build.log_path.as_uri(), "path": str(build.log_path)},
-            "result": build.result,
         }

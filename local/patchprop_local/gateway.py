@@ -1,0 +1,159 @@
+"""The local API Gateway: the template's REST routes served over HTTP on 127.0.0.1, each request
+turned into the API Gateway proxy event of its route and handed to the route's function.
+
+Every method a route of the template names is served (POST, GET, PATCH, DELETE, ...); a path no
+route matches answers 404, a routed path with another method 405. Local-only paths (the registry's
+notifications) can be added as POST hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from patchprop_local.lambdas import api_event
+from patchprop_local.template import Stack
+
+if TYPE_CHECKING:
+    from patchprop_local.aws import LocalAws
+
+Hook = Callable[[dict[str, Any]], None]  # a local POST path: its JSON body
+# Answered with JSON (404, 405) when no route takes them, rather than http.server's HTML 501.
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@dataclass
+class Route:
+    method: str
+    resource: str  # e.g. /webhooks/dockerhub/{token}
+    function: str
+    pattern: re.Pattern[str] = field(repr=False, default=re.compile(""))
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        found = self.pattern.fullmatch(path)
+        return found.groupdict() if found else None
+
+
+def routes_of(stack: Stack) -> list[Route]:
+    """Every `Api` event of the template's functions, as a route."""
+    found = []
+    for function, props in stack.events("Api"):
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(props["Path"]))
+        found.append(Route(props["Method"].upper(), props["Path"], function, re.compile(regex)))
+    return found
+
+
+def _json_answer(status: int, error: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "body": json.dumps({"error": error}),
+        "headers": {"Content-Type": "application/json"},
+    }
+
+
+class Gateway:
+    """The routes of `aws`'s template on 127.0.0.1:`port` (0: a free one); start() it, then stop() it."""
+
+    def __init__(
+        self,
+        aws: LocalAws,
+        port: int = 0,
+        hooks: dict[str, Hook] | None = None,
+        invoke_lock: threading.Lock | None = None,
+    ) -> None:
+        self.aws = aws
+        self.routes = aws.routes()
+        self.hooks = dict(hooks or {})
+        self._lock = invoke_lock or threading.Lock()  # one handler at a time, like one container
+        self._http = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    @property
+    def methods(self) -> set[str]:
+        """Every method a route of the template names, and the common ones."""
+        return {route.method for route in self.routes} | HTTP_METHODS
+
+    def start(self) -> Gateway:
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, name="patchprop-local-http", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._http.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._http.server_close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: str | None,
+        query: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """An HTTP request turned into the API Gateway proxy event of the matching route."""
+        method = method.upper()
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None:
+                event = api_event(method, path, route.resource, params, body, headers, query=query)
+                with self._lock:
+                    return dict(self.aws.invoke(route.function, event))
+        if any(route.pattern.fullmatch(path) for route in self.routes):
+            return _json_answer(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}")
+        return _json_answer(HTTPStatus.NOT_FOUND, "no such route")
+
+
+def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode("utf-8", "replace") if length else None
+            path, _, query = self.path.partition("?")
+            hook = gateway.hooks.get(path)
+            if hook is not None and self.command == "POST":
+                hook(json.loads(body or "{}"))
+                self._answer(HTTPStatus.OK, {}, "{}")
+                return
+            answer = gateway.call(self.command, path, body, parse_qs(query, keep_blank_values=True) or None)
+            headers = {
+                k: v[0] if isinstance(v, list) else v
+                for k, v in {**answer.get("headers", {}), **answer.get("multiValueHeaders", {})}.items()
+            }
+            self._answer(HTTPStatus(answer["statusCode"]), headers, answer.get("body") or "")
+
+        def _answer(self, status: HTTPStatus, headers: dict[str, str], body: str) -> None:
+            data = body.encode()
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # The default access log prints the path, and the webhook's path holds the token.
+            return
+
+    # http.server answers 501 to a method without a do_<METHOD>: one for each the routes use
+    # (there was none for PATCH once, so `patchprop update` failed against `patchprop local`).
+    for method in gateway.methods:
+        setattr(Handler, f"do_{method}", Handler._serve)
+    return Handler
