@@ -53,7 +53,7 @@ integration: venv system-deps
 	$(BIN)/pytest -q tests/integration
 
 bench: venv system-deps
-	@for b in bench/*.py; do [ -e "$$b" ] && $(BIN)/python $$b; done; true
+	@for b in bench/*_bench.py; do [ -e "$$b" ] && $(BIN)/python $$b; done; true
 
 # AWS SAM CLI lives in its own virtualenv (its boto3 pin clashes with moto's). The layer is
 # built for python3.12, the functions' runtime: pyenv's, where the machine has one.

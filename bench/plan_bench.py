@@ -18,28 +18,23 @@ exits 0 whatever they are: it is a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import heapq
-import itertools
 import json
 import math
 import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fast_moto import faster_moto
 from moto import mock_aws
-from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.table import Table as MotoTable
-from moto.sqs.models import Queue as SqsQueue
-from moto.sqs.models import SQSBackend
+from plan_times import MAKESPAN_TARGET, TimeResult, print_times, simulate_times, verdict
 
 from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.sqs import Queue
-from patchprop.domain.cascade import Node, affected, plan_cascade, release_order
 from patchprop.domain.models import Dependent, PatchRequest
 from patchprop.logic.plan import plan_rebuilds
 from patchprop_local.aws import isolate_from_aws
@@ -55,10 +50,7 @@ NEW_DIGEST = "sha256:" + "1" * 64
 SHAPES = ("flat", "chains")
 LEVEL_SHARES = (0.1, 0.2, 0.3, 0.4)  # chains: level sizes N/10, N/5, 3N/10, 2N/5
 FAN_IN_EVERY = 3  # chains: every 3rd image of levels 2-4 is FROM two images of the level above
-MEDIAN_MINUTES = 4.0
-SIGMA = 0.5
 CALLS_TARGET = 1.10
-MAKESPAN_TARGET = 1.05
 
 # ---- graphs --------------------------------------------------------------------------------
 
@@ -230,202 +222,7 @@ def count_calls(shape: str, n: int, seed: int) -> CallResult:
     )
 
 
-@contextmanager
-def faster_moto() -> Iterator[None]:
-    """Take two quadratic costs out of moto 5 (they are moto's, not AWS's, and not counted).
-
-    - DynamoDB: moto sorts and walks every item of the table on each Query, so planning a
-      cascade with 6,000 tracked bases over a 30,000-item table takes half an hour. moto's
-      own Query code is handed only the items of the queried partition (same results, same
-      1 MB pages, same LastEvaluatedKey). GSI partitions come from an index that is rebuilt
-      after any write (every write in moto goes through the three methods wrapped).
-    - SQS: moto's send_message reads the queue's attributes, whose approximate message counts
-      walk every message in the queue. Inside send_message those counts are only built into a
-      dict that is read for ContentBasedDeduplication, so there they answer 0 at once.
-
-    The API calls botocore makes, and their answers, are unchanged.
-    """
-    writes = itertools.count()
-    generation = [next(writes)]
-    cache: dict[tuple[int, str], tuple[int, dict[tuple[str, Any], list[Any]]]] = {}
-    original_query = MotoTable.query
-    wrapped: dict[tuple[type, str], Callable[..., Any]] = {
-        (MotoTable, "put_item"): MotoTable.put_item,
-        (MotoTable, "delete_item"): MotoTable.delete_item,
-        (DynamoDBBackend, "update_item"): DynamoDBBackend.update_item,
-    }
-
-    def invalidating(method: Callable[..., Any]) -> Callable[..., Any]:
-        def write(*args: Any, **kwargs: Any) -> Any:
-            generation[0] = next(writes)
-            return method(*args, **kwargs)
-
-        return write
-
-    def partition(table: MotoTable, name: str, value: Any) -> list[Any]:
-        cached = cache.get((id(table), name))
-        if cached is None or cached[0] != generation[0]:
-            index: dict[tuple[str, Any], list[Any]] = {}
-            for group in table.items.values():
-                for item in group.values():
-                    found = item.attrs.get(name)
-                    if found is not None:
-                        index.setdefault((found.type, _hashable(found.value)), []).append(item)
-            cached = cache[(id(table), name)] = (generation[0], index)
-        return cached[1].get((value.type, _hashable(value.value)), [])
-
-    def query(self: MotoTable, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        conditions = kwargs.get("hash_key_conditions") or []
-        if not self.range_key_attr or (index_name and not conditions):
-            return original_query(self, hash_key, *args, **kwargs)
-        if index_name:
-            name, value = conditions[0]
-            candidates = partition(self, name, value)  # moto checks every condition again
-        else:
-            candidates = list(self.items.get(hash_key, {}).values())
-        self.all_items = lambda: list(candidates)  # type: ignore[method-assign]
-        try:
-            return original_query(self, hash_key, *args, **kwargs)
-        finally:
-            del self.all_items
-
-    sending = [False]
-    counts = {name: getattr(SqsQueue, name) for name in _SQS_COUNTS}
-    original_send = SQSBackend.send_message
-
-    def count_unless_sending(prop: property) -> property:
-        return property(lambda queue: 0 if sending[0] else prop.__get__(queue))
-
-    def send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
-        sending[0] = True
-        try:
-            return original_send(self, *args, **kwargs)
-        finally:
-            sending[0] = False
-
-    patches: dict[tuple[type, str], Any] = {
-        **{key: invalidating(method) for key, method in wrapped.items()},
-        (MotoTable, "query"): query,
-        **{(SqsQueue, name): count_unless_sending(prop) for name, prop in counts.items()},
-        (SQSBackend, "send_message"): send_message,
-    }
-    originals = {(owner, name): owner.__dict__[name] for owner, name in patches}
-    for (owner, name), value in patches.items():
-        setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        for (owner, name), value in originals.items():
-            setattr(owner, name, value)
-
-
-_SQS_COUNTS = (
-    "approximate_number_of_messages",
-    "approximate_number_of_messages_delayed",
-    "approximate_number_of_messages_not_visible",
-)
-
-
-def _hashable(value: Any) -> Any:
-    return value if isinstance(value, str | int | float | bytes) else json.dumps(value, sort_keys=True)
-
-
-# ---- (b) time until the whole set is patched -------------------------------------------------
-
-
-def build_times(dependents: list[Dependent], seed: int) -> dict[str, float]:
-    """Minutes per image: lognormal, median MEDIAN_MINUTES, sigma SIGMA, drawn by image name."""
-    rng = random.Random(f"times:{seed}")  # noqa: S311 - seeded, not secret
-    mu = math.log(MEDIAN_MINUTES)
-    return {image: rng.lognormvariate(mu, SIGMA) for image in sorted(d.image for d in dependents)}
-
-
-def simulate(nodes: dict[str, Node], actual: dict[str, float], cap: int, fifo: bool = False) -> float:
-    """Minutes until every node is rebuilt: whenever a slot is free, start the best ready image.
-
-    Best = highest `release_order` priority; with `fifo`, the oldest wave first (a standard SQS
-    queue at best) and release order only within a wave.
-    """
-    waiting = {image: len(node.parents) for image, node in nodes.items()}
-    ready: list[tuple[float, float, str]] = []
-    sequence = itertools.count()
-    now = 0.0
-
-    def release(images: list[str]) -> None:
-        for node in release_order(nodes[i] for i in images):
-            key = (now, float(next(sequence))) if fifo else (-node.priority, 0.0)
-            heapq.heappush(ready, (*key, node.image))
-
-    release([image for image, count in waiting.items() if count == 0])
-    running: list[tuple[float, str]] = []
-    while ready or running:
-        while ready and len(running) < cap:
-            image = heapq.heappop(ready)[2]
-            heapq.heappush(running, (now + actual[image], image))
-        now, image = heapq.heappop(running)
-        freed = []
-        for child in nodes[image].children:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                freed.append(child)
-        release(freed)
-    if any(waiting.values()):
-        raise RuntimeError("simulation ended with images still waiting")
-    return now
-
-
-@dataclass
-class TimeResult:
-    shape: str
-    n: int
-    planner_knows: str
-    makespan: float
-    critical_path: float
-    throughput_bound: float
-    judged: bool
-
-    @property
-    def lower_bound(self) -> float:
-        return max(self.critical_path, self.throughput_bound)
-
-    @property
-    def ratio(self) -> float:
-        return self.makespan / self.lower_bound
-
-
-def simulate_times(shape: str, n: int, seed: int, cap: int) -> list[TimeResult]:
-    dependents = build_graph(shape, n, seed)
-    by_base: dict[str, list[Dependent]] = {}
-    for dependent in dependents:
-        for base in dependent.bases:
-            by_base.setdefault(base, []).append(dependent)
-    found = affected(BASE, lambda base: by_base.get(base, []), set(by_base))
-    actual = build_times(dependents, seed)
-
-    def planned(build_time: Callable[[Dependent], float]) -> dict[str, Node]:
-        return plan_cascade(BASE, found, build_time=build_time)
-
-    exact = planned(lambda d: actual[d.image])
-    critical = max(node.priority for node in exact.values())
-    throughput = sum(actual.values()) / cap
-    median = planned(lambda _d: MEDIAN_MINUTES)
-    runs = [
-        ("drawn times", exact, False, True),
-        ("median only", median, False, False),
-        ("drawn, FIFO", exact, True, False),
-    ]
-    return [
-        TimeResult(shape, n, label, simulate(nodes, actual, cap, fifo), critical, throughput, judged)
-        for label, nodes, fifo, judged in runs
-    ]
-
-
 # ---- output --------------------------------------------------------------------------------
-
-
-def verdict(ratio: float, target: float) -> str:
-    return "PASS" if ratio <= target else "FAIL"
 
 
 def print_calls(results: list[CallResult]) -> None:
@@ -473,34 +270,6 @@ def print_calls(results: list[CallResult]) -> None:
     print()
 
 
-def print_times(results: list[TimeResult], cap: int, seed: int) -> None:
-    print(f"(b) Simulated time until the whole set is patched (minutes; cap {cap}; no AWS)")
-    print(
-        f"    build time per image: lognormal, median {MEDIAN_MINUTES:g} min, sigma {SIGMA:g} "
-        f"(mean {MEDIAN_MINUTES * math.exp(SIGMA**2 / 2):.2f} min), seed {seed}.\n"
-        "    'drawn times': the planner's expected time per image = the actual drawn time (judged);\n"
-        "    'median only': priority = longest remaining chain length x median (what plan_rebuilds\n"
-        "                   does today: plan_cascade without build_time counts every image as 1);\n"
-        "    'drawn, FIFO': drawn-time priorities, but waves start in the order they were enqueued\n"
-        "                   (a standard SQS queue at best); release order only within a wave.\n"
-        "    lower bound = max(critical path of actual times, total build time / cap)."
-    )
-    print()
-    header = (
-        f"{'shape':<7} {'N':>6} {'planner knows':<13} {'makespan':>9} {'crit path':>9} "
-        f"{'total/cap':>9} {'bound':>9} {'ratio':>6} {'':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        mark = verdict(r.ratio, MAKESPAN_TARGET) if r.judged else "(info)"
-        print(
-            f"{r.shape:<7} {r.n:>6} {r.planner_knows:<13} {r.makespan:>9.1f} {r.critical_path:>9.1f} "
-            f"{r.throughput_bound:>9.1f} {r.lower_bound:>9.1f} {r.ratio:>6.3f} {mark:>6}"
-        )
-    print()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -530,7 +299,7 @@ def main() -> None:
                 with faster_moto():
                     calls.append(count_calls(shape, n, args.seed))
             t1 = time.monotonic()
-            times.extend(simulate_times(shape, n, args.seed, args.cap))
+            times.extend(simulate_times(build_graph(shape, n, args.seed), shape, args.seed, args.cap))
             t2 = time.monotonic()
             print(
                 f"  [{shape} N={n}: moto setup + plan {t1 - t0:.1f} s, simulation {t2 - t1:.1f} s]",
