@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,10 +77,14 @@ def gate_command(
       0  promoted
       1  blocked by the policy
       2  bad usage: a missing or unreadable file, a policy that cannot be read
-      3  failed: a report is empty, malformed, too large or of an unknown format
+      3  failed: the rebuilt image's report is empty, malformed, too large or of an unknown format
+
+    A previous or base report that cannot be read is left out, and the output says so, as
+    patchprop does after a rebuild.
     """
     from patchprop.domain.findings import MAX_REPORT_BYTES, ScanReportError
-    from patchprop.domain.gate import GateResult, PolicyError, gate, parse_policy
+    from patchprop.domain.gate import GateResult, PolicyError, parse_policy
+    from patchprop.domain.judging import judge_reports, optional_report
     from patchprop.domain.scan import parse_report
 
     if policy_text and policy_text.startswith("@"):
@@ -104,24 +109,39 @@ def gate_command(
         label: _read(path, option, MAX_REPORT_BYTES) if path is not None else None
         for label, (path, option) in files.items()
     }
-    reports: dict[str, ScanReport | None] = {}
-    result: GateResult | None = None
-    for label, data in contents.items():
-        try:
-            reports[label] = parse_report(data) if data is not None else None
-        except ScanReportError as exc:
-            result = GateResult.failed(f"{label} {files[label][0]}: {exc.reason}")
-            break
-    if result is None:
-        result = gate(
-            reports["scan report"], reports["previous scan report"], reports["base scan report"], policy
+    sizes = {label: path.stat().st_size for label, (path, _) in files.items() if path is not None}
+    notes: list[str] = []
+    reports: dict[str, ScanReport | None] = {
+        label: optional_report(partial(_sized, contents[label], sizes.get(label)), whose, notes)
+        for label, whose in (
+            ("previous scan report", "the previous build's"),
+            ("base scan report", "the base's"),
         )
-
+    }
+    result: GateResult
+    try:
+        report = parse_report(contents["scan report"], size=sizes["scan report"])
+    except ScanReportError as exc:
+        result = GateResult.failed(f"scan report {report_path}: {exc.reason}")
+    else:
+        reports = {"scan report": report, **reports}
+        result = judge_reports(
+            report, reports["previous scan report"], reports["base scan report"], policy, notes
+        )
     if as_json:
         click.echo(result.model_dump_json(indent=2))
     else:
         _print_summary(result, reports)
     sys.exit(EXIT_CODES[result.outcome])
+
+
+def _sized(data: bytes | None, size: int | None) -> bytes | None:
+    """The bytes read, refused by their whole size when past the limit (only its start was read)."""
+    from patchprop.domain.findings import MAX_REPORT_BYTES, ScanReportError, too_large
+
+    if data is not None and size is not None and len(data) > MAX_REPORT_BYTES:
+        raise ScanReportError(too_large(size, MAX_REPORT_BYTES))
+    return data
 
 
 def _print_summary(result: GateResult, reports: dict[str, ScanReport | None]) -> None:
@@ -140,4 +160,4 @@ def _print_summary(result: GateResult, reports: dict[str, ScanReport | None]) ->
         if report is not None:
             counts = ", ".join(f"{n} {severity.value}" for severity, n in report.counts.items() if n)
             findings = "1 finding" if report.total == 1 else f"{report.total} findings"
-            click.echo(f"{label}: {report.scanner}, {findings} ({counts or 'none'})")
+            click.echo(f"{label}: {report.described}, {findings} ({counts or 'none'})")

@@ -2,17 +2,39 @@
 `patchprop gate`, which runs the same gate on files."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import FakeReports, InMemoryStore
 
 from patchprop.domain.findings import Finding, ScanReport, Severity
 from patchprop.domain.gate import GateResult, Policy, PolicyError, gate, parse_policy
+from patchprop.domain.records import Outcome, Rebuild, RebuildStatus
 from patchprop.domain.scan import parse_report
-from patchprop_cli.gate_cmd import gate_command
+from patchprop.logic.verdict import judge
+from patchprop_cli.gate_cmd import EXIT_CODES, gate_command
 
-GATE = Path(__file__).resolve().parent.parent / "data" / "scan" / "gate"
+DATA = Path(__file__).resolve().parent.parent / "data" / "scan"
+GATE = DATA / "gate"
+D = "sha256:" + "e" * 64
+
+
+def _rebuild(**changes: object) -> Rebuild:
+    fields: dict[str, object] = {
+        "rebuild_id": "rb-now",
+        "image": "docker.io/acme/app:1",
+        "base": "docker.io/library/node:22",
+        "base_digest": "sha256:" + "2" * 64,
+        "project": "p1",
+        "status": RebuildStatus.SUCCEEDED,
+        "detected_at": datetime(2026, 11, 27, tzinfo=UTC),
+    }
+    return Rebuild.model_validate(fields | changes)
+
+
+_PROMOTED = _rebuild(rebuild_id="rb-before", outcome=Outcome.PROMOTED, report_uri="s3://r/bad")
 C, H, M, L, U = Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.UNKNOWN
 ACCEPTANCE_REASON = (
     "1 new HIGH finding from the image's own packages: CVE-2026-1234 in libfoo 1.2 (fixed in 1.3)"
@@ -240,12 +262,81 @@ def test_cli_a_bad_report_fails_with_exit_3_and_the_reason(tmp_path, content, re
     assert failed.reasons[0].startswith(f"scan report {report}: {reason}")
 
 
-def test_cli_a_bad_previous_report_fails_too_and_names_that_file(tmp_path):
-    previous = tmp_path / "previous.json"
-    previous.write_text("[1, 2]")
-    result = _cli("--report", str(GATE / "rebuilt.trivy.json"), "--previous", str(previous))
-    assert result.exit_code == 3
-    assert f"previous scan report {previous}: scan report is a JSON list" in result.output
+@pytest.mark.parametrize("option", ["--previous", "--base"])
+def test_an_unreadable_previous_or_base_report_is_judged_without_alike_by_cli_and_service(tmp_path, option):
+    # Given the same reports for the CLI and for the service: one of the optional ones unreadable
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    rebuilt = GATE / "rebuilt.trivy.json"
+    # When patchprop gate judges them
+    cli = _cli("--report", str(rebuilt), option, str(bad), "--json")
+    # and the service judges a rebuild whose build left them
+    store, reports = (
+        InMemoryStore(),
+        FakeReports({"s3://r/rebuilt": rebuilt.read_bytes(), "s3://r/bad": bad.read_bytes()}),
+    )
+    rebuild = _rebuild()
+    if option == "--previous":
+        store.rebuilds[_PROMOTED.rebuild_id] = _PROMOTED
+    raw = {"digest": D, "report": "s3://r/rebuilt"} | (
+        {"base_report": "s3://r/bad"} if option == "--base" else {}
+    )
+    service = judge(rebuild, raw, store=store, reports=reports, require_scan=True).result
+    # Then both judge without it, say so, and decide the same: one behaviour
+    by_cli = GateResult.model_validate_json(cli.output)
+    assert service is not None
+    assert (by_cli.outcome, by_cli.reasons) == (service.outcome, service.reasons)
+    assert cli.exit_code == EXIT_CODES[service.outcome] != 3
+    whose = "the previous build's" if option == "--previous" else "the base's"
+    assert f"Without {whose} scan report: scan report is a JSON array, not an object" in by_cli.reasons[-1]
+
+
+def test_a_previous_report_from_another_scanner_is_not_compared_and_the_verdict_says_so():
+    # Given the previous build scanned by Trivy and the rebuilt image by Grype (the same image)
+    previous = parse_report((DATA / "trivy-image.json").read_bytes())
+    rebuilt = parse_report((DATA / "grype-image.json").read_bytes())
+    # When the default policy judges them
+    result = gate(rebuilt, previous, None, Policy())
+    # Then nothing is "fixed" by a change of scanner: every finding is new, and the reasons say why
+    assert result.fixed == [] and result.still_present == []
+    assert len(result.new_own) == rebuilt.total
+    assert (
+        "The previous build was scanned by trivy (JSON), the rebuilt image by grype 0.84.0 (JSON): "
+        "reports of different scanners are not compared (mixed_scanners=refuse), "
+        "so every finding counts as new."
+    ) in result.reasons
+    assert not any(r.startswith("No scan of the previous build") for r in result.reasons)
+    # and with mixed_scanners=compare it compares, saying what that costs
+    compared = gate(rebuilt, previous, None, parse_policy("mixed_scanners=compare"))
+    assert compared.fixed and any("compared anyway (mixed_scanners=compare)" in r for r in compared.reasons)
+
+
+def test_a_base_from_another_scanner_is_not_used_for_origin():
+    base = parse_report((DATA / "docker-scout.sarif.json").read_bytes())
+    rebuilt = parse_report((DATA / "trivy-image.sarif.json").read_bytes())
+    result = gate(rebuilt, None, base, Policy())
+    assert result.new_from_base == []
+    assert any(
+        r.startswith(
+            "The base image was scanned by docker scout 1.20.4 (SARIF), "
+            "the rebuilt image by trivy 0.57.1 (SARIF)"
+        )
+        for r in result.reasons
+    )
+
+
+def test_same_scanner_other_format_or_version_is_compared():
+    as_json = parse_report((DATA / "trivy-image.json").read_bytes())
+    as_sarif = parse_report((DATA / "trivy-image.sarif.json").read_bytes())
+    result = gate(as_sarif, as_json, None, Policy())
+    assert result.outcome == "promoted" and result.fixed == [] and result.new_own == []
+
+
+def test_policies_accept_negligible_and_mixed_scanners():
+    assert parse_policy("fail_on=negligible").fail_on == [Severity.NEGLIGIBLE]
+    assert parse_policy('{"mixed_scanners": "compare"}').mixed_scanners == "compare"
+    with pytest.raises(PolicyError, match="mixed_scanners: 'sometimes' is not refuse or compare"):
+        parse_policy("mixed_scanners=sometimes")
 
 
 def test_cli_help_documents_the_exit_codes():

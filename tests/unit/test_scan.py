@@ -10,14 +10,17 @@ from patchprop.domain.scan import parse_report
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "scan"
 C, H, M, L, U = Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.UNKNOWN
+N = Severity.NEGLIGIBLE
 
 
 def _read(name: str) -> ScanReport:
     return parse_report((DATA / name).read_bytes())
 
 
-def _counts(critical: int, high: int, medium: int, low: int, unknown: int) -> dict[Severity, int]:
-    return {C: critical, H: high, M: medium, L: low, U: unknown}
+def _counts(
+    critical: int, high: int, medium: int, low: int, unknown: int, negligible: int = 0
+) -> dict[Severity, int]:
+    return {C: critical, H: high, M: medium, L: low, N: negligible, U: unknown}
 
 
 @pytest.mark.parametrize(
@@ -25,7 +28,7 @@ def _counts(critical: int, high: int, medium: int, low: int, unknown: int) -> di
     [
         ("trivy-image.json", "trivy", "trivy", _counts(3, 1, 3, 1, 1)),
         ("trivy-image.sarif.json", "Trivy", "sarif", _counts(3, 1, 3, 1, 1)),
-        ("grype-image.json", "grype", "grype", _counts(2, 1, 3, 2, 1)),
+        ("grype-image.json", "grype", "grype", _counts(2, 1, 3, 0, 1, negligible=2)),
         ("docker-scout.sarif.json", "docker scout", "sarif", _counts(3, 3, 1, 1, 1)),
     ],
 )
@@ -70,8 +73,8 @@ def test_grype_reads_fix_states_negligible_and_leaves_ignored_matches_out():
     # wont-fix and not-fixed have no fixed version; a fixed one names it
     assert by_key[("CVE-2023-45853", "zlib1g")].fixed_version is None
     assert by_key[("GHSA-9wx4-h78v-vm56", "requests")].fixed_version == "2.32.0"
-    # Negligible is LOW, Unknown is UNKNOWN
-    assert by_key[("CVE-2011-3374", "apt")].severity is L
+    # Negligible is its own level (below LOW), Unknown is UNKNOWN
+    assert by_key[("CVE-2011-3374", "apt")].severity is N
     assert by_key[("CVE-2024-56433", "passwd")].severity is U
     # the match under ignoredMatches does not count
     assert ("CVE-2024-45491", "libexpat1") not in by_key
@@ -174,7 +177,7 @@ def test_sarif_level_is_the_last_resort_and_rule_index_finds_the_rule():
         ("MEDIUM", M),
         ("moderate", M),  # GitHub advisories
         ("Low", L),
-        ("Negligible", L),  # Grype
+        ("Negligible", N),  # Grype: its own level, below Low
         ("Unknown", U),
         ("UNSPECIFIED", U),  # Docker Scout
         ("error", H),  # SARIF levels
@@ -202,7 +205,8 @@ def test_severity_normalization(spelled, severity):
 
 
 def test_severity_ranks_run_from_4_to_0():
-    assert [s.rank for s in (C, H, M, L, U)] == [4, 3, 2, 1, 0]
+    assert [s.rank for s in (C, H, M, L, N, U)] == [4, 3, 2, 1, 0, 0]
+    assert [s.order for s in (C, H, M, L, N, U)] == [5, 4, 3, 2, 1, 0]
     assert Severity("high") is H  # exact names in any case, as policies write them
     with pytest.raises(ValueError):
         Severity("moderate")
@@ -216,16 +220,34 @@ def test_severity_ranks_run_from_4_to_0():
         (" \n\t", "scan report is empty"),
         (b"{not json", "scan report is not valid JSON"),
         (b"\xff\xfe\x00garbage", "scan report is not valid JSON"),
-        (b"[]", "scan report is a JSON list, not an object"),
+        (b"[]", "scan report is a JSON array, not an object"),
+        (b"null", "scan report is JSON null, not an object"),
+        (b'"x"', "scan report is a JSON string, not an object"),
+        (b'[{"Target": "alpine:3.10"}]', "scan report is Trivy JSON SchemaVersion 1"),
+        (b'{"SchemaVersion": 3, "Results": []}', "Trivy JSON SchemaVersion '3' is not read"),
+        (
+            b'{"SchemaVersion": 2, "Results": [{"Vulnerabilities": [{"VulnerabilityID": "CVE-1",'
+            b' "PkgName": "p", "Severity": 4}]}]}',
+            "Trivy report: Results[0].Vulnerabilities[0] has a severity that is not one: '4'",
+        ),
+        (
+            b'{"matches": [{"vulnerability": {"id": "CVE-1", "severity": ["High"]},'
+            b' "artifact": {"name": "p"}}]}',
+            "Grype report: matches[0].vulnerability has a severity that is not one",
+        ),
+        (
+            b'{"matches": [{"vulnerability": {"id": "CVE-1", "fix": "1.2"}, "artifact": {"name": "p"}}]}',
+            "Grype report: matches[0].vulnerability.fix is not an object",
+        ),
         (b'{"vulnerabilities": []}', "unknown scan report format"),
-        (b'{"SchemaVersion": 2, "Results": {}}', "Trivy report: Results is a dict, not a list"),
+        (b'{"SchemaVersion": 2, "Results": {}}', "Trivy report: Results is an object, not an array"),
         (
             b'{"SchemaVersion": 2, "Results": [{"Vulnerabilities": [{"PkgName": "x"}]}]}',
             "Trivy report: Results[0].Vulnerabilities[0] has no VulnerabilityID",
         ),
         (
             b'{"matches": [{"vulnerability": {"id": "CVE-1"}}]}',
-            "Grype report: matches[0].artifact is a NoneType",
+            "Grype report: matches[0].artifact is null, not an object",
         ),
         (b'{"version": "2.1.0", "runs": []}', "SARIF report has no runs"),
         (b'{"version": "2.0.0", "runs": [{}]}', "SARIF version '2.0.0' is not supported"),
@@ -257,7 +279,8 @@ def test_a_report_too_large_to_hold_is_refused_before_it_is_parsed():
     with pytest.raises(ScanReportError) as caught:
         parse_report(data, max_bytes=1000)
     # Then the reason is its size, not its syntax: it was never handed to the JSON parser
-    assert caught.value.reason.startswith("scan report is 2,001 bytes, more than the 1,000 bytes")
+    assert caught.value.reason.startswith("scan report is 2,001 bytes (0.0 MiB), more than the 1,000 bytes")
+    assert "trivy --scanners vuln --severity" in caught.value.reason  # what makes it smaller
     # and one at the limit is read
     assert parse_report(b'{"matches": []}' + b" " * 985, max_bytes=1000).total == 0
 

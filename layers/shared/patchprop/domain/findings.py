@@ -1,6 +1,8 @@
 """Findings: one vulnerability in one package, its severity, and a scan report of them.
 
-Only vulnerabilities count. Each (vulnerability id, package) pair is one finding, however many
+Only vulnerabilities are findings; a scanner's other results (secrets, misconfigurations,
+licenses) are kept apart as `OtherResult`s, never counted or gated as vulnerabilities.
+Each (vulnerability id, package) pair is one finding, however many
 times a scanner lists it (two copies of a library, two matchers, one SARIF result per location).
 """
 
@@ -11,12 +13,22 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from patchprop.domain.errors import PatchpropError
 
 MAX_REPORT_BYTES = 50 * 2**20
 ReportFormat = Literal["trivy", "grype", "sarif"]
+
+
+def too_large(size: int, max_bytes: int) -> str:
+    """Why a report too large to read is refused, and what makes it smaller."""
+    return (
+        f"scan report is {size:,} bytes ({size / 2**20:.1f} MiB), more than the {max_bytes:,} bytes "
+        f"({max_bytes / 2**20:.0f} MiB) patchprop reads; scan for vulnerabilities only and fewer "
+        "severities (trivy --scanners vuln --severity CRITICAL,HIGH,MEDIUM), or write JSON, which is "
+        "smaller than SARIF"
+    )
 
 
 class ScanReportError(PatchpropError, ValueError):
@@ -32,12 +44,28 @@ class Severity(StrEnum):
     HIGH = "HIGH"
     MEDIUM = "MEDIUM"
     LOW = "LOW"
+    NEGLIGIBLE = "NEGLIGIBLE"  # Grype's level below Low
     UNKNOWN = "UNKNOWN"
 
     @property
     def rank(self) -> int:
-        """4 for CRITICAL down to 0 for UNKNOWN: what SNS filter policies compare numerically."""
+        """4 for CRITICAL down to 1 for LOW, 0 for NEGLIGIBLE and UNKNOWN: SNS's severity_rank."""
         return _RANKS[self]
+
+    @property
+    def order(self) -> int:
+        """5 for CRITICAL down to 1 for NEGLIGIBLE and 0 for UNKNOWN: how severities compare."""
+        return _ORDER[self]
+
+    @classmethod
+    def read(cls, value: object, where: str) -> Severity:
+        """A scanner's severity field: absent is UNKNOWN; anything not a severity is a malformed report."""
+        if value is None:
+            return cls.UNKNOWN
+        word = _word(value)
+        if word is None:
+            raise ScanReportError(f"{where} has a severity that is not one: {str(value)[:40]!r}")
+        return word
 
     @classmethod
     def _missing_(cls, value: object) -> Severity | None:
@@ -71,6 +99,15 @@ _RANKS = {
     Severity.HIGH: 3,
     Severity.MEDIUM: 2,
     Severity.LOW: 1,
+    Severity.NEGLIGIBLE: 0,
+    Severity.UNKNOWN: 0,
+}
+_ORDER = {
+    Severity.CRITICAL: 5,
+    Severity.HIGH: 4,
+    Severity.MEDIUM: 3,
+    Severity.LOW: 2,
+    Severity.NEGLIGIBLE: 1,
     Severity.UNKNOWN: 0,
 }
 # Severity words as scanners and advisories write them, lower-cased.
@@ -81,7 +118,7 @@ _WORDS = {
     "medium": Severity.MEDIUM,
     "moderate": Severity.MEDIUM,  # GitHub advisories, Red Hat
     "low": Severity.LOW,
-    "negligible": Severity.LOW,  # Grype
+    "negligible": Severity.NEGLIGIBLE,  # Grype
     "unknown": Severity.UNKNOWN,
     "unspecified": Severity.UNKNOWN,  # Docker Scout: no CVSS score in any source
 }
@@ -134,6 +171,54 @@ class Finding(BaseModel):
         return f"{self.id} in {where} ({fix})"
 
 
+OtherKind = Literal["secret", "misconfiguration", "license", "other"]
+
+
+class OtherResult(BaseModel):
+    """A scanner result that is not a vulnerability: a secret, a misconfiguration, a license."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: OtherKind
+    id: str
+    title: str = ""
+    severity: Severity = Severity.UNKNOWN
+    where: str = ""
+
+    def summary(self) -> str:
+        """E.g. "github-pat (GitHub Personal Access Token, CRITICAL) in env line 5"."""
+        said = ", ".join(part for part in (self.title, self.severity.value) if part)
+        return f"{self.id} ({said})" + (f" in {self.where}" if self.where else "")
+
+
+def _merged(listed: list[Finding]) -> Finding:
+    """One finding for every listing of it: the highest severity, each copy's version with its fix.
+
+    Copies of a package at different versions keep each version ("1.2, 1.4") and each fix
+    next to its own copy ("1.3 (for 1.2)"), so no copy is shown with another's fix.
+    """
+    first = listed[0]
+    severity = max((f.severity for f in listed), key=lambda s: s.order)
+    versions = list(dict.fromkeys(f.installed_version for f in listed if f.installed_version))
+    if len(versions) <= 1:
+        fixes = (f.fixed_version for f in listed if f.fixed_version)
+    else:
+        fixes = (f"{f.fixed_version} (for {f.installed_version})" for f in listed if f.fixed_version)
+    fixed = ", ".join(dict.fromkeys(fixes)) or None
+    version = ", ".join(versions)
+    return first.model_copy(
+        update={"severity": severity, "installed_version": version, "fixed_version": fixed}
+    )
+
+
+def scanner_name(scanner: str) -> str:
+    """The tool behind a report's scanner name: Grype's old SARIF driver name is still Grype."""
+    name = " ".join(scanner.lower().split())
+    if name.startswith("anchore container vulnerability report"):
+        return "grype"
+    return name
+
+
 class ScanReport(BaseModel):
     """The findings of one scan and their counts by severity (every severity present, maybe 0)."""
 
@@ -143,25 +228,46 @@ class ScanReport(BaseModel):
     format: ReportFormat
     findings: list[Finding]
     counts: dict[Severity, int]
+    scanner_version: str | None = None
+    others: list[OtherResult] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, scanner: str, format: ReportFormat, findings: Iterable[Finding]) -> ScanReport:
-        """Count each (id, package) once, keeping its highest severity and any fixed version."""
-        unique: dict[tuple[str, str], Finding] = {}
+    def of(
+        cls,
+        scanner: str,
+        format: ReportFormat,
+        findings: Iterable[Finding],
+        *,
+        scanner_version: str | None = None,
+        others: Iterable[OtherResult] = (),
+    ) -> ScanReport:
+        """Count each (id, package) once, keeping its highest severity and each copy's version and fix."""
+        listed: dict[tuple[str, str], list[Finding]] = {}
         for finding in findings:
-            seen = unique.get(finding.key)
-            if seen is None:
-                unique[finding.key] = finding
-                continue
-            if finding.severity.rank > seen.severity.rank:
-                seen = seen.model_copy(update={"severity": finding.severity})
-            if seen.fixed_version is None and finding.fixed_version:
-                seen = seen.model_copy(update={"fixed_version": finding.fixed_version})
-            unique[finding.key] = seen
+            listed.setdefault(finding.key, []).append(finding)
+        unique = {key: _merged(copies) for key, copies in listed.items()}
         counts = dict.fromkeys(Severity, 0)
         for finding in unique.values():
             counts[finding.severity] += 1
-        return cls(scanner=scanner, format=format, findings=list(unique.values()), counts=counts)
+        return cls(
+            scanner=scanner,
+            format=format,
+            findings=list(unique.values()),
+            counts=counts,
+            scanner_version=scanner_version,
+            others=list(others),
+        )
+
+    @property
+    def tool(self) -> str:
+        """The scanner as one name, whatever the format: "trivy", "grype", "docker scout"."""
+        return scanner_name(self.scanner)
+
+    @property
+    def described(self) -> str:
+        """E.g. "grype 0.80.0 (SARIF)", for notes that compare reports."""
+        version = f" {self.scanner_version}" if self.scanner_version else ""
+        return f"{self.tool}{version} ({self.format.upper() if self.format == 'sarif' else 'JSON'})"
 
     @property
     def total(self) -> int:

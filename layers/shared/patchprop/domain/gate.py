@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from patchprop.domain.errors import PatchpropError
-from patchprop.domain.findings import Finding, ScanReport, Severity
+from patchprop.domain.findings import Finding, OtherResult, ScanReport, Severity
 from patchprop.domain.validation import first_problem
 
 Outcome = Literal["promoted", "blocked", "failed"]
@@ -23,8 +23,10 @@ REASON_LIST_LIMIT = 5
 
 POLICY_SYNTAX = (
     "a JSON object, or settings separated by ';': "
-    "fail_on=critical,high;ignore_unfixed=true;allow_from_base=true;max_new=medium:5,low:20"
+    "fail_on=critical,high;ignore_unfixed=true;allow_from_base=true;max_new=medium:5,low:20;"
+    "mixed_scanners=refuse"
 )
+MixedScanners = Literal["refuse", "compare"]
 
 
 class PolicyError(PatchpropError, ValueError):
@@ -37,7 +39,9 @@ class Policy(BaseModel):
     Each severity in `fail_on` tolerates no new finding; `max_new` sets how many new findings
     of a severity are tolerated (it overrides `fail_on` for that severity). New findings that
     came with the base count only when `allow_from_base` is false; with `ignore_unfixed`, new
-    findings without a fixed version do not count.
+    findings without a fixed version do not count. A previous or base report written by another
+    scanner than the rebuilt image's is not compared (`mixed_scanners=refuse`, the default: the
+    image is judged as without it, and the verdict says so) or compared anyway (`compare`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,6 +50,7 @@ class Policy(BaseModel):
     ignore_unfixed: bool = False
     max_new: dict[Severity, int] = Field(default_factory=dict)
     allow_from_base: bool = True
+    mixed_scanners: MixedScanners = "refuse"
 
     def tolerated(self, severity: Severity) -> int | None:
         """How many new findings of `severity` pass the gate; None for any number."""
@@ -88,6 +93,10 @@ def parse_policy(text: str | None) -> Policy:
             settings[key] = _boolean(value, key)
         elif key == "max_new":
             settings[key] = dict(_threshold(entry) for entry in value.split(",") if entry.strip())
+        elif key == "mixed_scanners":
+            if value.lower() not in ("refuse", "compare"):
+                raise PolicyError(f"policy mixed_scanners: {value!r} is not refuse or compare")
+            settings[key] = value.lower()
         else:
             known = ", ".join(Policy.model_fields)
             raise PolicyError(f"policy has no setting {key!r}; settings are {known}")
@@ -131,6 +140,8 @@ class GateResult(BaseModel):
     blocking: list[Finding] = Field(default_factory=list)
     ignored_unfixed: list[Finding] = Field(default_factory=list)
     highest_new: Severity | None = None
+    # The rebuilt image's results that are not vulnerabilities (secrets, misconfigurations, licenses).
+    others: list[OtherResult] = Field(default_factory=list)
 
     @classmethod
     def failed(cls, reason: str) -> GateResult:
@@ -149,6 +160,10 @@ def gate(
         return GateResult.failed(
             "no scan report for the rebuilt image: it was not scanned, or the scan was lost"
         )
+    compared: list[str] = []
+    had_previous = previous is not None
+    previous = _comparable(report, previous, "the previous build", policy, compared)
+    base = _comparable(report, base, "the base image", policy, compared)
     base_keys = {finding.key for finding in base.findings} if base else set()
     report_keys = {finding.key for finding in report.findings}
     if previous is None:
@@ -167,7 +182,7 @@ def gate(
 
     reasons: list[str] = []
     blocking: list[Finding] = []
-    for severity in sorted(Severity, key=lambda s: s.rank, reverse=True):
+    for severity in sorted(Severity, key=lambda s: s.order, reverse=True):
         at_severity = [f for f in counted if f.severity == severity]
         tolerated = policy.tolerated(severity)
         if tolerated is None or len(at_severity) <= tolerated:
@@ -185,7 +200,9 @@ def gate(
     outcome: Outcome = "blocked" if blocking else "promoted"
     if not blocking:
         reasons.append(f"No new finding that the policy blocks on: {_policy_summary(policy)}.")
-    reasons += _notes(previous, fixed, new_from_base, ignored, policy)
+    reasons += _others_said(report.others)
+    reasons += compared
+    reasons += _notes(previous, fixed, new_from_base, ignored, policy, previous_refused=had_previous)
     everything_new = new_own + new_from_base
     return GateResult(
         outcome=outcome,
@@ -196,12 +213,78 @@ def gate(
         new_own=new_own,
         blocking=blocking,
         ignored_unfixed=ignored,
-        highest_new=max((f.severity for f in everything_new), key=lambda s: s.rank, default=None),
+        highest_new=max((f.severity for f in everything_new), key=lambda s: s.order, default=None),
+        others=report.others,
     )
 
 
+def _comparable(
+    report: ScanReport, other: ScanReport | None, whose: str, policy: Policy, said: list[str]
+) -> ScanReport | None:
+    """`other` when its findings can be compared with the report's; a note in `said` when not quite.
+
+    Scanners name and match vulnerabilities differently (Trivy's CVE is Grype's GHSA, a package
+    is `libssl3` in one and `openssl` in the other), so comparing them tells "fixed" and "new"
+    findings that are neither.
+    """
+    if other is None:
+        return None
+    if other.tool == report.tool:
+        if (
+            other.scanner_version
+            and report.scanner_version
+            and other.scanner_version != report.scanner_version
+        ):
+            said.append(
+                f"{whose.capitalize()} was scanned by {other.described}, the rebuilt image by "
+                f"{report.described}: same scanner, other version; compared."
+            )
+        return other
+    mixed = f"{whose.capitalize()} was scanned by {other.described}, the rebuilt image by {report.described}"
+    if policy.mixed_scanners == "compare":
+        said.append(
+            f"{mixed}: compared anyway (mixed_scanners=compare); what one scanner names differently "
+            "shows as fixed and new."
+        )
+        return other
+    without = (
+        "every finding counts as new"
+        if whose == "the previous build"
+        else "no new finding counts as from the base"
+    )
+    said.append(
+        f"{mixed}: reports of different scanners are not compared (mixed_scanners=refuse), so {without}."
+    )
+    return None
+
+
+_KIND_WORDS = {
+    "secret": "secret",
+    "misconfiguration": "misconfiguration",
+    "license": "license finding",
+    "other": "other result",
+}
+
+
+def _others_said(others: Sequence[OtherResult]) -> list[str]:
+    """One line per kind of result that is not a vulnerability: told, never counted or gated."""
+    lines = []
+    for kind, word in _KIND_WORDS.items():
+        of_kind = [o for o in others if o.kind == kind]
+        if not of_kind:
+            continue
+        shown = "; ".join(o.summary() for o in of_kind[:REASON_LIST_LIMIT])
+        more = len(of_kind) - REASON_LIST_LIMIT
+        shown += f" and {more} more" if more > 0 else ""
+        lines.append(
+            f"{_plural(len(of_kind), word)} in the rebuilt image's scan (not vulnerabilities; "
+            f"not counted by the gate): {shown}."
+        )
+    return lines
+
+
 def _by_severity(findings: Iterable[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (-f.severity.rank, f.id, f.package))
+    return sorted(findings, key=lambda f: (-f.severity.order, f.id, f.package))
 
 
 def _plural(count: int, word: str) -> str:
@@ -224,7 +307,7 @@ def _new_reason(group: Sequence[Finding], severity: Severity, origin: str, total
 
 def _policy_summary(policy: Policy) -> str:
     """E.g. "it blocks on any new CRITICAL or HIGH finding from the image's own packages"."""
-    ordered = sorted(Severity, key=lambda s: s.rank, reverse=True)
+    ordered = sorted(Severity, key=lambda s: s.order, reverse=True)
     none_allowed = [s.value for s in ordered if policy.tolerated(s) == 0]
     limits = [f"any new {' or '.join(none_allowed)} finding"] if none_allowed else []
     limits += [
@@ -246,10 +329,12 @@ def _notes(
     new_from_base: Sequence[Finding],
     ignored: Sequence[Finding],
     policy: Policy,
+    *,
+    previous_refused: bool = False,
 ) -> list[str]:
     """What the reader should know besides the decision."""
     notes = []
-    if previous is None:
+    if previous is None and not previous_refused:
         notes.append("No scan of the previous build: every finding is compared with the base only.")
     elif fixed:
         notes.append(f"Fixed since the previous build: {_plural(len(fixed), 'finding')}.")

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from patchprop.domain.events import BuildResult
 from patchprop.domain.findings import ScanReport, ScanReportError
-from patchprop.domain.gate import GateResult, PolicyError, gate, parse_policy
+from patchprop.domain.gate import GateResult, PolicyError, parse_policy
+from patchprop.domain.judging import judge_reports, optional_report
 from patchprop.domain.records import Outcome, Rebuild
 from patchprop.domain.scan import parse_report
 from patchprop.domain.validation import first_problem
@@ -70,9 +71,7 @@ def judge(
     base = _optional(result.base_report, "the base's", reports, notes)
     last = last_promoted(rebuild, store=store)
     previous = _optional(last.report_uri if last else None, "the previous build's", reports, notes)
-    decided = gate(report, previous, base, policy)
-    if notes:
-        decided = decided.model_copy(update={"reasons": decided.reasons + notes})
+    decided = judge_reports(report, previous, base, policy, notes)
     return Verdict(decided, report_uri=result.report, image_digest=digest)
 
 
@@ -92,8 +91,4 @@ def _optional(uri: str | None, whose: str, reports: Reports, notes: list[str]) -
     """A report the gate can do without: None, with a note, when it cannot be had."""
     if not uri:
         return None
-    try:
-        return parse_report(reports.read_report(uri))
-    except ScanReportError as exc:
-        notes.append(f"Without {whose} scan report: {exc.reason}.")
-        return None
+    return optional_report(lambda: reports.read_report(uri), whose, notes)

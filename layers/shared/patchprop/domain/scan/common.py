@@ -15,7 +15,7 @@ def _list(value: Any, where: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ScanReportError(f"{where} is a {type(value).__name__}, not a list")
+        raise ScanReportError(f"{where} is {_a(json_type(value))}, not an array")
     return value
 
 
@@ -26,7 +26,7 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ScanReportError(f"{where} is a {type(value).__name__}, not an object")
+        raise ScanReportError(f"{where} is {_a(json_type(value))}, not an object")
     return value
 
 
@@ -45,3 +45,18 @@ def _fix(value: Any) -> str | None:
     """A fixed version, or None for "", "not fixed" and the like."""
     text = _text(value)
     return None if text.lower() in ("", "not fixed", "none", "n/a") else text
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type: null, array, string, number, boolean, object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {list: "array", str: "string", int: "number", float: "number", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _a(kind: str) -> str:
+    return kind if kind == "null" else ("an " if kind[0] in "aeiou" else "a ") + kind
