@@ -192,6 +192,11 @@ class LocalCodeBuild:
         with self._lock:
             return [b.id for b in self._builds.values() if not b.complete]
 
+    def running_builds(self, projects: Collection[str]) -> int:
+        """Builds of `projects` queued or running here (for the cap's reconciler)."""
+        with self._lock:
+            return sum(1 for b in self._builds.values() if not b.complete and b.project in projects)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every build started so far; False if some are still running after `timeout`."""
         with self._lock:

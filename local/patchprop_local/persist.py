@@ -16,6 +16,7 @@ through the API would be 10x slower and a receive through the API would change w
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
@@ -46,6 +47,27 @@ def write_json(path: Path, data: dict[str, Any], indent: int | None = 2) -> None
             os.unlink(tmp.name)
             raise
     os.replace(tmp.name, path)
+
+
+def _encoded(value: Any) -> Any:
+    """Binary attributes (bytes) as {"$b64": ...}: JSON has no bytes."""
+    if isinstance(value, bytes):
+        return {"$b64": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: _encoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encoded(v) for v in value]
+    return value
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$b64"}:
+            return base64.b64decode(value["$b64"])
+        return {k: _decoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    return value
 
 
 class StateError(RuntimeError):
@@ -86,7 +108,7 @@ def snapshot_tables(names: list[str]) -> dict[str, list[dict[str, Any]]]:
     out = {}
     for name in names:
         table = backend.tables.get(name)
-        out[name] = [item.to_json()["Attributes"] for item in table.all_items()] if table else []
+        out[name] = [_encoded(item.to_json()["Attributes"]) for item in table.all_items()] if table else []
     return out
 
 
@@ -106,7 +128,7 @@ def restore(data: dict[str, Any], dynamodb: Any, sqs: Any) -> dict[str, int]:
     counts = {"items": 0, "messages": 0}
     for table, items in data["tables"].items():
         for start in range(0, len(items), 25):
-            batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+            batch = [{"PutRequest": {"Item": _decoded(item)}} for item in items[start : start + 25]]
             pending: dict[str, Any] = {table: batch}
             while pending:
                 pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
@@ -118,7 +140,7 @@ def restore(data: dict[str, Any], dynamodb: Any, sqs: Any) -> dict[str, int]:
             for i, message in enumerate(messages[start : start + 10]):
                 entry: dict[str, Any] = {"Id": str(i), "MessageBody": message["body"]}
                 if message["attributes"]:
-                    entry["MessageAttributes"] = message["attributes"]
+                    entry["MessageAttributes"] = _decoded(message["attributes"])
                 entries.append(entry)
             sqs.send_message_batch(QueueUrl=url, Entries=entries)
         counts["messages"] += len(messages)
