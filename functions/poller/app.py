@@ -36,4 +36,4 @@ def handler(event: dict, context: LambdaContext) -> dict:
     metrics.add_metric("BuildSlotsReleased", MetricUnit.Count, slots.released)
     if slots.released:
         logger.warning("leaked build slots released", extra=slots.as_dict())
-    return {"bases": len(checks), **counts, "slots": slots.as_dict()}
+    return {"bases": len(checks), **counts}
