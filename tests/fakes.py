@@ -199,6 +199,15 @@ class InMemoryStore:
     def release_build_slot(self) -> None:
         self.in_flight = max(0, self.in_flight - 1)
 
+    def build_slots_in_use(self) -> int:
+        return self.in_flight
+
+    def set_build_slots_in_use(self, value: int, expect: int) -> bool:
+        if self.in_flight != expect:
+            return False
+        self.in_flight = value
+        return True
+
 
 @dataclass
 class FakeQueue:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ class FakeBuilds:
     started: list[dict[str, Any]] = field(default_factory=list)
     # What each build leaves behind (the script's result), by build id; set by a test.
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)  # ids of builds ended without a result
 
     def start_build(
         self,
@@ -49,6 +50,11 @@ class FakeBuilds:
 
     def build_result(self, build_id: str) -> dict[str, Any] | None:
         return self.results.get(build_id)
+
+    def running_builds(self, projects: Collection[str]) -> int:
+        """Started and not finished (no result set, not in `finished`)."""
+        done = set(self.results) | self.finished
+        return sum(1 for b in self.started if b["project"] in projects and b["id"] not in done)
 
 
 def handler(name: str) -> Any:

@@ -1,4 +1,7 @@
-"""Scheduled poll: one HEAD per tracked base; a moved digest takes the webhook's path."""
+"""Scheduled poll: one HEAD per tracked base; a moved digest takes the webhook's path.
+
+Each run also reconciles the concurrency cap with the builds really running (logic/reconcile.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchprop import wiring
 from patchprop.config import PollerEnv, env_vars
 from patchprop.logic.detect import poll_bases
+from patchprop.logic.reconcile import reconcile_slots
 
 logger = Logger()
 tracer = Tracer()
@@ -27,4 +31,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
     for seen, n in counts.items():
         metrics.add_metric(f"Base{seen.capitalize()}", MetricUnit.Count, n)
     logger.info("poll done", extra={"bases": len(checks), **counts})
+    projects = env_vars(PollerEnv).projects
+    slots = reconcile_slots(slots=adapters.store, builds=adapters.builds, projects=projects)
+    metrics.add_metric("BuildSlotsReleased", MetricUnit.Count, slots.released)
+    if slots.released:
+        logger.warning("leaked build slots released", extra=slots.as_dict())
     return {"bases": len(checks), **counts}

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
+import requests
 from moto.server import ThreadedMotoServer
 
 from patchprop_local.gateway import Route, routes_of
@@ -83,6 +84,9 @@ class LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per AWS call
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
+        # moto's backends live in this process, and outlive a stopped server: start from empty
+        # (a second stack in one process, e.g. the tests, found the first one's tables).
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30).raise_for_status()
         self.stack = provision(self.parameters, endpoint_url=self.endpoint_url)
         for function in self.stack.of_type("AWS::Serverless::Function"):
             env = self.function_env(function)

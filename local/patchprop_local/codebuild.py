@@ -7,6 +7,10 @@ cloned at `source_version`) and runs `buildspec/rebuild.sh` (resources.py), the 
 CodeBuild buildspec runs, with buildah (vfs storage, chroot isolation: no daemon, no Docker
 engine). Each build logs to a file, and `emit` receives the `detail` of each "CodeBuild Build
 State Change": IN_PROGRESS, then SUCCEEDED, FAILED or STOPPED. Nothing a build does raises out of its worker.
+
+Every build is also recorded in `builds/<id>.json` (build_records.py) before start_build returns,
+so `resume()` after a crash knows them: a build cut off is run again under the same id (its
+idempotency token still gives that id), a finished one whose last event may be lost is told again.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from patchprop.domain.errors import BuildStartFailed, NotFound
-from patchprop_local import resources
+from patchprop_local import build_records, resources
 from patchprop_local.build_source import BuildFailed, fetch_source, note, source_kind
 
 ARN_PREFIX = "arn:aws:codebuild:us-east-1:123456789012:build/"
@@ -64,6 +68,7 @@ class _Build:
     end_time: datetime | None = None
     result: dict[str, Any] | None = None
     stop_requested: bool = False
+    interrupted: bool = False  # stopped by shutdown(): not an end, resume() runs it again
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -134,7 +139,37 @@ class LocalCodeBuild:
                 raise BuildStartFailed(f"the local CodeBuild is shut down: {exc}") from exc
             self._builds[build_id] = build
             self._tokens[idempotency_token] = (request, build_id, now)
+            build_records.save(build, idempotency_token, request)
         return build_id
+
+    def resume(self) -> dict[str, list[str]]:
+        """After a restart: run again the builds cut off, tell again the ends not acknowledged."""
+        told: dict[str, list[str]] = {"rerun": [], "retold": []}
+        self._prune()  # containers a killed buildah left in this builder's storage
+        for record in build_records.load_all(self.workdir / "builds"):
+            build = _Build(
+                record["id"], record["project"], record["env"], record["source_location"],
+                record["source_version"], directory=self.workdir / "builds" / record["id"],
+                log_path=self.workdir / "builds" / f"{record['id']}.log",
+                status=record["status"], result=record.get("result"),
+            )  # fmt: skip
+            if not build.complete and (build.directory / "result.json").is_file():
+                build.status, build.result = "SUCCEEDED", build_records.read_result(build.directory)
+            with self._lock:
+                self._builds[build.id] = build
+                self._tokens[record["token"]] = (record["request"], build.id, time.monotonic())
+            if not build.complete:
+                shutil.rmtree(build.directory, ignore_errors=True)  # what the cut-off run left
+                self._futures.append(self._pool.submit(self._run, build))
+                told["rerun"].append(build.id)
+            elif not record.get("acknowledged"):
+                self._acknowledge(build, record["token"], record["request"])
+                told["retold"].append(build.id)
+        return told
+
+    def _acknowledge(self, build: _Build, token: str, request: str) -> None:
+        if self._emit(build):
+            build_records.save(build, token, request, acknowledged=True)
 
     def stop_build(self, build_id: str) -> None:
         """Stop a queued or running build (it ends STOPPED)."""
@@ -157,16 +192,26 @@ class LocalCodeBuild:
         with self._lock:
             return [b.id for b in self._builds.values() if not b.complete]
 
+    def running_builds(self, projects: Collection[str]) -> int:
+        """Builds of `projects` queued or running here (for the cap's reconciler)."""
+        with self._lock:
+            return sum(1 for b in self._builds.values() if not b.complete and b.project in projects)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every build started so far; False if some are still running after `timeout`."""
         with self._lock:
             futures = list(self._futures)
         return not wait_for(futures, timeout).not_done
 
-    def shutdown(self) -> None:
-        """Stop every queued and running build and wait for the workers."""
+    def shutdown(self, interrupt: bool = False) -> None:
+        """Stop every queued and running build and wait for the workers.
+
+        interrupt: the stack stops, not the builds; they tell no end and resume() runs them again.
+        """
         with self._lock:
             running = [b for b in self._builds.values() if not b.complete]
+            for build in running:
+                build.interrupted = interrupt
         for build in running:
             self.stop_build(build.id)
         if not self.wait(STOP_GRACE):
@@ -194,12 +239,17 @@ class LocalCodeBuild:
                     note(out, f"internal error: {exc!r}")
                 if build.stop_requested:
                     status = "STOPPED"
+                if build.interrupted:
+                    note(out, "interrupted: the stack stopped; the build runs again when it starts")
+                    return
                 note(out, f"build {status}")
         except OSError:
             log.exception("local build %s: cannot write its log %s", build.id, build.log_path)
         with self._lock:
             build.status, build.end_time, build.process = status, datetime.now(UTC), None
-        self._emit(build)
+            token, request = next(((t, v[0]) for t, v in self._tokens.items() if v[1] == build.id), ("", ""))
+            build_records.save(build, token, request)
+        self._acknowledge(build, token, request)
 
     def _execute(self, build: _Build, out: IO[bytes]) -> str:
         if build.stop_requested:
@@ -266,44 +316,10 @@ class LocalCodeBuild:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(build.process.pid, signum)
 
-    def _emit(self, build: _Build) -> None:
+    def _emit(self, build: _Build) -> bool:
         try:
-            self.emit(self._detail(build))
+            self.emit(build_records.detail(build, BUILD_TIMEOUT))
         except Exception:
             log.exception("delivering the %s event of build %s failed", build.status, build.id)
-
-    def _detail(self, build: _Build) -> dict[str, Any]:
-        """The `detail` of the "CodeBuild Build State Change" event for the build as it is now."""
-        info: dict[str, Any] = {
-            "environment": {
-                "image": "patchprop/local-buildah",
-                "privileged-mode": False,
-                "compute-type": "LOCAL",
-                "type": "LINUX_CONTAINER",
-                "environment-variables": [
-                    {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in build.env.items()
-                ],
-            },
-            "timeout-in-minutes": int(BUILD_TIMEOUT // 60),
-            "build-complete": build.complete,
-            "initiator": "patchprop-local",
-            "build-start-time": build.start_time.strftime("%b %-d, %Y %-I:%M:%S %p"),
-            "source": {"location": build.source_location or "", "type": build.source_type},
-            "logs": {
-                "group-name": f"/aws/codebuild/{build.project}",
-                "stream-name": build.id.split(":", 1)[1],
-                "deep-link": build.log_path.as_uri(),
-            },
-            "phases": [],
-        }
-        if build.source_version:
-            info["source-version"] = build.source_version
-        return {
-            "build-status": build.status,
-            "project-name": build.project,
-            "build-id": ARN_PREFIX + build.id,
-            "additional-information": info,
-            "current-phase": "COMPLETED" if build.complete else "SUBMITTED",
-            "current-phase-context": "[: ]",
-            "version": "1",
-        }
+            return False
+        return True

@@ -37,8 +37,11 @@ def rate_seconds(expression: str) -> float:
 class EventPump:
     """Delivers every event source of the template, one handler at a time (`invoke_lock`)."""
 
-    def __init__(self, aws: LocalAws, invoke_lock: threading.Lock, tell: Tell) -> None:
+    def __init__(
+        self, aws: LocalAws, invoke_lock: threading.Lock, tell: Tell, saved: Callable[[], None] | None = None
+    ) -> None:
         self.aws = aws
+        self.saved = saved or (lambda: None)  # after each round that delivered: the state to disk
         self.stack = aws.started
         self.sqs = aws.client("sqs")
         self._lock = invoke_lock
@@ -91,6 +94,8 @@ class EventPump:
             self.tell("sns", json.loads(message["Body"]))
             self.sqs.delete_message(QueueUrl=self._outcomes, ReceiptHandle=message["ReceiptHandle"])
             delivered += 1
+        if delivered:
+            self.saved()
         return delivered > 0
 
     def _poll_sqs(self) -> int:
@@ -137,5 +142,6 @@ class EventPump:
                 for function, _props in self.stack.events(kind):
                     event = eventbridge_event("aws.scheduler", "Scheduled Event", {})
                     answers.append((function, self.aws.invoke(function, event)))
+        self.saved()
         self.tell("poll", {"answers": [a for _, a in answers]})
         return answers

@@ -52,6 +52,14 @@ def routes_of(stack: Stack) -> list[Route]:
     return found
 
 
+class BurstServer(ThreadingHTTPServer):
+    """One thread a request, and a listen backlog for bursts: with http.server's 5, a burst of
+    webhooks overflowed the queue and a sender got its connection reset."""
+
+    request_queue_size = 1024  # the kernel caps it at net.core.somaxconn
+    daemon_threads = True
+
+
 def _json_answer(status: int, error: str) -> dict[str, Any]:
     return {
         "statusCode": status,
@@ -69,12 +77,14 @@ class Gateway:
         port: int = 0,
         hooks: dict[str, Hook] | None = None,
         invoke_lock: threading.Lock | None = None,
+        saved: Callable[[], None] | None = None,
     ) -> None:
         self.aws = aws
+        self.saved = saved or (lambda: None)  # after each handler: the state is on disk before we answer
         self.routes = aws.routes()
         self.hooks = dict(hooks or {})
         self._lock = invoke_lock or threading.Lock()  # one handler at a time, like one container
-        self._http = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._http = BurstServer(("127.0.0.1", port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     @property
@@ -115,7 +125,9 @@ class Gateway:
             if params is not None:
                 event = api_event(method, path, route.resource, params, body, headers, query=query)
                 with self._lock:
-                    return dict(self.aws.invoke(route.function, event))
+                    answer = dict(self.aws.invoke(route.function, event))
+                self.saved()
+                return answer
         if any(route.pattern.fullmatch(path) for route in self.routes):
             return _json_answer(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}")
         return _json_answer(HTTPStatus.NOT_FOUND, "no such route")

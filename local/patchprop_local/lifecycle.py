@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from patchprop import wiring
+from patchprop_local import leftovers, persist
 from patchprop_local.aws import LocalAws
 from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.events import EventPump
@@ -44,8 +44,22 @@ class LocalStackError(RuntimeError):
     """The local stack cannot start (port taken, tool missing, already running)."""
 
 
-def choose_port(name: str, wanted: int | None, notes: list[str]) -> int:
-    """The wanted port (0: any free one), or the default; if that is taken, a free one, saying which."""
+def choose_port(name: str, wanted: int | None, notes: list[str], saved: int | None = None) -> int:
+    """The wanted port (0: any free one), or the default; if that is taken, a free one, saying which.
+
+    A port saved by the last run is kept (image references and the webhook URL name it) unless
+    another one is asked for; if something else holds it, starting fails saying what to do.
+    """
+    if saved and not wanted:
+        if port_in_use(saved):
+            raise LocalStackError(
+                f"port {saved} on 127.0.0.1 ({name}) is in use, and the images registered here name it: "
+                f"stop what listens there (`ss -ltnp 'sport = :{saved}'`), or start on another port "
+                "knowing that the references to it will not follow"
+            )
+        return saved
+    if saved and wanted != saved:
+        notes.append(f"{name} moves from port {saved} to {wanted or 'a free one'}: references to it break")
     if wanted == 0:
         return free_port()
     port = wanted or DEFAULT_PORTS[name]
@@ -60,15 +74,11 @@ def choose_port(name: str, wanted: int | None, notes: list[str]) -> int:
 
 def write_state(path: Path, data: dict[str, Any]) -> None:
     """Write `data` as JSON to `path` atomically: a temporary file in the same folder, then a rename."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        try:
-            tmp.write(json.dumps(data, indent=2) + "\n")
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, path)
+    persist.write_json(path, data)
+
+
+def _write_snapshot(path: Path, data: dict[str, Any]) -> None:
+    persist.write_json(path, data, indent=None)
 
 
 @dataclass
@@ -94,6 +104,7 @@ class LocalStack:
         self.builds: LocalCodeBuild | None = None
         self.gateway: Gateway | None = None
         self.pump: EventPump | None = None
+        self.persister: persist.Persister | None = None
         self.token = ""
 
     @property
@@ -111,10 +122,20 @@ class LocalStack:
             self.stop()
             raise
 
+    @property
+    def saved_state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
     def _start(self) -> dict[str, Any]:
-        api_port = choose_port("api", self.ports.get("api"), self.notes)
-        aws_port = choose_port("aws", self.ports.get("aws"), self.notes)
-        registry_port = choose_port("registry", self.ports.get("registry"), self.notes)
+        try:
+            saved = persist.load(self.saved_state_file)
+        except persist.StateError as exc:
+            raise LocalStackError(str(exc)) from None
+        self.notes.extend(leftovers.clean(self.state_dir))
+        old = (saved or {}).get("ports", {})
+        api_port = choose_port("api", self.ports.get("api"), self.notes, old.get("api"))
+        aws_port = choose_port("aws", self.ports.get("aws"), self.notes, old.get("aws"))
+        registry_port = choose_port("registry", self.ports.get("registry"), self.notes, old.get("registry"))
         self.registry = LocalRegistry(
             self.state_dir / "registry",
             port=registry_port,
@@ -130,15 +151,39 @@ class LocalStack:
             )
         self.aws = LocalAws({"RebuildProjects": ",".join(self.projects)}, port=aws_port, env=env)
         stack = self.aws.start()
-        secret = self.aws.client("secretsmanager").get_secret_value(SecretId=stack.refs["WebhookSecret"])
-        self.token = json.loads(secret["SecretString"])["current"]
+        secrets = self.aws.client("secretsmanager")
+        if saved:  # the same webhook token as before: senders' URLs hold it
+            secrets.put_secret_value(SecretId=stack.refs["WebhookSecret"], SecretString=saved["secret"])
+        secret = secrets.get_secret_value(SecretId=stack.refs["WebhookSecret"])["SecretString"]
+        self.token = json.loads(secret)["current"]
         self.builds = builds = LocalCodeBuild(self.projects, self.state_dir, emit=self._emit_build_event)
         wiring.reset()
         wiring.register_builds("local", lambda: builds)  # the handlers' env says PATCHPROP_BUILDS=local
-        self.pump = pump = EventPump(self.aws, self._invoke_lock, self.tell)
+        self.pump = pump = EventPump(self.aws, self._invoke_lock, self.tell, saved=self.save)
+        ports = {"api": api_port, "aws": aws_port, "registry": registry_port}
+        header: dict[str, Any] = {"ports": ports, "token": self.token, "secret": secret}
+        tables = [stack.refs[t] for t in stack.of_type("AWS::DynamoDB::Table")]
+        self.persister = persist.Persister(
+            self.saved_state_file, self._invoke_lock, header, tables, _write_snapshot, self.tell
+        )
+        if saved:
+            counts = persist.restore(saved, self.aws.client("dynamodb"), self.aws.client("sqs"))
+            self.notes.append(
+                f"restored {counts['items']} items and {counts['messages']} queued messages "
+                f"from {self.saved_state_file}"
+            )
+        self.save()
         bridge = RegistryBridge(self.registry.address, self.token, self._post, self.tell)
-        self.gateway = Gateway(self.aws, api_port, {EVENTS_PATH: bridge.deliver}, self._invoke_lock).start()
+        self.gateway = Gateway(
+            self.aws, api_port, {EVENTS_PATH: bridge.deliver}, self._invoke_lock, saved=self.save
+        ).start()
         self.registry.start()  # after the gateway: its notifications come to us
+        resumed = builds.resume()
+        if resumed["rerun"] or resumed["retold"]:
+            self.notes.append(
+                f"builds cut off by the last stop, run again: {len(resumed['rerun'])}; "
+                f"build ends told again: {len(resumed['retold'])}"
+            )
         self._spawn("events", lambda: pump.run(self._stop))
         interval = self.poll_interval or pump.poll_interval()
         if interval:
@@ -158,8 +203,11 @@ class LocalStack:
         self._threads.clear()
         self.pump = None
         if self.builds is not None:
-            self.builds.shutdown()
+            self.builds.shutdown(interrupt=True)  # they run again on the next start
             self.builds = None
+        if self.persister is not None and self.aws is not None and self.aws.server is not None:
+            self.save()
+        self.persister = None
         wiring.register_builds("local", None)
         wiring.reset()
         if self.registry is not None:
@@ -198,6 +246,11 @@ class LocalStack:
         thread.start()
         self._threads.append(thread)
 
+    def save(self) -> None:
+        """Snapshot the state to `.patchprop/state.json` if it changed (persist.py)."""
+        if self.persister is not None:
+            self.persister.save()
+
     # ---- what it tells --------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
@@ -233,7 +286,9 @@ class LocalStack:
             "Detail": json.dumps(detail),
             "Resources": [detail["build-id"]],
         }
-        self.aws.client("events").put_events(Entries=[entry])
+        with self._invoke_lock:  # no snapshot half-way through it
+            self.aws.client("events").put_events(Entries=[entry])
+        self.save()
 
     # ---- driving it from the demo and the tests -------------------------------------
 

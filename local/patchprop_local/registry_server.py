@@ -40,7 +40,13 @@ def free_port() -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """Something listens on (or holds) 127.0.0.1:`port`; sockets in TIME-WAIT do not count.
+
+    SO_REUSEADDR, as the servers set it when they bind (http.server, werkzeug, Go's net), so a
+    port a quick restart just let go of is free again, as it is for them.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -53,6 +53,11 @@ class WebhookEnv(Resources):
 class PollerEnv(Resources):
     TABLE_NAME: str
     PATCH_QUEUE_URL: str
+    REBUILD_PROJECTS: str = ""  # the cap's reconciler counts the builds running in these
+
+    @property
+    def projects(self) -> frozenset[str]:
+        return _names(self.REBUILD_PROJECTS)
 
 
 class PlannerEnv(Resources):

@@ -3,7 +3,7 @@ tests pass in-memory fakes (tests/fakes.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -73,7 +73,16 @@ class BuildSlots(Protocol):
     def release_build_slot(self) -> None: ...
 
 
-class Store(Catalog, Patches, Rebuilds, BuildSlots, Protocol):
+class SlotLedger(Protocol):
+    """The cap's counter as a number, for the reconciler (logic/reconcile.py)."""
+
+    def build_slots_in_use(self) -> int: ...
+    def set_build_slots_in_use(self, value: int, expect: int) -> bool:
+        """Set the counter to `value` if it still is `expect`; False if it changed meanwhile."""
+        ...
+
+
+class Store(Catalog, Patches, Rebuilds, BuildSlots, SlotLedger, Protocol):
     """Everything stored (one DynamoDB table in AWS)."""
 
 
@@ -105,6 +114,10 @@ class Builds(Protocol):
 
     def build_result(self, build_id: str) -> dict[str, Any] | None:
         """What the finished build `build_id` (`project:uuid`) left behind, or None if nothing."""
+        ...
+
+    def running_builds(self, projects: Collection[str]) -> int:
+        """How many builds of `projects` patchprop started are running now (the cap's reconciler)."""
         ...
 
 

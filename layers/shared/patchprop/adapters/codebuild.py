@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -97,6 +97,40 @@ class CodeBuild:
                 if variable.get("name") == RESULT_VARIABLE:
                     return _json_object(variable.get("value", ""))
         return None
+
+    def running_builds(self, projects: Collection[str]) -> int:
+        """Builds of `projects` patchprop started that are IN_PROGRESS (for the cap's reconciler)."""
+        return running_patchprop_builds(self.client, projects)
+
+
+PAGES = 5  # ListBuildsForProject pages (100 ids each, newest first) looked at per project
+
+
+def running_patchprop_builds(client: CodeBuildClient, projects: Collection[str]) -> int:
+    """Builds IN_PROGRESS in `projects` that patchprop started (they carry PATCHPROP_REBUILD_ID)."""
+    running = 0
+    for project in sorted(projects):
+        kwargs: dict = {"projectName": project, "sortOrder": "DESCENDING"}
+        for _ in range(PAGES):
+            try:
+                page = client.list_builds_for_project(**kwargs)
+                ids = page.get("ids", [])
+                builds = client.batch_get_builds(ids=ids).get("builds", []) if ids else []
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                raise BuildLookupFailed(f"CodeBuild builds of {project}: {code}") from exc
+            running += sum(1 for build in builds if _ours_running(build))
+            if not page.get("nextToken") or not any(b.get("buildStatus") == "IN_PROGRESS" for b in builds):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    return running
+
+
+def _ours_running(build: Any) -> bool:
+    variables = build.get("environment", {}).get("environmentVariables", [])
+    return build.get("buildStatus") == "IN_PROGRESS" and any(
+        v.get("name") == "PATCHPROP_REBUILD_ID" for v in variables
+    )
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

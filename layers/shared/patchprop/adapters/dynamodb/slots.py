@@ -31,3 +31,20 @@ class BuildSlotsTable(TableAccess):
             ConditionExpression="in_flight > :zero",
             ExpressionAttributeValues={":minus": -1, ":zero": 0},
         )
+
+    def build_slots_in_use(self) -> int:
+        item = self._get(keys.LIMIT_KEY)
+        return int(item.get("in_flight", 0)) if item else 0
+
+    def set_build_slots_in_use(self, value: int, expect: int) -> bool:
+        condition = "in_flight = :expect"
+        if not expect:
+            condition = f"attribute_not_exists(in_flight) OR {condition}"
+        changed = self._update_if(
+            "reconciling the build slots",
+            Key=keys.LIMIT_KEY,
+            UpdateExpression="SET in_flight = :value",
+            ConditionExpression=condition,
+            ExpressionAttributeValues={":value": value, ":expect": expect},
+        )
+        return changed is not None
