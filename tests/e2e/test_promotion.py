@@ -42,7 +42,9 @@ def digest(image: str) -> str:
     return RegistryClient().resolve_digest(parse_ref(image))
 
 
-def test_candidate_is_promoted_and_a_failed_smoke_test_leaves_the_tag(local_stack: LocalStack, tmp_path: Path):
+def test_candidate_is_promoted_and_a_failed_smoke_test_leaves_the_tag(
+    local_stack: LocalStack, tmp_path: Path
+):
     # Given base -> golden (smoke test passes) -> app-a (smoke test fails), registered
     registry = local_stack.describe()["registry"]
     ns = f"p{uuid.uuid4().hex[:6]}"
@@ -52,7 +54,13 @@ def test_candidate_is_promoted_and_a_failed_smoke_test_leaves_the_tag(local_stac
     store = Store(local_stack.describe()["resources"]["PatchpropTable"])
     for name, parent in (("golden", "base"), ("app-a", "golden")):
         parent_ref = parse_ref(images[parent])
-        _build(EXAMPLES / name, images[name], f"{parent_ref.name}@{digest(images[parent])}", images[parent], tmp_path)
+        _build(
+            EXAMPLES / name,
+            images[name],
+            f"{parent_ref.name}@{digest(images[parent])}",
+            images[parent],
+            tmp_path,
+        )
         store.put_dependent(
             Dependent(
                 image=images[name],

@@ -86,6 +86,7 @@ class Rebuild(RebuildFields):
     # The digest the image's tag held when the rebuild started (None: no such tag): a promotion
     # moves the tag only from there, so an older candidate never overwrites a newer promotion.
     tag_digest_at_start: Digest | None = None
+    tag_checked: bool = False  # False: the registry could not be asked at start
     # Set once the tag holds image_digest: who moved it (patchprop, or a person), when and why.
     promoted_by: str | None = None
     promoted_at: datetime | None = None

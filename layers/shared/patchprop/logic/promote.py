@@ -67,7 +67,10 @@ def move_candidate(rebuild: Rebuild, digest: str, *, store: Store, tag_mover: Ta
     """Move the tag of a rebuild that passed to its candidate. PromotionPending: try again later."""
     ref = parse_ref(rebuild.image)
     try:
-        tag_mover.move_tag(ref.without_digest(), ref.tag or "latest", digest, rebuild.tag_digest_at_start)
+        expect = rebuild.tag_digest_at_start
+        if not rebuild.tag_checked:  # unknown at start: from what it holds now (a weaker guard)
+            expect = tag_now(rebuild.image, tag_mover)
+        tag_mover.move_tag(ref.without_digest(), ref.tag or "latest", digest, expect)
     except TagMoved as exc:
         return Moved(Outcome.HELD, [f"A newer image is on the tag: {exc}.", by_hand_hint(rebuild.rebuild_id)])
     except TagMoveRefused as exc:

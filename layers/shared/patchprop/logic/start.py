@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 
-from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown
+from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown, RegistryError
 from patchprop.domain.models import RebuildRequest, utcnow
 from patchprop.domain.records import NodeStatus, Rebuild
 from patchprop.logic.promote import tag_now
 from patchprop.ports import Builds, Store, TagMover
 
+log = logging.getLogger(__name__)
 CAP_WAIT = 30  # seconds before a rebuild waiting for a slot of the cap looks again
 
 
@@ -72,7 +74,12 @@ def start_rebuild(
         )
         return store.record_not_started(Rebuild.not_started(request, reason))
     # What the tag holds now: the promotion moves it only from there (a registry failure retries).
-    tag_digest = tag_now(request.image, tag_mover) if tag_mover is not None else None
+    tag_digest, checked = None, False
+    if tag_mover is not None:
+        try:
+            tag_digest, checked = tag_now(request.image, tag_mover), True
+        except RegistryError as exc:  # the rebuild goes on; its promotion checks the tag then
+            log.warning("the tag of %s could not be read at start: %s", request.image, exc)
     # Cascade rebuilds run under the concurrency cap; a full cap is "try again later".
     capped = bool(request.cascade and cap)
     if capped and not store.claim_build_slot(cap or 0):
@@ -91,4 +98,5 @@ def start_rebuild(
         if isinstance(exc, BuildThrottled):
             raise
         return store.record_not_started(Rebuild.not_started(request, str(exc)))
-    return store.record_started(Rebuild.started(request, build_id, tag_digest))
+    started = Rebuild.started(request, build_id, tag_digest).model_copy(update={"tag_checked": checked})
+    return store.record_started(started)
