@@ -33,6 +33,7 @@ DEPENDENT_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("auto_rebuild", "--auto-rebuild/--no-auto-rebuild", {}),
     ("cooldown_seconds", "--cooldown", {"type": click.IntRange(min=0), "metavar": "SECONDS"}),
     ("policy", "--policy", {"metavar": "POLICY"}),
+    ("test_command", "--test-command", {"metavar": "COMMAND"}),
 )
 # API field -> the option that set it, so a refusal names what the user typed.
 OPTION_OF_FIELD = {
