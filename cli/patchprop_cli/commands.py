@@ -159,6 +159,7 @@ def register(
     auto_rebuild: bool,
     cooldown_seconds: int,
     policy: str | None,
+    test_command: str | None,
     api_url: str | None,
     as_json: bool,
 ) -> None:
@@ -179,6 +180,7 @@ def register(
             auto_rebuild=auto_rebuild,
             cooldown_seconds=cooldown_seconds,
             policy=policy,
+            test_command=test_command,
             client=client,
         )
     if as_json:
@@ -211,6 +213,7 @@ def update(
     auto_rebuild: bool | None,
     cooldown_seconds: int | None,
     policy: str | None,
+    test_command: str | None,
     api_url: str | None,
     as_json: bool,
 ) -> None:
@@ -225,6 +228,7 @@ def update(
         "auto_rebuild": auto_rebuild,
         "cooldown_seconds": cooldown_seconds,
         "policy": policy,
+        "test_command": test_command,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
