@@ -17,7 +17,7 @@ from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.cascade import Node
 from patchprop.domain.errors import NotFound
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest, utcnow
-from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Rebuild, RebuildStatus
+from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Promotion, Rebuild, RebuildStatus
 from patchprop.domain.refs import ImageRef
 
 __all__ = ["FakeBuilds", "FakeQueue", "FakeRegistry", "FakeReports", "FakeTopic", "InMemoryStore"]
@@ -188,6 +188,22 @@ class InMemoryStore:
 
     def mark_notified(self, rebuild_id: str) -> None:
         self.rebuilds[rebuild_id] = self.rebuilds[rebuild_id].model_copy(update={"notified": True})
+
+    def record_promotion(self, rebuild_id: str, promotion: Promotion) -> Rebuild | None:
+        rebuild = self.rebuilds.get(rebuild_id)
+        if rebuild is None:
+            return None
+        changes = {k: v for k, v in promotion.model_dump().items() if v is not None}
+        self.rebuilds[rebuild_id] = rebuild.model_copy(update=changes)
+        return self.rebuilds[rebuild_id]
+
+    def count_promotion_attempt(self, rebuild_id: str, reason: str) -> int:
+        rebuild = self.rebuilds[rebuild_id]
+        attempts = rebuild.promote_attempts + 1
+        self.rebuilds[rebuild_id] = rebuild.model_copy(
+            update={"promote_attempts": attempts, "promotion_reason": reason}
+        )
+        return attempts
 
     # ---- the cap
     def claim_build_slot(self, cap: int) -> bool:

@@ -168,6 +168,7 @@ def register_dependent(
     auto_rebuild: bool = True,
     cooldown_seconds: int = 0,
     policy: str | None = None,
+    test_command: str | None = None,
     api_url: str | None = None,
     client: ApiClient | None = None,
 ) -> dict[str, Any]:
@@ -185,5 +186,7 @@ def register_dependent(
     }
     if policy:
         body["policy"] = policy
+    if test_command:
+        body["test_command"] = test_command
     answer: dict[str, Any] = (client or ApiClient.for_url(api_url)).post("/dependents", body)
     return answer

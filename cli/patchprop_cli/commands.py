@@ -33,6 +33,7 @@ DEPENDENT_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("auto_rebuild", "--auto-rebuild/--no-auto-rebuild", {}),
     ("cooldown_seconds", "--cooldown", {"type": click.IntRange(min=0), "metavar": "SECONDS"}),
     ("policy", "--policy", {"metavar": "POLICY"}),
+    ("test_command", "--test-command", {"metavar": "COMMAND"}),
 )
 # API field -> the option that set it, so a refusal names what the user typed.
 OPTION_OF_FIELD = {
@@ -158,6 +159,7 @@ def register(
     auto_rebuild: bool,
     cooldown_seconds: int,
     policy: str | None,
+    test_command: str | None,
     api_url: str | None,
     as_json: bool,
 ) -> None:
@@ -178,6 +180,7 @@ def register(
             auto_rebuild=auto_rebuild,
             cooldown_seconds=cooldown_seconds,
             policy=policy,
+            test_command=test_command,
             client=client,
         )
     if as_json:
@@ -210,6 +213,7 @@ def update(
     auto_rebuild: bool | None,
     cooldown_seconds: int | None,
     policy: str | None,
+    test_command: str | None,
     api_url: str | None,
     as_json: bool,
 ) -> None:
@@ -224,6 +228,7 @@ def update(
         "auto_rebuild": auto_rebuild,
         "cooldown_seconds": cooldown_seconds,
         "policy": policy,
+        "test_command": test_command,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:

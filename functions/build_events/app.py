@@ -35,6 +35,8 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         builds=adapters.builds,
         reports=adapters.reports,
         require_scan=env.REQUIRE_SCAN,
+        tag_mover=adapters.tag_mover,
+        evidence=adapters.evidence,
     )
     if rebuild is None:
         logger.info("not a patchprop build", extra={"build_id": event.detail.build_id})

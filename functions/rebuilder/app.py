@@ -48,6 +48,7 @@ def start(request: RebuildRequest) -> dict:
         allowed_projects=env.projects,
         cap=env.BUILD_CONCURRENCY_CAP,
         cap_wait=env.CAP_WAIT_SECONDS,
+        tag_mover=adapters.tag_mover,
     )
     if rebuild is None:
         return {"rebuild_id": request.rebuild_id, "status": "SUPERSEDED", "build_id": None}

@@ -36,6 +36,7 @@ from typing import IO, Any
 from patchprop.domain.errors import BuildStartFailed, NotFound
 from patchprop_local import build_records, resources
 from patchprop_local.build_source import BuildFailed, fetch_source, note, source_kind
+from patchprop_local.sbom import find_syft
 
 ARN_PREFIX = "arn:aws:codebuild:us-east-1:123456789012:build/"
 TOKEN_TTL = 300.0  # CodeBuild remembers an idempotency token for 5 minutes
@@ -259,6 +260,9 @@ class LocalCodeBuild:
         env = {
             **os.environ,
             "BUILDER": "buildah",
+            # As the reference project: pushed by digest, the tag moves when the gate promotes it.
+            "PUSH": "candidate",
+            **({"SYFT": syft} if (syft := find_syft()) else {}),
             **self._storage,  # keep off the machine's own storage
             "REGISTRY_TLS_VERIFY": "false",
             **self.extra_env,
@@ -283,9 +287,13 @@ class LocalCodeBuild:
         if code != 0 and build.stop_requested:
             _wait_for_group(process.pid, STOP_GRACE)  # buildah outlives the script by a moment
             return "STOPPED"
+        # A failed script's result is read too: a failed smoke test says why (its output's tail).
+        with contextlib.suppress(OSError, ValueError):
+            build.result = json.loads(result.read_text())
         if code != 0:
             raise BuildFailed(f"{self.script.name} failed with exit code {code}")
-        build.result = json.loads(result.read_text())
+        if build.result is None:
+            raise BuildFailed(f"{self.script.name} left no result in {result}")
         return "SUCCEEDED"
 
     # ---- helpers ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from patchprop_local.registry_server import LocalRegistry
 
 pytestmark = pytest.mark.integration
 
+TAG_PUSH = {"PUSH": "tag", "SBOM": "off"}
 PROJECT = "patchprop-rebuild"
 
 
@@ -81,7 +82,8 @@ def events() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def builds(tmp_path: Path, events: list[dict[str, Any]]) -> Iterator[LocalCodeBuild]:
-    local = LocalCodeBuild([PROJECT], tmp_path / "work", emit=events.append)
+    # The builder's own behaviour: pushed to the tag, no SBOM (candidates: test_rebuild_candidate.py)
+    local = LocalCodeBuild([PROJECT], tmp_path / "work", emit=events.append, extra_env=TAG_PUSH)
     try:
         yield local
     finally:
@@ -361,7 +363,7 @@ def stubbed(tmp_path: Path, events: list[dict[str, Any]]) -> Iterator[tuple[Loca
     for name, text in STUBS.items():
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    extra = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log)}
+    extra = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log), "PUSH": "tag", "SYFT": ""}
     local = LocalCodeBuild([PROJECT], tmp_path / "work", emit=events.append, extra_env=extra)
     try:
         yield local, log

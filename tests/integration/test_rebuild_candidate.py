@@ -20,9 +20,9 @@ from patchprop.domain.findings import ScanReport
 from patchprop.domain.gate import Policy, gate
 from patchprop.domain.receipt import RECEIPT_ARTIFACT_TYPE, BaseMove, Promoter, build_receipt
 from patchprop.domain.refs import parse_ref
-from patchprop_cli.signing import sign
 from patchprop_local import oci
 from patchprop_local.registry_server import LocalRegistry
+from patchprop_local.signing import sign
 
 pytestmark = pytest.mark.integration
 

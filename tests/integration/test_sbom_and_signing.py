@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from patchprop.domain.receipt import package_changes
-from patchprop_cli.sbom import SbomError, find_syft, generate_sbom
-from patchprop_cli.signing import SigningError, sign
 from patchprop_local import oci
 from patchprop_local.registry_server import LocalRegistry
+from patchprop_local.sbom import SbomError, find_syft, generate_sbom
+from patchprop_local.signing import SigningError, sign
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.cascade import Node
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
-from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Rebuild
+from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Promotion, Rebuild
 from patchprop.domain.refs import ImageRef
 
 
@@ -64,6 +64,8 @@ class Rebuilds(Protocol):
         self, rebuild_id: str, finish: Finish, alert: Alert | None = None
     ) -> Rebuild | None: ...
     def mark_notified(self, rebuild_id: str) -> None: ...
+    def record_promotion(self, rebuild_id: str, promotion: Promotion) -> Rebuild | None: ...
+    def count_promotion_attempt(self, rebuild_id: str, reason: str) -> int: ...
 
 
 class BuildSlots(Protocol):
@@ -125,6 +127,35 @@ class Registry(Protocol):
     """Resolves a tag to the digest it points at now."""
 
     def resolve_digest(self, ref: ImageRef) -> str: ...
+
+
+class TagMover(Protocol):
+    """Moves an image's tag to a manifest already in its repository; copies no layers."""
+
+    def tag_digest(self, repository: ImageRef, tag: str) -> str | None: ...
+
+    def move_tag(self, repository: ImageRef, tag: str, digest: str, expect_current: str | None) -> bool:
+        """Raises TagMoved (the tag is not at expect_current), TagMoveRefused, RegistryUnavailable."""
+        ...
+
+
+class Referrers(Protocol):
+    """Attaches artifacts to an image digest as OCI 1.1 referrers (with the tag-schema fallback)."""
+
+    def attach_referrer(
+        self,
+        subject: ImageRef,
+        artifact_type: str,
+        blob: bytes,
+        media_type: str,
+        annotations: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class Signer(Protocol):
+    """Signs a promoted digest (never a candidate)."""
+
+    def sign(self, image: ImageRef) -> str | None: ...
 
 
 class Reports(Protocol):

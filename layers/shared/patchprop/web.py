@@ -17,6 +17,7 @@ from patchprop.domain.errors import (
     InvalidReference,
     ManifestNotFound,
     NotFound,
+    NotPromotable,
     RegistryError,
     RegistryRateLimited,
     StoreError,
@@ -103,6 +104,7 @@ HTTP_ERRORS: dict[type[Exception], Callable[[Exception], Response]] = {
     InvalidChanges: lambda exc: invalid(exc.errors),  # type: ignore[attr-defined]
     InvalidReference: _said(HTTPStatus.BAD_REQUEST),
     NotFound: _said(HTTPStatus.NOT_FOUND),
+    NotPromotable: _said(HTTPStatus.CONFLICT),
     CycleError: _said(HTTPStatus.CONFLICT, field="bases"),
     ProjectNotAllowed: _said(HTTPStatus.FORBIDDEN, field="project"),
     ManifestNotFound: _tag_not_found,

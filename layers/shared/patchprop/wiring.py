@@ -10,16 +10,42 @@ from functools import cached_property, lru_cache
 from patchprop.adapters import idempotency, secrets
 from patchprop.adapters.codebuild import CodeBuild
 from patchprop.adapters.dynamodb import Store as DynamoDBStore
+from patchprop.adapters.promotion import TagMovers
 from patchprop.adapters.registry import RegistryClient
+from patchprop.adapters.registry_write import RegistryWriter
 from patchprop.adapters.s3 import Reports as S3Reports
 from patchprop.adapters.slack import SlackWebhook
 from patchprop.adapters.sns import Topic as SNSTopic
 from patchprop.adapters.sqs import Queue as SQSQueue
 from patchprop.config import Resources
-from patchprop.ports import Builds, ChatWebhook, Queue, Registry, Reports, Store, Topic
+from patchprop.logic.promote import Evidence
+from patchprop.ports import (
+    Builds,
+    ChatWebhook,
+    Queue,
+    Referrers,
+    Registry,
+    Reports,
+    Signer,
+    Store,
+    TagMover,
+    Topic,
+)
 
 # Builders by name (Resources.PATCHPROP_BUILDS): CodeBuild, or one `patchprop local` registers.
 _BUILDERS: dict[str, Callable[[], Builds]] = {"codebuild": CodeBuild}
+
+
+# The signer of promoted digests, when one is registered (`patchprop local` with a cosign key).
+_SIGNERS: dict[str, Callable[[], Signer]] = {}
+
+
+def register_signer(factory: Callable[[], Signer] | None) -> None:
+    """Sign every promoted digest with `factory()`; None: promoted digests are not signed here."""
+    if factory is None:
+        _SIGNERS.pop("signer", None)
+    else:
+        _SIGNERS["signer"] = factory
 
 
 def register_builds(name: str, factory: Callable[[], Builds] | None) -> None:
@@ -72,6 +98,24 @@ class Adapters:
         return _registry(tuple(sorted(credentials.items())))
 
     @property
+    def writer(self) -> RegistryWriter:
+        credentials = secrets.registry_credentials(self.env.REGISTRY_CREDENTIALS_SECRET_ID)
+        return _writer(tuple(sorted(credentials.items())))
+
+    @property
+    def tag_mover(self) -> TagMover:
+        return TagMovers(self.writer)
+
+    @property
+    def referrers(self) -> Referrers:
+        return self.writer
+
+    @property
+    def evidence(self) -> Evidence:
+        signer = _SIGNERS.get("signer")
+        return Evidence(referrers=self.referrers, reports=self.reports, signer=signer() if signer else None)
+
+    @property
     def slack_webhook(self) -> ChatWebhook:
         return _slack_webhook(secrets.slack_webhook_url(self.env.SLACK_WEBHOOK_SECRET_ID))
 
@@ -91,6 +135,11 @@ def _registry(credentials: tuple) -> RegistryClient:
     return RegistryClient(credentials=dict(credentials))
 
 
+@lru_cache(maxsize=4)
+def _writer(credentials: tuple) -> RegistryWriter:
+    return RegistryWriter(credentials=dict(credentials))
+
+
 @lru_cache(maxsize=2)
 def _slack_webhook(url: str) -> SlackWebhook:
     return SlackWebhook(url)
@@ -106,7 +155,7 @@ def idempotency_store(table_name: Callable[[], str]) -> idempotency.LazyDynamoDB
 
 def reset() -> None:
     """Forget every adapter and secret (a new container: tests switch AWS endpoints)."""
-    for factory in (adapters, _registry, _slack_webhook):
+    for factory in (adapters, _registry, _writer, _slack_webhook):
         factory.cache_clear()
     idempotency.forget_all()
     secrets.clear_cache()

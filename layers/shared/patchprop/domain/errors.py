@@ -81,3 +81,12 @@ class TagMoved(RegistryError):
 
 class TagMoveRefused(RegistryError):
     """The registry refused the tag move for good (4xx: immutable tag, denied, bad manifest)."""
+
+
+class NotPromotable(PatchpropError):
+    """A promotion or rollback that cannot be done as asked (still running, nothing to go back
+    to, the tag moved since): nothing was changed."""
+
+
+class PromotionPending(PatchpropError):
+    """A rebuild passed, but its tag move failed for now: the event is retried."""

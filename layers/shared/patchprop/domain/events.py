@@ -78,6 +78,15 @@ class BuildStateChange(DomainModel):
 # ---- in: what a rebuild leaves behind (buildspec/rebuild.sh) -----------------------------
 
 
+class SmokeResult(DomainModel):
+    """The image's smoke test (PATCHPROP_TEST_COMMAND) as the build ran it."""
+
+    passed: bool
+    exit: int | None = None
+    timed_out: bool = False
+    tail: str = ""  # the last 4 KB of its output
+
+
 class BuildResult(DomainModel):
     """The rebuild script's result: the pushed image and where its scan reports are.
 
@@ -91,3 +100,5 @@ class BuildResult(DomainModel):
     report: str | None = None  # s3:// in AWS, file:// locally
     base_report: str | None = None
     sbom: str | None = None
+    candidate: bool = False  # pushed by digest only: the tag moves when the gate promotes it
+    smoke: SmokeResult | None = None

@@ -105,6 +105,14 @@ class Dependent(DomainModel):
             "JSON form; default: blocked by any new CRITICAL or HIGH finding of its own."
         ),
     )
+    test_command: str | None = Field(
+        default=None,
+        max_length=4096,
+        description=(
+            "A smoke test run inside the rebuilt image (`sh -c`) before it may be promoted; a "
+            "non-zero exit or a timeout fails the rebuild and leaves the tag where it was."
+        ),
+    )
 
 
 class CascadeId(str):
@@ -193,6 +201,7 @@ class RebuildRequest(RebuildFields):
     source_version: str | None = None
     build_args: dict[str, str] = Field(default_factory=dict)
     cooldown_seconds: int = 0
+    test_command: str | None = None
 
     @classmethod
     def for_dependent(
@@ -212,5 +221,6 @@ class RebuildRequest(RebuildFields):
             source_version=dependent.source_version,
             build_args=dependent.build_args,
             policy=dependent.policy,
+            test_command=dependent.test_command,
             detected_at=patch.detected_at,
         )

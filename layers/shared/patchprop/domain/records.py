@@ -48,6 +48,13 @@ class Outcome(StrEnum):
     FAILED = "failed"
     SUCCEEDED = "succeeded"  # built, not scanned (RequireScan=false)
     STOPPED = "stopped"
+    # Passed the gate, but its tag did not move (the registry refused or kept failing the move,
+    # or a newer rebuild moved the tag first): "passed, not promoted".
+    HELD = "held"
+
+
+# What may move a tag: the gate promoted it, or no scan was required and it built.
+PROMOTABLE = frozenset({Outcome.PROMOTED, Outcome.SUCCEEDED})
 
 
 # The outcome a build's own status gives, before (or without) the gate.
@@ -76,10 +83,32 @@ class Rebuild(RebuildFields):
     report_uri: str | None = None
     # The digest the rebuilt image was pushed at (from the build's result).
     image_digest: Digest | None = None
+    # The digest the image's tag held when the rebuild started (None: no such tag): a promotion
+    # moves the tag only from there, so an older candidate never overwrites a newer promotion.
+    tag_digest_at_start: Digest | None = None
+    tag_checked: bool = False  # False: the registry could not be asked at start
+    # Set once the tag holds image_digest: who moved it (patchprop, or a person), when and why.
+    promoted_by: str | None = None
+    promoted_at: datetime | None = None
+    promotion_reason: str | None = None
+    sbom_uri: str | None = None
+    evidence: list[str] = Field(default_factory=list)  # referrer digests attached to image_digest
+    promote_attempts: int = 0
+
+    @property
+    def on_tag(self) -> bool:
+        """The tag was moved to this rebuild's digest (by patchprop or by hand)."""
+        return self.promoted_at is not None
 
     @classmethod
-    def started(cls, request: RebuildRequest, build_id: str) -> Rebuild:
-        return cls(**request.common(), status=RebuildStatus.STARTED, build_id=build_id, started_at=utcnow())
+    def started(cls, request: RebuildRequest, build_id: str, tag_digest: str | None = None) -> Rebuild:
+        return cls(
+            **request.common(),
+            status=RebuildStatus.STARTED,
+            build_id=build_id,
+            started_at=utcnow(),
+            tag_digest_at_start=tag_digest,
+        )
 
     @classmethod
     def not_started(cls, request: RebuildRequest, reason: str) -> Rebuild:
@@ -109,6 +138,21 @@ class Finish(DomainModel):
     reasons: list[str] | None = None
     report_uri: str | None = None
     image_digest: Digest | None = None
+    sbom_uri: str | None = None
+    promoted_by: str | None = None
+    promoted_at: datetime | None = None
+    evidence: list[str] | None = None
+
+
+class Promotion(DomainModel):
+    """A tag moved to a rebuild's digest (or back, for a rollback), recorded on the rebuild."""
+
+    outcome: Outcome
+    reasons: list[str]
+    promoted_by: str | None = None
+    promoted_at: datetime | None = None
+    promotion_reason: str | None = None
+    evidence: list[str] | None = None
 
 
 class Patch(PatchRequest):
@@ -121,6 +165,7 @@ class Patch(PatchRequest):
     failed: int = 0
     succeeded: int = 0
     stopped: int = 0
+    held: int = 0
     skipped: int = 0
     summarized: bool = False
     last_finished_at: datetime | None = None

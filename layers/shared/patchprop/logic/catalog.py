@@ -78,6 +78,7 @@ class DependentChanges(BaseModel):
     auto_rebuild: bool | None = None
     cooldown_seconds: int | None = Field(default=None, ge=0)
     policy: PolicyText = None
+    test_command: str | None = Field(default=None, max_length=4096)
 
 
 # ---- out ---------------------------------------------------------------------------------

@@ -10,24 +10,45 @@ from __future__ import annotations
 from patchprop.domain.alerts import Alert, Template, report_link
 from patchprop.domain.cascade import release_order
 from patchprop.domain.errors import NotFound
-from patchprop.domain.events import BuildStateChange
-from patchprop.domain.models import PatchRequest, RebuildRequest
-from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Outcome, Rebuild, RebuildStatus
+from patchprop.domain.events import BuildResult, BuildStateChange
+from patchprop.domain.models import PatchRequest, RebuildRequest, utcnow
+from patchprop.domain.receipt import Promoter
+from patchprop.domain.records import (
+    PROMOTABLE,
+    CascadeNode,
+    Finish,
+    NodeStatus,
+    Outcome,
+    Promotion,
+    Rebuild,
+    RebuildStatus,
+)
 from patchprop.logic.alerts import count_skipped, tell_finished
-from patchprop.logic.verdict import Verdict, judge
-from patchprop.ports import Builds, Queue, Reports, Store, Topic
+from patchprop.logic.promote import Evidence, attach_evidence, by_hand_hint, move_candidate
+from patchprop.logic.verdict import Verdict, judge, read_result
+from patchprop.ports import Builds, Queue, Reports, Store, TagMover, Topic
 
 REBUILD_ID_VAR = "PATCHPROP_REBUILD_ID"
 _RUNNING = (NodeStatus.READY, NodeStatus.RUNNING)
 
 
 def record_build_event(
-    detail: BuildStateChange, *, store: Store, builds: Builds, reports: Reports, require_scan: bool = True
+    detail: BuildStateChange,
+    *,
+    store: Store,
+    builds: Builds,
+    reports: Reports,
+    require_scan: bool = True,
+    tag_mover: TagMover | None = None,
+    evidence: Evidence | None = None,
 ) -> Rebuild | None:
     """Apply one "CodeBuild Build State Change"; None when the build is not one of ours.
 
     A SUCCEEDED build is judged before its status is recorded, so a failure to read its result
-    raises and the event is retried with nothing recorded. Replays change nothing.
+    raises and the event is retried with nothing recorded. A candidate that passed has its tag
+    moved (`tag_mover`) before it is recorded promoted; a move that fails for now raises
+    PromotionPending (retried), and past MOVE_ATTEMPTS it is recorded "held" (passed, not
+    promoted). Replays change nothing.
     """
     rebuild_id = detail.env(REBUILD_ID_VAR) or store.rebuild_id_for_build(detail.build_key)
     if not rebuild_id:
@@ -46,16 +67,40 @@ def record_build_event(
         return store.get_rebuild(rebuild_id)
     if rebuild.status.final:
         return rebuild
+    raw = (
+        builds.build_result(detail.build_key)
+        if status in (RebuildStatus.SUCCEEDED, RebuildStatus.FAILED)
+        else None
+    )
+    result, _ = read_result(raw)
     verdict = Verdict(None)
     if status is RebuildStatus.SUCCEEDED:
-        built = builds.build_result(detail.build_key)
-        verdict = judge(rebuild, built, store=store, reports=reports, require_scan=require_scan)
+        verdict = judge(rebuild, raw, store=store, reports=reports, require_scan=require_scan)
     finished = rebuild.model_copy(
         update={"status": status, "build_id": detail.build_key, "log_url": log_url or rebuild.log_url}
     )
     alert = Alert.from_rebuild(finished, verdict.result, report_url=report_link(verdict.report_uri))
-    if verdict.notes:
-        alert = alert.model_copy(update={"reasons": [*alert.reasons, *verdict.notes]})
+    notes = [*verdict.notes, *_smoke_notes(result, rebuild.rebuild_id)]
+    moved = None
+    if (
+        status is RebuildStatus.SUCCEEDED
+        and tag_mover is not None
+        and result is not None
+        and result.candidate
+        and verdict.image_digest
+        and alert.outcome in PROMOTABLE
+    ):
+        moved = move_candidate(rebuild, verdict.image_digest, store=store, tag_mover=tag_mover)
+        notes += moved.reasons
+    elif status is RebuildStatus.SUCCEEDED and result is not None and result.candidate:
+        notes.append(by_hand_hint(rebuild.rebuild_id))
+    if notes:
+        alert = alert.model_copy(update={"reasons": [*alert.reasons, *notes]})
+    if moved is not None and moved.outcome is Outcome.HELD:
+        alert = alert.model_copy(update={"outcome": Outcome.HELD})
+    on_tag_at = moved.promoted_at if moved else None
+    if status is RebuildStatus.SUCCEEDED and result and not result.candidate and alert.outcome in PROMOTABLE:
+        on_tag_at = utcnow()  # PUSH=tag: the build moved the tag itself
     finish = Finish(
         status=status,
         build_id=detail.build_key,
@@ -64,9 +109,36 @@ def record_build_event(
         reasons=alert.reasons,
         report_uri=verdict.report_uri,
         image_digest=verdict.image_digest,
+        sbom_uri=result.sbom if result else None,
+        promoted_by="patchprop" if on_tag_at else None,
+        promoted_at=on_tag_at,
     )
     recorded = store.record_finished(rebuild.rebuild_id, finish, alert)
+    if recorded is not None and recorded.on_tag and evidence is not None:
+        recorded = _with_evidence(recorded, result, verdict, store=store, evidence=evidence)
     return recorded or rebuild
+
+
+def _smoke_notes(result: BuildResult | None, rebuild_id: str) -> list[str]:
+    """What a failed smoke test says in the alert: why, its output's tail, and the tag unmoved."""
+    smoke = result.smoke if result else None
+    if smoke is None or smoke.passed:
+        return []
+    why = "timed out" if smoke.timed_out else f"exited {smoke.exit}"
+    tail = smoke.tail[-2000:].strip() or "(no output)"
+    return [f"The smoke test {why}; the tag did not move. Its output's tail:\n{tail}"]
+
+
+def _with_evidence(
+    rebuild: Rebuild, result: BuildResult | None, verdict: Verdict, *, store: Store, evidence: Evidence
+) -> Rebuild:
+    """Attach the evidence to a rebuild patchprop just promoted; the notes join its reasons."""
+    promoter = Promoter(by="patchprop", at=rebuild.promoted_at or utcnow())
+    attached, notes = attach_evidence(
+        rebuild, result, verdict.result, promoter, store=store, evidence=evidence
+    )
+    promotion = Promotion(outcome=rebuild.told_outcome, reasons=[*rebuild.reasons, *notes], evidence=attached)
+    return store.record_promotion(rebuild.rebuild_id, promotion) or rebuild
 
 
 def conclude(
@@ -98,14 +170,22 @@ def advance_cascade(rebuild: Rebuild, *, store: Store, rebuild_queue: Queue) -> 
         return [], []
     if rebuild.build_id:
         store.release_build_slot()  # its build held a slot of the concurrency cap
-    if not succeeded or rebuild.outcome in (Outcome.BLOCKED, Outcome.FAILED):
+    if not succeeded or rebuild.outcome in (Outcome.BLOCKED, Outcome.FAILED, Outcome.HELD):
         return [], _block_below(node, store=store)
+    return _release_children(node, rebuild, store=store, rebuild_queue=rebuild_queue), []
+
+
+def _release_children(
+    node: CascadeNode, rebuild: Rebuild, *, store: Store, rebuild_queue: Queue
+) -> list[str]:
+    """Enqueue the children of `node` whose patched parents are all rebuilt now; returns them."""
+    cascade, image = node.cascade, node.image
     new_digest = rebuild.image_digest
     if not new_digest:
-        return [], []  # no build result to pin to: the push's webhook or the next poll takes over
+        return []  # no build result to pin to: the push's webhook or the next poll takes over
     base = store.get_base(image)
     previous = base.digest if base and base.digest != new_digest else None
-    if base is not None:
+    if base is not None and base.digest != new_digest:
         store.record_digest(image, base.digest, new_digest)  # so our own push is not a new patch
     ready = [
         store.get_node(cascade, child)
@@ -115,13 +195,31 @@ def advance_cascade(rebuild: Rebuild, *, store: Store, rebuild_queue: Queue) -> 
     moved = PatchRequest(
         base=image,
         digest=new_digest,
-        previous_digest=previous,
+        previous_digest=rebuild.tag_digest_at_start or previous,
         detected_by="cascade",
         detected_at=rebuild.detected_at,
     )
     wave = release_order(n.as_node() for n in ready if n)
     rebuild_queue.send_batch([RebuildRequest.for_dependent(n.dependent, moved, cascade) for n in wave])
-    return [n.image for n in wave], []
+    return [n.image for n in wave]
+
+
+def resume_cascade(rebuild: Rebuild, *, store: Store, rebuild_queue: Queue) -> list[str]:
+    """A rebuild promoted by hand: what its block held below it waits again, and what waited only
+    on it is released. Returns the images released."""
+    if not rebuild.cascade:
+        return []
+    node = store.get_node(rebuild.cascade, rebuild.image)
+    if node is None:
+        return []
+    store.set_node_status(node.cascade, node.image, NodeStatus.DONE, expect=(NodeStatus.FAILED,))
+    pending = list(node.children)
+    while pending:
+        child = pending.pop()
+        if store.set_node_status(node.cascade, child, NodeStatus.WAITING, expect=(NodeStatus.BLOCKED,)):
+            found = store.get_node(node.cascade, child)
+            pending.extend(found.children if found else [])
+    return _release_children(node, rebuild, store=store, rebuild_queue=rebuild_queue)
 
 
 def _block_below(node: CascadeNode, *, store: Store) -> list[str]:

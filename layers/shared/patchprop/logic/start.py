@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 
-from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown
+from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown, RegistryError
 from patchprop.domain.models import RebuildRequest, utcnow
 from patchprop.domain.records import NodeStatus, Rebuild
-from patchprop.ports import Builds, Store
+from patchprop.logic.promote import tag_now
+from patchprop.ports import Builds, Store, TagMover
 
+log = logging.getLogger(__name__)
 CAP_WAIT = 30  # seconds before a rebuild waiting for a slot of the cap looks again
 
 
@@ -31,6 +34,8 @@ def build_env(request: RebuildRequest) -> dict[str, str]:
         "TARGET_IMAGE": request.image,
         "PATCHPROP_REBUILD_ID": request.rebuild_id,
     }
+    if request.test_command:
+        env["PATCHPROP_TEST_COMMAND"] = request.test_command
     for name, value in sorted(request.build_args.items()):
         env[f"BUILD_ARG_{name}"] = value
     return env
@@ -44,6 +49,7 @@ def start_rebuild(
     allowed_projects: Collection[str],
     cap: int | None = None,
     cap_wait: float = CAP_WAIT,
+    tag_mover: TagMover | None = None,
 ) -> Rebuild | None:
     """Start the build unless it was started before; BuildThrottled means "try again later".
 
@@ -67,6 +73,13 @@ def start_rebuild(
             f"(allowed: {', '.join(sorted(allowed_projects)) or 'none'})"
         )
         return store.record_not_started(Rebuild.not_started(request, reason))
+    # What the tag holds now: the promotion moves it only from there (a registry failure retries).
+    tag_digest, checked = None, False
+    if tag_mover is not None:
+        try:
+            tag_digest, checked = tag_now(request.image, tag_mover), True
+        except RegistryError as exc:  # the rebuild goes on; its promotion checks the tag then
+            log.warning("the tag of %s could not be read at start: %s", request.image, exc)
     # Cascade rebuilds run under the concurrency cap; a full cap is "try again later".
     capped = bool(request.cascade and cap)
     if capped and not store.claim_build_slot(cap or 0):
@@ -85,4 +98,5 @@ def start_rebuild(
         if isinstance(exc, BuildThrottled):
             raise
         return store.record_not_started(Rebuild.not_started(request, str(exc)))
-    return store.record_started(Rebuild.started(request, build_id))
+    started = Rebuild.started(request, build_id, tag_digest).model_copy(update={"tag_checked": checked})
+    return store.record_started(started)

@@ -92,3 +92,11 @@ def _optional(uri: str | None, whose: str, reports: Reports, notes: list[str]) -
     if not uri:
         return None
     return optional_report(lambda: reports.read_report(uri), whose, notes)
+
+
+def last_promoted_with_sbom(rebuild: Rebuild, *, store: Store, within: int = 100) -> Rebuild | None:
+    """The image's most recent rebuild put on its tag with an SBOM, other than `rebuild`."""
+    for earlier in store.recent_rebuilds(rebuild.image, limit=within):
+        if earlier.rebuild_id != rebuild.rebuild_id and earlier.on_tag and earlier.sbom_uri:
+            return earlier
+    return None

@@ -10,7 +10,7 @@ from patchprop.adapters.dynamodb import keys
 from patchprop.adapters.dynamodb.table import TableAccess
 from patchprop.domain.alerts import Alert
 from patchprop.domain.errors import StoreError
-from patchprop.domain.records import FINAL_STATUSES, Finish, Rebuild, RebuildStatus
+from patchprop.domain.records import FINAL_STATUSES, Finish, Promotion, Rebuild, RebuildStatus
 
 _ALERT_BYTES = 300_000  # of a DynamoDB item's 400 KB, what a rebuild's stored alert may take
 
@@ -149,3 +149,33 @@ class RebuildsTable(TableAccess):
 
     def mark_notified(self, rebuild_id: str) -> None:
         self._update(keys.rebuild_key(rebuild_id), "SET notified = :t", {":t": True})
+
+    def record_promotion(self, rebuild_id: str, promotion: Promotion) -> Rebuild | None:
+        """Record that a finished rebuild's tag moved (or was moved away): outcome, who, when, why."""
+        values: dict[str, Any] = {}
+        parts: list[str] = []
+        for name, value in keys.dump(promotion).items():
+            if value is not None:
+                parts.append(f"{name} = :{name}")
+                values[f":{name}"] = value
+        result = self._update_if(
+            f"recording the promotion of {rebuild_id}",
+            Key=keys.rebuild_key(rebuild_id),
+            UpdateExpression="SET " + ", ".join(parts),
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return _rebuild(result) if result is not None else None
+
+    def count_promotion_attempt(self, rebuild_id: str, reason: str) -> int:
+        """One more failed tag move of a rebuild (with why); returns how many there were."""
+        result = self._update_if(
+            f"counting a promotion attempt of {rebuild_id}",
+            Key=keys.rebuild_key(rebuild_id),
+            UpdateExpression="ADD promote_attempts :one SET promotion_reason = :r",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues={":one": 1, ":r": reason},
+            ReturnValues="ALL_NEW",
+        )
+        return int(result.get("promote_attempts", 1)) if result else 1

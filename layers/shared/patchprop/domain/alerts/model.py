@@ -36,6 +36,7 @@ _TITLES: dict[str, str] = {
     "failed": "Rebuild failed",
     "succeeded": "Rebuild succeeded",
     "stopped": "Rebuild stopped",
+    "held": "Rebuild passed, not promoted",
 }
 _VERBS: dict[str, str] = {
     "promoted": "was promoted",
@@ -43,6 +44,7 @@ _VERBS: dict[str, str] = {
     "failed": "failed",
     "succeeded": "succeeded (not scanned)",
     "stopped": "was stopped",
+    "held": "passed, but its tag was not moved",
 }
 # A reason longer than this (a CodeBuild error, say) is cut: it is read, not parsed.
 _REASON_CHARS = 1000

@@ -1,0 +1,86 @@
+"""People stay in charge: promote a rebuild the gate held back, roll an image's tag back.
+
+Both change nothing when they cannot be done (NotFound, NotPromotable: the API's 404 / 409).
+"""
+
+from __future__ import annotations
+
+from patchprop.domain.alerts import Alert, Message, message
+from patchprop.domain.models import utcnow
+from patchprop.domain.receipt import Promoter
+from patchprop.domain.records import Outcome, Promotion, Rebuild
+from patchprop.logic.conclude import resume_cascade
+from patchprop.logic.promote import Evidence, attach_evidence, check_promotable, move_by_hand, roll_back
+from patchprop.logic.verdict import judge, read_result
+from patchprop.ports import Builds, Queue, Store, TagMover, Topic
+
+
+def promote_by_hand(
+    rebuild_id: str,
+    *,
+    who: str,
+    reason: str,
+    store: Store,
+    tag_mover: TagMover,
+    topic: Topic,
+    rebuild_queue: Queue,
+    builds: Builds | None = None,
+    evidence: Evidence | None = None,
+) -> tuple[Rebuild, list[str]]:
+    """Move the tag to a finished rebuild's digest on a person's word; returns it and the images
+    its cascade released."""
+    promoter = Promoter(by="person", name=who, reason=reason, at=utcnow())  # refuses no name or reason
+    rebuild = check_promotable(store.get_rebuild(rebuild_id), rebuild_id)
+    move_by_hand(rebuild, store=store, tag_mover=tag_mover)
+    said = f"Promoted by hand by {who} at {promoter.at.isoformat()}: {reason}"
+    recorded = (
+        store.record_promotion(
+            rebuild_id,
+            Promotion(
+                outcome=Outcome.PROMOTED,
+                reasons=[*rebuild.reasons, said],
+                promoted_by=who,
+                promoted_at=promoter.at,
+                promotion_reason=reason,
+            ),
+        )
+        or rebuild
+    )
+    if evidence is not None:
+        recorded = _evidence(recorded, promoter, store=store, builds=builds, evidence=evidence)
+    _tell(recorded, said, topic=topic)
+    released = resume_cascade(recorded, store=store, rebuild_queue=rebuild_queue)
+    return recorded, released
+
+
+def _evidence(
+    rebuild: Rebuild, promoter: Promoter, *, store: Store, builds: Builds | None, evidence: Evidence
+) -> Rebuild:
+    raw = builds.build_result(rebuild.build_id) if builds is not None and rebuild.build_id else None
+    result, _ = read_result(raw)
+    gate_result = None
+    if raw is not None and result is not None and result.report:
+        gate_result = judge(rebuild, raw, store=store, reports=evidence.reports, require_scan=False).result
+    attached, notes = attach_evidence(rebuild, result, gate_result, promoter, store=store, evidence=evidence)
+    promotion = Promotion(outcome=Outcome.PROMOTED, reasons=[*rebuild.reasons, *notes], evidence=attached)
+    return store.record_promotion(rebuild.rebuild_id, promotion) or rebuild
+
+
+def _tell(rebuild: Rebuild, said: str, *, topic: Topic) -> None:
+    alert = Alert.from_rebuild(rebuild).model_copy(
+        update={"outcome": Outcome.PROMOTED, "reasons": rebuild.reasons}
+    )
+    told = message(alert, "email")
+    topic.publish(Message(told.subject, told.body, {**told.attributes, "promoted_by": "person"}))
+
+
+def rollback(
+    image: str, to: str | None, *, who: str, store: Store, tag_mover: TagMover, topic: Topic
+) -> tuple[str, str]:
+    """Move `image`'s tag back to its previous promoted digest (or `to`); returns (from, to)."""
+    before, after = roll_back(image, to, who, store=store, tag_mover=tag_mover)
+    body = f"{who} rolled {image} back: its tag moved from {before} to {after}."
+    topic.publish(
+        Message(f"patchprop: {image} rolled back"[:100], body, {"outcome": "rollback", "image": image})
+    )
+    return before, after
