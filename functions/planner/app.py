@@ -40,6 +40,8 @@ def plan(patch: PatchRequest) -> dict:
     result = plan_rebuilds(patch, store=adapters.store, rebuild_queue=adapters.rebuild_queue)
     answer = {"patch": result.patch_id, "rebuilds": result.rebuilds, "released": result.released}
     logger.info("patch planned", extra={**answer, "skipped": result.skipped})
+    if result.unreadable:  # the others were planned; these need re-registering
+        logger.error("dependents not planned: their records do not read", extra={"images": result.unreadable})
     return answer
 
 

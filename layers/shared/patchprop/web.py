@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from patchprop.domain.errors import (
     InvalidReference,
+    LimitExceeded,
     ManifestNotFound,
     NotFound,
     RegistryError,
@@ -103,6 +104,8 @@ HTTP_ERRORS: dict[type[Exception], Callable[[Exception], Response]] = {
     InvalidChanges: lambda exc: invalid(exc.errors),  # type: ignore[attr-defined]
     InvalidReference: _said(HTTPStatus.BAD_REQUEST),
     NotFound: _said(HTTPStatus.NOT_FOUND),
+    # Not 503: a client that retries on 503 would retry what can never pass.
+    LimitExceeded: _said(HTTPStatus.BAD_REQUEST, field="body"),
     CycleError: _said(HTTPStatus.CONFLICT, field="bases"),
     ProjectNotAllowed: _said(HTTPStatus.FORBIDDEN, field="project"),
     ManifestNotFound: _tag_not_found,
