@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -115,10 +116,13 @@ class LocalStack:
         api_port = choose_port("api", self.ports.get("api"), self.notes)
         aws_port = choose_port("aws", self.ports.get("aws"), self.notes)
         registry_port = choose_port("registry", self.ports.get("registry"), self.notes)
+        # Only the registry we start may post its notifications: a secret of this start, in a header.
+        hook_secret = secrets.token_urlsafe(32)
         self.registry = LocalRegistry(
             self.state_dir / "registry",
             port=registry_port,
             notify_url=f"http://127.0.0.1:{api_port}{EVENTS_PATH}",
+            notify_headers={"Authorization": f"Bearer {hook_secret}"},
         )
         # Local builds scan only where trivy is installed: an unscanned rebuild is told as
         # "succeeded" rather than failed, unless the caller's env says REQUIRE_SCAN=true.
@@ -137,7 +141,9 @@ class LocalStack:
         wiring.register_builds("local", lambda: builds)  # the handlers' env says PATCHPROP_BUILDS=local
         self.pump = pump = EventPump(self.aws, self._invoke_lock, self.tell)
         bridge = RegistryBridge(self.registry.address, self.token, self._post, self.tell)
-        self.gateway = Gateway(self.aws, api_port, {EVENTS_PATH: bridge.deliver}, self._invoke_lock).start()
+        self.gateway = Gateway(
+            self.aws, api_port, {EVENTS_PATH: bridge.deliver}, self._invoke_lock, hook_secret=hook_secret
+        ).start()
         self.registry.start()  # after the gateway: its notifications come to us
         self._spawn("events", lambda: pump.run(self._stop))
         interval = self.poll_interval or pump.poll_interval()

@@ -54,10 +54,17 @@ class LocalRegistry:
     Use as a context manager, or call start() and stop().
     """
 
-    def __init__(self, root: Path, port: int | None = None, notify_url: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int | None = None,
+        notify_url: str | None = None,
+        notify_headers: dict[str, str] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.port = port
         self.notify_url = notify_url
+        self.notify_headers = dict(notify_headers or {})  # sent with each notification
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -96,6 +103,7 @@ class LocalRegistry:
                     {
                         "name": "patchprop",
                         "url": self.notify_url,
+                        "headers": {name: [value] for name, value in self.notify_headers.items()},
                         "timeout": "2s",
                         "threshold": 5,
                         "backoff": "1s",
