@@ -142,8 +142,8 @@ def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             hook = gateway.hooks.get(path)
             if hook is not None and self.command == "POST":
                 status, error = self._hook(hook, body)
-                answer = {"error": error} if error else {}
-                self._answer(status, {"Content-Type": "application/json"}, json.dumps(answer))
+                said = {"error": error} if error else {}
+                self._answer(status, {"Content-Type": "application/json"}, json.dumps(said))
                 return
             answer = gateway.call(self.command, path, body, parse_qs(query, keep_blank_values=True) or None)
             headers = {
