@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from patchprop import wiring
+from patchprop import config, wiring
 from patchprop_local.aws import LocalAws
 from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.events import EventPump
@@ -138,6 +138,7 @@ class LocalStack:
         self.token = json.loads(secret["SecretString"])["current"]
         self.builds = builds = LocalCodeBuild(self.projects, self.state_dir, emit=self._emit_build_event)
         wiring.reset()
+        config.env_vars.cache_clear()  # each start has its own resources in the env
         wiring.register_builds("local", lambda: builds)  # the handlers' env says PATCHPROP_BUILDS=local
         self.pump = pump = EventPump(self.aws, self._invoke_lock, self.tell)
         bridge = RegistryBridge(self.registry.address, self.token, self._post, self.tell)
@@ -168,6 +169,7 @@ class LocalStack:
             self.builds = None
         wiring.register_builds("local", None)
         wiring.reset()
+        config.env_vars.cache_clear()  # each start has its own resources in the env
         if self.registry is not None:
             self.registry.stop()
             self.registry = None
