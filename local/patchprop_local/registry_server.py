@@ -129,6 +129,9 @@ class LocalRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "data").mkdir(exist_ok=True)
         # JSON is YAML: no YAML library needed, and no quoting surprises.
+        # It holds secrets (the registry's, the notification header): readable by this user only.
+        self.config_path.touch(mode=0o600)
+        self.config_path.chmod(0o600)
         self.config_path.write_text(json.dumps(self.config(), indent=2) + "\n")
         # REGISTRY_* variables would override the file (e.g. REGISTRY_HTTP_ADDR): drop them.
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
