@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -17,6 +17,7 @@ from patchprop.logic.plan import plan_rebuilds
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()  # flushes what the store counts (UnreadableDependent)
 
 
 class PatchRecord(SqsRecordModel):
@@ -51,6 +52,7 @@ def record_handler(record: PatchRecord) -> dict:
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     idempotency.register_lambda_context(context)
     return process_partial_response(

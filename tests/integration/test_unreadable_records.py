@@ -11,6 +11,7 @@ import pytest
 from test_api import PROJECTS, call, register
 
 from patchprop.adapters.dynamodb import Store
+from patchprop.adapters.dynamodb.catalog import UNREADABLE_METRIC, metrics
 from patchprop.adapters.sqs import Queue
 from patchprop.domain.errors import LimitExceeded
 from patchprop.domain.models import Dependent, PatchRequest
@@ -42,6 +43,7 @@ def test_a_record_that_does_not_read_is_skipped_and_named_by_every_read(store: S
     # Given a good dependent and a broken one on the same base
     register(GOOD, BASE)
     corrupt(store, BROKEN, BASE)
+    metrics.clear_metrics()
     # When the store lists them, and the dependents of the base
     listed, on_base = [], []
     every = [d.image for d in store.list_dependents(skipped=listed)]
@@ -49,6 +51,8 @@ def test_a_record_that_does_not_read_is_skipped_and_named_by_every_read(store: S
     # Then the good one is read, the broken one named, and reading it alone is None
     assert (every, listed, built_on, on_base) == ([GOOD], [BROKEN], [GOOD], [BROKEN])
     assert store.get_dependent(BROKEN) is None
+    # and each skip is counted
+    assert metrics.metric_set[UNREADABLE_METRIC]["Value"] == [1.0, 1.0, 1.0]
 
 
 def test_every_listing_and_the_delete_work_around_a_broken_record(store: Store) -> None:
