@@ -36,6 +36,8 @@ class InMemoryStore:
     alerts: dict[str, Alert] = field(default_factory=dict)
     builds: dict[str, str] = field(default_factory=dict)
     in_flight: int = 0
+    # Images whose stored record does not read (image -> its bases): skipped, and named as such.
+    unreadable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     # ---- catalog
     def get_base(self, ref: str) -> Base | None:
@@ -61,11 +63,15 @@ class InMemoryStore:
     def get_dependent(self, image: str) -> Dependent | None:
         return self.dependents.get(image)
 
-    def list_dependents(self) -> Iterator[Dependent]:
+    def list_dependents(self, skipped: list[str] | None = None) -> Iterator[Dependent]:
+        if skipped is not None:
+            skipped += sorted(self.unreadable)
         yield from sorted(self.dependents.values(), key=lambda d: d.image)
 
-    def dependents_of(self, base: str) -> Iterator[Dependent]:
-        yield from (d for d in self.list_dependents() if base in d.bases)
+    def dependents_of(self, base: str, skipped: list[str] | None = None) -> Iterator[Dependent]:
+        if skipped is not None:
+            skipped += sorted(image for image, bases in self.unreadable.items() if base in bases)
+        yield from (d for d in self.dependents.values() if base in d.bases)
 
     def remove_dependent(self, image: str) -> None:
         if self.dependents.pop(image, None) is None:

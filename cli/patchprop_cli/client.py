@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import click
 import requests
+from pydantic import BaseModel, ValidationError
 
 API_URL_ENV = "PATCHPROP_API_URL"
 LOCAL_STATE = Path(".patchprop") / "local.json"
@@ -188,5 +189,20 @@ def register_dependent(
         body["policy"] = policy
     if test_command:
         body["test_command"] = test_command
+    from patchprop.logic.catalog import DependentRegistration
+
+    check_request(DependentRegistration, body)
     answer: dict[str, Any] = (client or ApiClient.for_url(api_url)).post("/dependents", body)
     return answer
+
+
+def check_request(model: type[BaseModel], body: Mapping[str, Any]) -> None:
+    """The API's own checks (the same model, the same limits), before any request is sent: a
+    refusal is the ApiError the API would answer, naming the field."""
+    try:
+        model.model_validate(dict(body))
+    except ValidationError as exc:
+        from patchprop.domain.validation import problems
+
+        first = problems(exc)[0]
+        raise ApiError(400, f"{first['field']}: {first['error']}", first["field"]) from exc

@@ -234,6 +234,10 @@ def update(
     if not changes:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
     with refusals_name_options(image="IMAGE"):
+        from patchprop.logic.catalog import DependentChanges
+        from patchprop_cli.client import check_request
+
+        check_request(DependentChanges, changes)
         answer = ApiClient.for_url(api_url).patch("/dependents", changes, image=image)
     if as_json:
         echo_json(answer)

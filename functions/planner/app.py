@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -17,6 +17,7 @@ from patchprop.logic.plan import plan_rebuilds
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()  # flushes what the store counts (UnreadableDependent)
 
 
 class PatchRecord(SqsRecordModel):
@@ -40,6 +41,8 @@ def plan(patch: PatchRequest) -> dict:
     result = plan_rebuilds(patch, store=adapters.store, rebuild_queue=adapters.rebuild_queue)
     answer = {"patch": result.patch_id, "rebuilds": result.rebuilds, "released": result.released}
     logger.info("patch planned", extra={**answer, "skipped": result.skipped})
+    if result.unreadable:  # the others were planned; these need re-registering
+        logger.error("dependents not planned: their records do not read", extra={"images": result.unreadable})
     return answer
 
 
@@ -49,6 +52,7 @@ def record_handler(record: PatchRecord) -> dict:
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     idempotency.register_lambda_context(context)
     return process_partial_response(

@@ -3,6 +3,7 @@ template's functions invoked as Lambda would invoke them (their environment set,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -96,6 +97,10 @@ class LocalAws:
 
     def stop(self) -> None:
         if self.server is not None:
+            # moto keeps its state in the process, not the server: without a reset, the next stack
+            # started in this process (the next test module) would find this one's tables.
+            with contextlib.suppress(requests.RequestException):
+                requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)
             self.server.stop()
             self.server = None
         _restore(self._saved_env)  # leave the process as it was found

@@ -2,14 +2,19 @@
 turned into the API Gateway proxy event of its route and handed to the route's function.
 
 Every method a route of the template names is served (POST, GET, PATCH, DELETE, ...); a path no
-route matches answers 404, a routed path with another method 405. Local-only paths (the registry's
-notifications) can be added as POST hooks.
+route matches answers 404, a routed path with another method 405; a function that raises answers
+502, as API Gateway does. Local-only paths (the registry's notifications) can be added as POST
+hooks: they are not in the template, so they take only requests with the per-start `hook_secret`
+(`Authorization: Bearer <secret>`), and a body that is not a JSON object is a 400.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +29,10 @@ from patchprop_local.template import Stack
 if TYPE_CHECKING:
     from patchprop_local.aws import LocalAws
 
-Hook = Callable[[dict[str, Any]], None]  # a local POST path: its JSON body
+Hook = Callable[[dict[str, Any]], None]  # a local POST path: its JSON body; ValueError: a 400
+logger = logging.getLogger(__name__)
 # Answered with JSON (404, 405) when no route takes them, rather than http.server's HTML 501.
-HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 
 @dataclass
@@ -78,11 +84,13 @@ class Gateway:
         hooks: dict[str, Hook] | None = None,
         invoke_lock: threading.Lock | None = None,
         saved: Callable[[], None] | None = None,
+        hook_secret: str | None = None,
     ) -> None:
         self.aws = aws
         self.saved = saved or (lambda: None)  # after each handler: the state is on disk before we answer
         self.routes = aws.routes()
         self.hooks = dict(hooks or {})
+        self.hook_secret = hook_secret or secrets.token_urlsafe(32)
         self._lock = invoke_lock or threading.Lock()  # one handler at a time, like one container
         self._http = BurstServer(("127.0.0.1", port), _handler_for(self))
         self._thread: threading.Thread | None = None
@@ -125,7 +133,11 @@ class Gateway:
             if params is not None:
                 event = api_event(method, path, route.resource, params, body, headers, query=query)
                 with self._lock:
-                    answer = dict(self.aws.invoke(route.function, event))
+                    try:
+                        answer = dict(self.aws.invoke(route.function, event))
+                    except Exception:  # a Lambda error: API Gateway answers 502, the log tells it
+                        logger.exception("%s raised on %s %s", route.function, method, route.resource)
+                        return _json_answer(HTTPStatus.BAD_GATEWAY, "Internal server error")
                 self.saved()
                 return answer
         if any(route.pattern.fullmatch(path) for route in self.routes):
@@ -141,8 +153,9 @@ def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             path, _, query = self.path.partition("?")
             hook = gateway.hooks.get(path)
             if hook is not None and self.command == "POST":
-                hook(json.loads(body or "{}"))
-                self._answer(HTTPStatus.OK, {}, "{}")
+                status, error = self._hook(hook, body)
+                said = {"error": error} if error else {}
+                self._answer(status, {"Content-Type": "application/json"}, json.dumps(said))
                 return
             answer = gateway.call(self.command, path, body, parse_qs(query, keep_blank_values=True) or None)
             headers = {
@@ -151,6 +164,22 @@ def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             }
             self._answer(HTTPStatus(answer["statusCode"]), headers, answer.get("body") or "")
 
+        def _hook(self, hook: Hook, body: str | None) -> tuple[HTTPStatus, str | None]:
+            given = self.headers.get("Authorization") or ""
+            if not hmac.compare_digest(given.encode(), f"Bearer {gateway.hook_secret}".encode()):
+                return HTTPStatus.UNAUTHORIZED, "unauthorized"
+            try:
+                data = json.loads(body or "")
+            except ValueError as exc:
+                return HTTPStatus.BAD_REQUEST, f"body is not JSON: {exc}"
+            if not isinstance(data, dict):
+                return HTTPStatus.BAD_REQUEST, "body must be a JSON object"
+            try:
+                hook(data)
+            except ValueError as exc:
+                return HTTPStatus.BAD_REQUEST, str(exc)
+            return HTTPStatus.OK, None
+
         def _answer(self, status: HTTPStatus, headers: dict[str, str], body: str) -> None:
             data = body.encode()
             self.send_response(status)
@@ -158,7 +187,14 @@ def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":  # a HEAD answer has the headers of a GET's, and no body
+                self.wfile.write(data)
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (QUERY, PROPFIND...) too: a JSON 404 or 405, never http.server's 501.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:
             # The default access log prints the path, and the webhook's path holds the token.

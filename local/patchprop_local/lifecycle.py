@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from patchprop import wiring
+from patchprop import config, wiring
 from patchprop_local import leftovers, persist
 from patchprop_local.aws import LocalAws
 from patchprop_local.codebuild import LocalCodeBuild
@@ -136,10 +137,13 @@ class LocalStack:
         api_port = choose_port("api", self.ports.get("api"), self.notes, old.get("api"))
         aws_port = choose_port("aws", self.ports.get("aws"), self.notes, old.get("aws"))
         registry_port = choose_port("registry", self.ports.get("registry"), self.notes, old.get("registry"))
+        # Only the registry we start may post its notifications: a secret of this start, in a header.
+        hook_secret = secrets.token_urlsafe(32)
         self.registry = LocalRegistry(
             self.state_dir / "registry",
             port=registry_port,
             notify_url=f"http://127.0.0.1:{api_port}{EVENTS_PATH}",
+            notify_headers={"Authorization": f"Bearer {hook_secret}"},
         )
         # Local builds scan only where trivy is installed: an unscanned rebuild is told as
         # "succeeded" rather than failed, unless the caller's env says REQUIRE_SCAN=true.
@@ -158,6 +162,7 @@ class LocalStack:
         self.token = json.loads(secret)["current"]
         self.builds = builds = LocalCodeBuild(self.projects, self.state_dir, emit=self._emit_build_event)
         wiring.reset()
+        config.env_vars.cache_clear()  # each start has its own resources in the env
         wiring.register_builds("local", lambda: builds)  # the handlers' env says PATCHPROP_BUILDS=local
         self.pump = pump = EventPump(self.aws, self._invoke_lock, self.tell, saved=self.save)
         ports = {"api": api_port, "aws": aws_port, "registry": registry_port}
@@ -175,7 +180,12 @@ class LocalStack:
         self.save()
         bridge = RegistryBridge(self.registry.address, self.token, self._post, self.tell)
         self.gateway = Gateway(
-            self.aws, api_port, {EVENTS_PATH: bridge.deliver}, self._invoke_lock, saved=self.save
+            self.aws,
+            api_port,
+            {EVENTS_PATH: bridge.deliver},
+            self._invoke_lock,
+            saved=self.save,
+            hook_secret=hook_secret,
         ).start()
         self.registry.start()  # after the gateway: its notifications come to us
         resumed = builds.resume()
@@ -210,6 +220,7 @@ class LocalStack:
         self.persister = None
         wiring.register_builds("local", None)
         wiring.reset()
+        config.env_vars.cache_clear()  # each start has its own resources in the env
         if self.registry is not None:
             self.registry.stop()
             self.registry = None

@@ -24,11 +24,19 @@ class RegistryBridge:
         self.tell = tell
 
     def deliver(self, envelope: dict[str, Any]) -> None:
-        """A notification envelope (`{"events": [...]}`) as the registry posts it."""
-        for event in envelope.get("events", []):
+        """A notification envelope (`{"events": [...]}`) as the registry posts it; ValueError
+        when it is not one (the gateway answers 400)."""
+        events = envelope.get("events", [])
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise ValueError("events must be a list of objects")
+        for event in events:
             target = event.get("target", {})
+            if not isinstance(target, dict):
+                raise ValueError("events[].target must be an object")
             if event.get("action") != "push" or not target.get("tag"):
                 continue
+            if not isinstance(target.get("repository"), str) or not isinstance(target["tag"], str):
+                raise ValueError("a push's target must name its repository and tag as strings")
             if not any(kind in str(target.get("mediaType", "")) for kind in MANIFEST_TYPES):
                 continue
             repository = f"{self.registry}/{target['repository']}"

@@ -60,10 +60,17 @@ class LocalRegistry:
     Use as a context manager, or call start() and stop().
     """
 
-    def __init__(self, root: Path, port: int | None = None, notify_url: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int | None = None,
+        notify_url: str | None = None,
+        notify_headers: dict[str, str] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.port = port
         self.notify_url = notify_url
+        self.notify_headers = dict(notify_headers or {})  # sent with each notification
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,6 +109,7 @@ class LocalRegistry:
                     {
                         "name": "patchprop",
                         "url": self.notify_url,
+                        "headers": {name: [value] for name, value in self.notify_headers.items()},
                         "timeout": "2s",
                         "threshold": 5,
                         "backoff": "1s",
@@ -127,6 +135,9 @@ class LocalRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "data").mkdir(exist_ok=True)
         # JSON is YAML: no YAML library needed, and no quoting surprises.
+        # It holds secrets (the registry's, the notification header): readable by this user only.
+        self.config_path.touch(mode=0o600)
+        self.config_path.chmod(0o600)
         self.config_path.write_text(json.dumps(self.config(), indent=2) + "\n")
         # REGISTRY_* variables would override the file (e.g. REGISTRY_HTTP_ADDR): drop them.
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}

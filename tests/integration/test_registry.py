@@ -258,11 +258,13 @@ class _EventSink:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.authorizations.append(self.headers.get("Authorization"))
                 sink.events.extend(json.loads(body).get("events", []))
                 self.send_response(200)
                 self.end_headers()
@@ -313,3 +315,18 @@ def test_pushes_are_notified_to_notify_url(tmp_path: Path, event_sink: _EventSin
         time.sleep(0.2)
         seen = [(e["action"], e["target"]["mediaType"], e["target"].get("tag")) for e in event_sink.events]
         assert seen == [("push", oci.OCI_MANIFEST, "7"), ("push", oci.OCI_MANIFEST, "8")]
+
+
+def test_notifications_carry_the_start_secret_and_the_config_is_private(
+    tmp_path: Path, event_sink: _EventSink
+) -> None:
+    # Given a registry told to send a secret header with its notifications
+    secret = {"Authorization": "Bearer s3cret"}
+    with LocalRegistry(tmp_path, notify_url=event_sink.url, notify_headers=secret) as registry:
+        # When an image is pushed
+        oci.push_image(registry.address, "it/signed", "1", {"f": b"1"})
+        _wait_for(lambda: len(event_sink.events) > 0)
+        mode = registry.config_path.stat().st_mode & 0o777
+    # Then each notification carries it, and only this user can read the file that holds it
+    assert event_sink.authorizations and set(event_sink.authorizations) == {"Bearer s3cret"}
+    assert mode == 0o600

@@ -92,3 +92,68 @@ def test_a_routed_path_with_another_method_is_405_and_an_unknown_path_404(gatewa
     # Then each says so in JSON
     assert wrong_method[0] == 405 and "PUT" in json.loads(wrong_method[1])["error"]
     assert unknown == (404, json.dumps({"error": "no such route"}))
+
+
+def _post(gateway: Gateway, path: str, body: str, headers: dict[str, str]) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", urlsplit(gateway.url).port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, json.loads(answer.read().decode() or "null")
+    finally:
+        conn.close()
+
+
+def test_a_local_hook_takes_only_its_secret_and_answers_a_malformed_body_400(gateway: Gateway) -> None:
+    # Given a local-only hook, as the registry bridge is, behind the gateway's per-start secret
+    got: list[dict] = []
+
+    def hook(body: dict) -> None:
+        if not isinstance(body.get("events"), list):
+            raise ValueError("events must be a list of objects")
+        got.append(body)
+
+    gateway.hooks["/_local/test-events"] = hook
+    signed = {"Authorization": f"Bearer {gateway.hook_secret}"}
+    # When it is posted without the secret, with a wrong one, with bodies it cannot take, and right
+    unsigned = _post(gateway, "/_local/test-events", '{"events": []}', {})
+    wrong = _post(gateway, "/_local/test-events", '{"events": []}', {"Authorization": "Bearer nope"})
+    garbage = _post(gateway, "/_local/test-events", "not json", signed)
+    not_object = _post(gateway, "/_local/test-events", "[1]", signed)
+    bad_shape = _post(gateway, "/_local/test-events", '{"events": 3}', signed)
+    good = _post(gateway, "/_local/test-events", '{"events": []}', signed)
+    # Then only the signed, well-formed one reaches the hook; every other is answered, in JSON
+    assert (unsigned[0], wrong[0], garbage[0], not_object[0], bad_shape[0], good[0]) == (
+        401,
+        401,
+        400,
+        400,
+        400,
+        200,
+    )
+    assert unsigned[1] == wrong[1] == {"error": "unauthorized"}
+    assert "not JSON" in garbage[1]["error"] and "events" in bad_shape[1]["error"]
+    assert got == [{"events": []}]
+
+
+def test_any_method_is_answered_in_json_never_501(gateway: Gateway) -> None:
+    # Given methods no route names, some that http.server knows nothing of
+    # When they are sent to a routed path
+    answers = [request(gateway, method, "/dependents") for method in ("TRACE", "QUERY", "PROPFIND")]
+    # Then each is a JSON 405
+    assert [status for status, _ in answers] == [405, 405, 405]
+    assert all("error" in json.loads(body) for _, body in answers)
+
+
+def test_a_function_that_raises_is_a_502_as_api_gateway_answers(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the API function failing outside its own error handling
+    def crash(function: str, event: dict) -> dict:
+        raise AttributeError("'str' object has no attribute 'get'")
+
+    monkeypatch.setattr(gateway.aws, "invoke", crash)
+    # When a route is called
+    status, body = request(gateway, "GET", "/dependents")
+    # Then the client gets an answer, not a closed connection
+    assert (status, json.loads(body)) == (502, {"error": "Internal server error"})

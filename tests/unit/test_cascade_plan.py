@@ -94,10 +94,10 @@ def test_a_deep_fleet_is_read_whole_instead_of_one_query_per_base():
     class CountingStore:
         whole_reads = 0
 
-        def dependents_of(self, base):
+        def dependents_of(self, base, skipped=None):
             return dependents_of(base)
 
-        def list_dependents(self):
+        def list_dependents(self, skipped=None):
             self.whole_reads += 1
             return iter(chain)
 

@@ -28,3 +28,19 @@ def test_an_error_names_its_field_and_a_rate_limit_its_retry_after():
     limited = HTTP_ERRORS[RegistryRateLimited](RegistryRateLimited("429", retry_after=7.5))
     assert (limited.status_code, limited.headers["Retry-After"]) == (503, "7")
     assert HTTP_ERRORS[NotFound](NotFound("no dependent image x")).status_code == 404
+
+
+def test_a_bad_mapping_key_names_the_mapping_and_the_key() -> None:
+    # Given a registration whose build-argument name is empty
+    from pydantic import ValidationError
+
+    from patchprop.domain.models import Dependent
+    from patchprop.domain.validation import problems
+
+    with pytest.raises(ValidationError) as caught:
+        Dependent(image="acme/a:1", project="pp", bases=["acme/b:1"], build_args={"": "y"})
+    # When its problems are said
+    (problem,) = problems(caught.value)
+    # Then the field is the mapping, and the message names the key
+    assert problem["field"] == "build_args"
+    assert problem["error"].startswith("name '': ")

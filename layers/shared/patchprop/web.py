@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from patchprop.domain.errors import (
     InvalidReference,
+    LimitExceeded,
     ManifestNotFound,
     NotFound,
     NotPromotable,
@@ -105,6 +106,8 @@ HTTP_ERRORS: dict[type[Exception], Callable[[Exception], Response]] = {
     InvalidReference: _said(HTTPStatus.BAD_REQUEST),
     NotFound: _said(HTTPStatus.NOT_FOUND),
     NotPromotable: _said(HTTPStatus.CONFLICT),
+    # Not 503: a client that retries on 503 would retry what can never pass.
+    LimitExceeded: _said(HTTPStatus.BAD_REQUEST, field="body"),
     CycleError: _said(HTTPStatus.CONFLICT, field="bases"),
     ProjectNotAllowed: _said(HTTPStatus.FORBIDDEN, field="project"),
     ManifestNotFound: _tag_not_found,

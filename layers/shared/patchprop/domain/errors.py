@@ -67,6 +67,10 @@ class StoreError(PatchpropError):
     """DynamoDB failed."""
 
 
+class LimitExceeded(PatchpropError):
+    """The store refused a write for its size or its number of items: retrying cannot help."""
+
+
 class NotFound(PatchpropError):
     """A requested item does not exist."""
 

@@ -9,7 +9,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, WithJsonSchema
 from pydantic_core import core_schema
 
 from patchprop.domain.gate import parse_policy
@@ -39,13 +39,77 @@ def _tagged(text: str) -> str:
     return str(ref)
 
 
+# ---- limits: what one registration may hold (README "Limits", and openapi.json from these) ----
+# Each is far above real use and keeps one dependent, its edges and their write within
+# DynamoDB's limits (an item under 400 KB, a transaction under 100 actions and 4 MB).
+MAX_REF_LENGTH = 384  # Docker: a repository with its registry under 256, a tag up to 128
+MAX_BASES = 20
+MAX_BUILD_ARGS = 50
+MAX_BUILD_ARG_NAME = 128
+MAX_BUILD_ARG_VALUE = 1024
+MAX_OWNER_LENGTH = 128
+MAX_SOURCE_LOCATION = 2048
+MAX_SOURCE_VERSION = 256
+MAX_POLICY_LENGTH = 4096
+MAX_COOLDOWN_SECONDS = 30 * 24 * 3600
+# A build argument reaches the build as the environment variable BUILD_ARG_<NAME>, and
+# buildspec/rebuild.sh passes on only those a shell can name: the ARG names that work.
+BUILD_ARG_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# One line of printable text: no control characters (NUL, newline, escape...).
+ONE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# A build argument's value may span lines, but holds no NUL (no environment variable can).
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
 # An image reference, normalized the way Docker does (docker.io/library/node:22).
-ImageName = Annotated[str, AfterValidator(_normalized)]
+ImageName = Annotated[str, Field(max_length=MAX_REF_LENGTH), AfterValidator(_normalized)]
+# Docker's reference grammar (distribution/reference) without a digest, ASCII only: in the schema,
+# so a client (or a fuzzer) reading it knows what a reference looks like; parse_ref enforces it,
+# with a message that says what is wrong rather than this pattern.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+TAGGED_REF_PATTERN = (
+    rf"^(?:(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?$"
+)
 # A tag-form reference (no digest): what a dependent is built FROM and what patchprop watches.
-TaggedImage = Annotated[str, AfterValidator(_tagged)]
+TaggedImage = Annotated[
+    str,
+    Field(max_length=MAX_REF_LENGTH, json_schema_extra={"pattern": TAGGED_REF_PATTERN}),
+    AfterValidator(_tagged),
+]
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 # When a rebuild is promoted: `fail_on=critical,high;ignore_unfixed=true` or the JSON form.
-PolicyText = Annotated[str | None, Field(max_length=4096), AfterValidator(_policy)]
+PolicyText = Annotated[str | None, Field(max_length=MAX_POLICY_LENGTH), AfterValidator(_policy)]
+# The dependent's fields, as its registration and a partial update both take them.
+ProjectName = Annotated[str, Field(min_length=2, max_length=150, pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_]*$")]
+BaseRefs = Annotated[list[TaggedImage], Field(min_length=1, max_length=MAX_BASES)]
+OwnerName = Annotated[str, Field(max_length=MAX_OWNER_LENGTH, pattern=ONE_LINE_PATTERN)]
+SourceLocation = Annotated[str, Field(max_length=MAX_SOURCE_LOCATION, pattern=ONE_LINE_PATTERN)]
+SourceVersion = Annotated[str, Field(max_length=MAX_SOURCE_VERSION, pattern=ONE_LINE_PATTERN)]
+BuildArgName = Annotated[str, Field(max_length=MAX_BUILD_ARG_NAME, pattern=BUILD_ARG_NAME_PATTERN)]
+BuildArgValue = Annotated[str, Field(max_length=MAX_BUILD_ARG_VALUE, pattern=NO_NUL_PATTERN)]
+# Its schema says the name's rule under propertyNames, so a client generating from it knows it.
+BuildArgs = Annotated[
+    dict[BuildArgName, BuildArgValue],
+    Field(max_length=MAX_BUILD_ARGS),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_BUILD_ARGS,
+            "propertyNames": {
+                "type": "string",
+                "maxLength": MAX_BUILD_ARG_NAME,
+                "pattern": BUILD_ARG_NAME_PATTERN,
+            },
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_BUILD_ARG_VALUE,
+                "pattern": NO_NUL_PATTERN,
+            },
+        }
+    ),
+]
+Cooldown = Annotated[int, Field(ge=0, le=MAX_COOLDOWN_SECONDS)]
 
 
 class DomainModel(BaseModel):
@@ -71,32 +135,35 @@ class Dependent(DomainModel):
     image: TaggedImage = Field(
         description="The image patchprop rebuilds, as it is pushed (a tag, not a digest)."
     )
-    project: str = Field(
-        min_length=2,
-        max_length=150,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_]*$",
+    project: ProjectName = Field(
         description="The CodeBuild project that rebuilds it: one of the stack's RebuildProjects.",
     )
-    bases: list[TaggedImage] = Field(
-        min_length=1, description="The images it is built FROM (tags); each becomes a tracked base."
+    bases: BaseRefs = Field(
+        description=f"The images it is built FROM (tags), 1 to {MAX_BASES}; each becomes a tracked base."
     )
-    owner: str | None = Field(
+    owner: OwnerName | None = Field(
         default=None,
-        max_length=128,
         description="Team or person told about its rebuilds (the `owner` attribute of alerts).",
     )
-    source_location: str | None = Field(
+    source_location: SourceLocation | None = Field(
         default=None, description="Overrides the project's source location for this image."
     )
-    source_version: str | None = Field(default=None, description="Branch, tag or commit CodeBuild builds.")
-    build_args: dict[str, str] = Field(
-        default_factory=dict, description="Passed to the build as BUILD_ARG_<NAME> environment variables."
+    source_version: SourceVersion | None = Field(
+        default=None, description="Branch, tag or commit CodeBuild builds."
+    )
+    build_args: BuildArgs = Field(
+        default_factory=dict,
+        description=(
+            f"Passed to the build as BUILD_ARG_<NAME> environment variables: at most {MAX_BUILD_ARGS}, "
+            f"each NAME a shell variable name (letters, digits, _; not starting with a digit) of at most "
+            f"{MAX_BUILD_ARG_NAME} characters, each value at most {MAX_BUILD_ARG_VALUE}."
+        ),
     )
     auto_rebuild: bool = Field(
         default=True, description="Rebuild it by itself when a base moves; off: tracked only."
     )
-    cooldown_seconds: int = Field(
-        default=0, ge=0, description="The least number of seconds between two rebuilds of it (0: no limit)."
+    cooldown_seconds: Cooldown = Field(
+        default=0, description="The least number of seconds between two rebuilds of it (0: no limit)."
     )
     policy: PolicyText = Field(
         default=None,

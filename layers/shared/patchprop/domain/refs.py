@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from docker_image import reference as _reference
@@ -72,11 +73,21 @@ def parse_ref(text: str) -> ImageRef:
         raise InvalidReference(f"invalid image reference {text!r}: {exc}") from exc
     full_name: str = parsed["name"]
     registry, _, repository = full_name.partition("/")
+    if registry.startswith("["):  # the library takes any [...] as an IPv6 host: no URL can hold `[e]`
+        _ipv6_host(text, registry)
     tag = parsed["tag"]
     digest = parsed["digest"]
     if tag is None and digest is None:
         tag = "latest"
     return ImageRef(registry=registry, repository=repository, tag=tag, digest=digest)
+
+
+def _ipv6_host(text: str, registry: str) -> None:
+    host = registry[1:].partition("]")[0]
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise InvalidReference(f"invalid image reference {text!r}: [{host}] is not an IPv6 address") from None
 
 
 def dockerhub_ref(repo_name: str, tag: str) -> ImageRef:

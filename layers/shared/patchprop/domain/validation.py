@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 # Where Powertools' request validation says an error was; not part of the field's name.
 _SOURCES = {"body", "query", "path", "header", "cookie"}
+# Where pydantic says an error is about a mapping's key rather than its value: (..., key, "[key]").
+_KEY = "[key]"
 
 
 def field_of(error: Mapping[str, Any], default: str = "") -> str:
@@ -18,13 +20,19 @@ def field_of(error: Mapping[str, Any], default: str = "") -> str:
     parts = [str(p) for p in error.get("loc", ())]
     if len(parts) > 1 and parts[0] in _SOURCES:
         parts = parts[1:]
+    if parts[-1:] == [_KEY]:  # a mapping's key is wrong: the mapping is the field (build_args)
+        parts = parts[:-2]
     return ".".join(parts) or default
 
 
 def message_of(error: Mapping[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         return f"not JSON: {error.get('ctx', {}).get('error', 'decode error')}"
-    return str(error.get("msg", "invalid"))
+    message = str(error.get("msg", "invalid"))
+    loc = list(error.get("loc", ()))
+    if loc[-1:] == [_KEY] and len(loc) > 1:
+        return f"name {loc[-2]!r}: {message}"
+    return message
 
 
 def problems(

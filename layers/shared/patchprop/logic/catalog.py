@@ -14,7 +14,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from patchprop.domain.errors import NotFound, PatchpropError
-from patchprop.domain.models import Base, Dependent, PolicyText, TaggedImage
+from patchprop.domain.models import (
+    Base,
+    BaseRefs,
+    BuildArgs,
+    Cooldown,
+    Dependent,
+    OwnerName,
+    PolicyText,
+    ProjectName,
+    SourceLocation,
+    SourceVersion,
+)
 from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.domain.validation import problems
 from patchprop.ports import Store
@@ -69,14 +80,15 @@ class DependentChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_describe_fields)
 
-    project: str | None = None
-    bases: list[TaggedImage] | None = Field(default=None, min_length=1)
-    owner: str | None = None
-    source_location: str | None = None
-    source_version: str | None = None
-    build_args: dict[str, str] | None = None
+    # The same types as Dependent's, so a bad change is refused before it is merged.
+    project: ProjectName | None = None
+    bases: BaseRefs | None = None
+    owner: OwnerName | None = None
+    source_location: SourceLocation | None = None
+    source_version: SourceVersion | None = None
+    build_args: BuildArgs | None = None
     auto_rebuild: bool | None = None
-    cooldown_seconds: int | None = Field(default=None, ge=0)
+    cooldown_seconds: Cooldown | None = None
     policy: PolicyText = None
     test_command: str | None = Field(default=None, max_length=4096)
 
@@ -162,7 +174,7 @@ def update(
     """Change some fields of a registered dependent; NotFound if it is not registered."""
     current = store.get_dependent(image)
     if current is None:
-        raise NotFound(f"no dependent image {image}")
+        raise NotFound(f"no dependent image {image}", field="image")
     given = changes.model_dump(exclude_unset=True)
     try:
         merged = Dependent.model_validate({**current.model_dump(), **given})
@@ -210,7 +222,7 @@ def find_cycle(image: str, bases: Iterable[str], *, store: Store) -> list[str] |
 def describe(image: str, *, store: Store, rebuilds: int = RECENT_REBUILDS) -> DependentDetail:
     dependent = store.get_dependent(image)
     if dependent is None:
-        raise NotFound(f"no dependent image {image}")
+        raise NotFound(f"no dependent image {image}", field="image")
     return DependentDetail(
         dependent=dependent,
         bases=[store.get_base(ref) or Base(ref=ref) for ref in dependent.bases],
@@ -292,7 +304,7 @@ def graph(*, store: Store, base: str | None = None) -> Graph:
         dependents, edges = affected_set(base, store=store)
         root = store.get_dependent(base)  # a golden image is a base and an image of the user's
         if not dependents and root is None and base not in tracked:
-            raise NotFound(f"{base} is neither a tracked base nor a registered image")
+            raise NotFound(f"{base} is neither a tracked base nor a registered image", field="base")
         dependents += [root] if root else []
         refs = {base} | {d.image for d in dependents}
     by_image = {d.image: d for d in dependents}

@@ -86,7 +86,7 @@ def poll_bases(*, store: Store, registry: Registry, patches: Queue) -> list[Base
             checks.append(
                 check_base(base, store=store, registry=registry, patches=patches, detected_by="poller")
             )
-        except RegistryError as exc:
+        except (RegistryError, InvalidReference) as exc:  # a ref stored before it was refused, too
             logger.warning("could not check base %s: %s", base.ref, exc)
             checks.append(BaseCheck(base.ref, Seen.ERROR))
     return checks

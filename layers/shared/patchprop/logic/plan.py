@@ -19,6 +19,7 @@ class Plan:
     rebuilds: int  # images in the cascade
     released: int  # enqueued now; the others follow their parents
     skipped: str | None = None  # why nothing was planned
+    unreadable: tuple[str, ...] = ()  # dependents whose record does not read: not planned
 
 
 def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) -> Plan:
@@ -34,7 +35,9 @@ def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) ->
     cascade = patch.cascade_id
     if store.get_patch(patch.base, patch.digest) is None:
         tracked = {b.ref for b in store.list_bases()}
-        nodes = plan_cascade(patch.base, affected(patch.base, DependentsOf(store), tracked))
+        dependents_of = DependentsOf(store)
+        nodes = plan_cascade(patch.base, affected(patch.base, dependents_of, tracked))
+        unreadable = tuple(sorted(set(dependents_of.skipped)))
         supersede_older(patch, store=store)
         store.put_cascade(cascade, nodes.values())
         store.record_patch(patch, rebuilds=len(nodes))
@@ -46,8 +49,9 @@ def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) ->
             n.as_node() for n in stored if n.status is NodeStatus.READY and not n.waiting
         )
         total = len(stored)
+        unreadable = ()
     rebuild_queue.send_batch([RebuildRequest.for_dependent(n.dependent, patch, cascade) for n in first_wave])
-    return Plan(cascade, total, len(first_wave))
+    return Plan(cascade, total, len(first_wave), unreadable=unreadable)
 
 
 class DependentsOf:
@@ -60,17 +64,19 @@ class DependentsOf:
         self.store = store
         self.queries = 0
         self.by_base: dict[str, list[Dependent]] | None = None
+        self.skipped: list[str] = []  # records that do not read, on the bases asked about
 
     def __call__(self, base: str) -> list[Dependent]:
         if self.by_base is None and self.queries >= self.SWITCH_AFTER:
             self.by_base = defaultdict(list)
-            for dependent in self.store.list_dependents():
+            # The whole graph's unreadable records, not only this cascade's: each is worth telling.
+            for dependent in self.store.list_dependents(skipped=self.skipped):
                 for ref in dependent.bases:
                     self.by_base[ref].append(dependent)
         if self.by_base is not None:
             return self.by_base.get(base, [])
         self.queries += 1
-        return list(self.store.dependents_of(base))
+        return list(self.store.dependents_of(base, skipped=self.skipped))
 
 
 def cascade_rebuilding(image: str, digest: str, *, store: Store) -> CascadeId | None:

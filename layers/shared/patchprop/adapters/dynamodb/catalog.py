@@ -6,10 +6,19 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
 from patchprop.adapters.dynamodb import keys
 from patchprop.adapters.dynamodb.table import TableAccess
 from patchprop.domain.errors import NotFound
 from patchprop.domain.models import Base, Dependent, utcnow
+from patchprop.domain.validation import first_problem
+
+logger = Logger(child=True)
+metrics = Metrics()
+UNREADABLE_METRIC = "UnreadableDependent"
 
 
 class CatalogTable(TableAccess):
@@ -53,8 +62,8 @@ class CatalogTable(TableAccess):
     def put_dependent(self, dependent: Dependent) -> None:
         """Write a dependent and one edge per base, atomically; bases become tracked."""
         body = keys.dump(dependent)
-        old = self.get_dependent(dependent.image)
-        stale = set(old.bases) - set(dependent.bases) if old else set()
+        # The edges there are, read as keys: an old registration that no longer reads is replaced too.
+        stale = self._edge_bases(dependent.image) - set(dependent.bases)
         table = self.table.name
         item = {
             **keys.dependent_key(dependent.image),
@@ -79,24 +88,52 @@ class CatalogTable(TableAccess):
             self.track_base(base)
 
     def get_dependent(self, image: str) -> Dependent | None:
+        """The dependent, or None when it is not registered or its record does not read."""
         item = self._get(keys.dependent_key(image))
-        return Dependent.model_validate(keys.plain(item)) if item else None
+        return _dependent(item) if item else None
 
-    def list_dependents(self) -> Iterator[Dependent]:
-        """Every registered dependent, by image (one paginated GSI1 query)."""
+    def list_dependents(self, skipped: list[str] | None = None) -> Iterator[Dependent]:
+        """Every registered dependent, by image (one paginated GSI1 query); a record that does not
+        read is logged, counted and named in `skipped`, and the others are read on."""
         for item in self._query(index=keys.GSI1, key=keys.every(keys.ALL_DEPENDENTS)):
-            yield Dependent.model_validate(keys.plain(item))
+            if (dependent := _dependent(item, skipped)) is not None:
+                yield dependent
 
-    def dependents_of(self, base: str) -> Iterator[Dependent]:
-        """Every dependent built directly on `base` (one paginated GSI1 query)."""
+    def dependents_of(self, base: str, skipped: list[str] | None = None) -> Iterator[Dependent]:
+        """Every dependent built directly on `base` (one paginated GSI1 query), as list_dependents."""
         for item in self._query(index=keys.GSI1, key=keys.on_base(base)):
-            yield Dependent.model_validate(keys.plain(item))
+            if (dependent := _dependent(item, skipped)) is not None:
+                yield dependent
 
     def remove_dependent(self, image: str) -> None:
-        dependent = self.get_dependent(image)
-        if dependent is None:
-            raise NotFound(f"no dependent image {image}")
+        """The dependent and its edges, by their keys: one whose record does not read goes too."""
+        found = list(self._query(index=None, key=keys.items_of_image(image)))
+        if not any(item["SK"] == keys.dependent_key(image)["SK"] for item in found):
+            raise NotFound(f"no dependent image {image}", field="image")
         table = self.table.name
-        actions = [{"Delete": {"TableName": table, "Key": keys.dependent_key(image)}}]
-        actions += [{"Delete": {"TableName": table, "Key": keys.edge_key(image, b)}} for b in dependent.bases]
+        actions = [{"Delete": {"TableName": table, "Key": keys.key_of(item)}} for item in found]
         self._transact(actions, f"removing {image}")
+
+    def _edge_bases(self, image: str) -> set[str]:
+        return {
+            item["SK"].removeprefix(keys.EDGE_PREFIX)
+            for item in self._query(index=None, key=keys.items_of_image(image))
+            if item["SK"].startswith(keys.EDGE_PREFIX)
+        }
+
+
+def _dependent(item: dict[str, Any], skipped: list[str] | None = None) -> Dependent | None:
+    """A stored dependent, or None (logged, counted) when it does not read: written by an older
+    version or corrupted. One such record must not stop the listing or plan it is part of."""
+    try:
+        return Dependent.model_validate(keys.plain(item))
+    except ValidationError as exc:
+        image = str(item.get("image") or item.get("PK", "?")).removeprefix("IMAGE#")
+        logger.error(
+            "unreadable dependent record skipped",
+            extra={"image": image, "key": keys.key_of(item), "problem": first_problem(exc)},
+        )
+        metrics.add_metric(UNREADABLE_METRIC, MetricUnit.Count, 1)
+        if skipped is not None:
+            skipped.append(image)
+        return None

@@ -38,7 +38,19 @@ def dependent_key(image: str) -> dict[str, str]:
 
 
 def edge_key(image: str, base: str) -> dict[str, str]:
-    return {"PK": f"IMAGE#{image}", "SK": f"BASE#{base}"}
+    return {"PK": f"IMAGE#{image}", "SK": f"{EDGE_PREFIX}{base}"}
+
+
+EDGE_PREFIX = "BASE#"  # an edge's SK, before the base
+
+
+def items_of_image(image: str) -> ConditionBase:
+    """A dependent's own item and its edges (the table's PK, not GSI1)."""
+    return Key("PK").eq(f"IMAGE#{image}")
+
+
+def key_of(item: dict[str, Any]) -> dict[str, str]:
+    return {"PK": item["PK"], "SK": item["SK"]}
 
 
 def edge_index(image: str, base: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from patchprop.domain.errors import StoreError
+from patchprop.domain.errors import LimitExceeded, StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -19,6 +19,14 @@ def condition_failed(exc: ClientError) -> bool:
         "ConditionalCheckFailedException",
         "TransactionCanceledException",
     )
+
+
+def store_error(what: str, exc: ClientError) -> StoreError | LimitExceeded:
+    """A failed call as the error it is: DynamoDB's ValidationException (an item over 400 KB, a
+    transaction over 100 actions or 4 MB) is refused for good, anything else may pass on retry."""
+    if exc.response.get("Error", {}).get("Code") == "ValidationException":
+        return LimitExceeded(f"{what}: too large for the table: {exc}")
+    return StoreError(f"{what}: {exc}")
 
 
 class TableAccess:
@@ -43,7 +51,7 @@ class TableAccess:
         except ClientError as exc:
             if condition and condition_failed(exc):
                 return False
-            raise StoreError(f"writing {item['PK']}: {exc}") from exc
+            raise store_error(f"writing {item['PK']}", exc) from exc
         return True
 
     def _update(
@@ -55,7 +63,7 @@ class TableAccess:
         try:
             self.table.update_item(**kwargs)
         except ClientError as exc:
-            raise StoreError(f"updating {key['PK']}: {exc}") from exc
+            raise store_error(f"updating {key['PK']}", exc) from exc
 
     def _update_if(self, what: str, **kwargs: Any) -> dict[str, Any] | None:
         """A conditional UpdateItem: the attributes ReturnValues asked for ({} if none), or None
@@ -76,7 +84,7 @@ class TableAccess:
                 "ConditionExpression" in next(iter(a.values())) for a in actions
             ):
                 return False
-            raise StoreError(f"{what}: {exc}") from exc
+            raise store_error(what, exc) from exc
         return True
 
     def _query(
