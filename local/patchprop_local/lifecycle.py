@@ -155,10 +155,10 @@ class LocalStack:
             )
         self.aws = LocalAws({"RebuildProjects": ",".join(self.projects)}, port=aws_port, env=env)
         stack = self.aws.start()
-        secretsmanager = self.aws.client("secretsmanager")
+        sm = self.aws.client("secretsmanager")
         if saved:  # the same webhook token as before: senders' URLs hold it
-            secretsmanager.put_secret_value(SecretId=stack.refs["WebhookSecret"], SecretString=saved["secret"])
-        secret = secretsmanager.get_secret_value(SecretId=stack.refs["WebhookSecret"])["SecretString"]
+            sm.put_secret_value(SecretId=stack.refs["WebhookSecret"], SecretString=saved["secret"])
+        secret = sm.get_secret_value(SecretId=stack.refs["WebhookSecret"])["SecretString"]
         self.token = json.loads(secret)["current"]
         self.builds = builds = LocalCodeBuild(self.projects, self.state_dir, emit=self._emit_build_event)
         wiring.reset()
