@@ -30,6 +30,7 @@ from patchprop_local import leftovers, persist
 from patchprop_local.aws import LocalAws
 from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.events import EventPump
+from patchprop_local.fairlock import FairLock
 from patchprop_local.gateway import Gateway
 from patchprop_local.registry_bridge import EVENTS_PATH, RegistryBridge
 from patchprop_local.registry_server import LocalRegistry, free_port, port_in_use
@@ -98,7 +99,7 @@ class LocalStack:
         self._lock_file: Any = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._invoke_lock = threading.Lock()  # one handler at a time, like one Lambda container
+        self._invoke_lock = FairLock()  # one handler at a time, like one Lambda container
         self.registry: LocalRegistry | None = None
         self.aws: LocalAws | None = None
         self.builds: LocalCodeBuild | None = None
