@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -49,6 +50,7 @@ def start(request: RebuildRequest) -> dict:
         cap=env.BUILD_CONCURRENCY_CAP,
         cap_wait=env.CAP_WAIT_SECONDS,
         tag_mover=adapters.tag_mover,
+        on_released=lambda n: metrics.add_metric("BuildSlotsReleased", MetricUnit.Count, n),
     )
     if rebuild is None:
         return {"rebuild_id": request.rebuild_id, "status": "SUPERSEDED", "build_id": None}
@@ -65,7 +67,8 @@ def start(request: RebuildRequest) -> dict:
 
 def record_handler(record: RebuildRecord) -> dict:
     queue = wiring.adapters(env_vars(RebuilderEnv)).rebuild_queue
-    result = retrying(record, queue, metrics, lambda: start(request=record.body), message=record.body)
+    again = record.body.model_copy(update={"waits": record.body.waits + 1})  # sent again to wait
+    result = retrying(record, queue, metrics, lambda: start(request=record.body), message=again)
     if result is None:  # waiting for the cap or a cooldown: sent again, delayed
         return {"rebuild_id": record.body.rebuild_id, "status": "WAITING", "build_id": None}
     logger.info("rebuild", extra=result)

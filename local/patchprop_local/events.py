@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from patchprop_local.aws import LocalAws, environment
+from patchprop_local.fairlock import HandlerLock
 from patchprop_local.lambdas import deliver_sqs, eventbridge_event
 from patchprop_local.provision import queue_arn, subscribe_queue
 
@@ -38,7 +39,7 @@ class EventPump:
     """Delivers every event source of the template, one handler at a time (`invoke_lock`)."""
 
     def __init__(
-        self, aws: LocalAws, invoke_lock: threading.Lock, tell: Tell, saved: Callable[[], None] | None = None
+        self, aws: LocalAws, invoke_lock: HandlerLock, tell: Tell, saved: Callable[[], None] | None = None
     ) -> None:
         self.aws = aws
         self.saved = saved or (lambda: None)  # after each round that delivered: the state to disk

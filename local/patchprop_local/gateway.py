@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from patchprop_local.fairlock import HandlerLock
 from patchprop_local.lambdas import api_event
 from patchprop_local.template import Stack
 
@@ -82,7 +83,7 @@ class Gateway:
         aws: LocalAws,
         port: int = 0,
         hooks: dict[str, Hook] | None = None,
-        invoke_lock: threading.Lock | None = None,
+        invoke_lock: HandlerLock | None = None,
         saved: Callable[[], None] | None = None,
         hook_secret: str | None = None,
     ) -> None:
@@ -91,7 +92,7 @@ class Gateway:
         self.routes = aws.routes()
         self.hooks = dict(hooks or {})
         self.hook_secret = hook_secret or secrets.token_urlsafe(32)
-        self._lock = invoke_lock or threading.Lock()  # one handler at a time, like one container
+        self._lock: HandlerLock = invoke_lock or threading.Lock()  # one handler at a time, like one container
         self._http = BurstServer(("127.0.0.1", port), _handler_for(self))
         self._thread: threading.Thread | None = None
 

@@ -31,6 +31,7 @@ from patchprop_local import leftovers, persist
 from patchprop_local.aws import LocalAws
 from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.events import EventPump
+from patchprop_local.fairlock import FairLock
 from patchprop_local.gateway import Gateway
 from patchprop_local.registry_bridge import EVENTS_PATH, RegistryBridge
 from patchprop_local.registry_server import LocalRegistry, free_port, port_in_use
@@ -99,7 +100,7 @@ class LocalStack:
         self._lock_file: Any = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._invoke_lock = threading.Lock()  # one handler at a time, like one Lambda container
+        self._invoke_lock = FairLock()  # one handler at a time, like one Lambda container
         self.registry: LocalRegistry | None = None
         self.aws: LocalAws | None = None
         self.builds: LocalCodeBuild | None = None
@@ -308,8 +309,27 @@ class LocalStack:
         assert self.pump is not None
         return self.pump.run_schedules()
 
+    def wait_for(self, done: Callable[[], bool], timeout: float = 180.0) -> bool:
+        """Deliver events until `done()` holds and nothing is left moving; False at `timeout`.
+
+        The caller names the outcome it waits for (rebuilds recorded final, a message told): the
+        registry sends its push notifications when it likes, so no quiet period can stand in for it.
+        Once `done()` holds, the round that found it delivered nothing and no build runs.
+        """
+        assert self.pump is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = self.pump.pump_once() or bool(self.builds and self.builds.running())
+            if not busy and done():
+                return True
+            time.sleep(0.1)
+        return False
+
     def wait_idle(self, timeout: float = 60.0, quiet: float = 1.0) -> bool:
-        """Wait until no build runs and no event is delivered for `quiet` seconds."""
+        """Wait until no build runs and no event is delivered for `quiet` seconds.
+
+        For a person at the demo; a test waits on what it asserts instead (`wait_for`).
+        """
         assert self.pump is not None
         deadline = time.monotonic() + timeout
         calm_since: float | None = None

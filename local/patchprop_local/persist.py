@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from patchprop_local.fairlock import HandlerLock
+
 FORMAT = 1  # bump when the layout changes; an older file is refused, never half-read
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -153,7 +155,7 @@ class Persister:
     def __init__(
         self,
         path: Path,
-        invoke_lock: threading.Lock,
+        invoke_lock: HandlerLock,
         header: dict[str, Any],
         tables: list[str],
         write: Callable[[Path, dict[str, Any]], None],

@@ -45,6 +45,36 @@ def store(stack: LocalStack) -> Store:
     return Store(stack.describe()["resources"]["PatchpropTable"])
 
 
+def finished(stack: LocalStack, *images: str, base: str | None = None, digest_of_base: str | None = None):
+    """A `wait_for` condition: each image has a rebuild ended and told (on the base's digest if given)."""
+
+    def done() -> bool:
+        for image in images:
+            rebuilds = [
+                r
+                for r in store(stack).recent_rebuilds(image)
+                if digest_of_base is None or (r.base == base and r.base_digest == digest_of_base)
+            ]
+            if not any(r.status.final and r.notified for r in rebuilds):
+                return False
+        return True
+
+    return done
+
+
+def tracked(stack: LocalStack, *images: str):
+    """A `wait_for` condition: each image is a base whose digest the stack knows as the registry's."""
+
+    def done() -> bool:
+        for image in images:
+            base = store(stack).get_base(str(parse_ref(image)))
+            if base is None or base.digest != digest(image):
+                return False
+        return True
+
+    return done
+
+
 @pytest.fixture
 def chain(local_stack: LocalStack, tmp_path: Path) -> dict[str, str]:
     """base -> golden -> app-a, app-b in the stack's registry, registered, digests baselined."""
@@ -70,7 +100,7 @@ def chain(local_stack: LocalStack, tmp_path: Path) -> dict[str, str]:
             )
         )
     local_stack.run_schedules()
-    assert local_stack.wait_idle(timeout=60, quiet=1.0)
+    assert local_stack.wait_for(tracked(local_stack, images["base"], images["golden"]), timeout=60)
     return images
 
 
@@ -79,7 +109,14 @@ def test_republished_base_cascades_through_three_levels_with_real_builds(local_s
     before = {name: digest(image) for name, image in chain.items()}
     # When the base is re-published (the registry notifies the stack of the push)
     _build_base(tmp_path, chain["base"], patch_level=2)
-    assert local_stack.wait_idle(timeout=180, quiet=3.0)
+    dependents = (chain["golden"], chain["app-a"], chain["app-b"])
+
+    def told_all() -> bool:
+        sns = [m["MessageAttributes"] for kind, m in local_stack.events if kind == "sns"]
+        told = {attrs["image"]["Value"] for attrs in sns if "image" in attrs}
+        return finished(local_stack, *dependents)() and set(dependents) <= told
+
+    assert local_stack.wait_for(told_all, timeout=240)
     # Then every level has a new digest, and each image's base annotation is its parent's new digest
     after = {name: digest(image) for name, image in chain.items()}
     assert all(before[n] != after[n] for n in chain), (before, after)
@@ -119,7 +156,7 @@ def test_failing_dockerfile_gives_a_failed_build_with_its_log_and_others_still_b
     local_stack.run_schedules()
     # When the base moves
     _build_base(tmp_path, base, patch_level=2)
-    assert local_stack.wait_idle(timeout=120, quiet=2.0)
+    assert local_stack.wait_for(finished(local_stack, good, bad), timeout=240)
     # Then the bad one FAILED with a log that shows why, the good one SUCCEEDED, the stack is up
     (bad_rebuild,) = s.recent_rebuilds(bad)
     (good_rebuild,) = s.recent_rebuilds(good)
@@ -138,10 +175,13 @@ def test_duplicate_webhooks_over_http_start_one_build_per_dependent(local_stack,
     # When Docker Hub's webhook for that push arrives three times over HTTP (plus the registry's own)
     body = {"push_data": {"tag": base.tag}, "repository": {"repo_name": base.name}}
     answers = [requests.post(info["webhook_url"], json=body, timeout=10) for _ in range(3)]
-    assert local_stack.wait_idle(timeout=180, quiet=3.0)
+    new_base = digest(chain["base"])
+    done = finished(local_stack, chain["golden"], base=str(base), digest_of_base=new_base)
+    assert local_stack.wait_for(
+        lambda: done() and finished(local_stack, chain["app-a"], chain["app-b"])(), timeout=240
+    )
     # Then each image was rebuilt once for this base digest
     assert all(a.status_code == 202 for a in answers)
-    new_base = digest(chain["base"])
     golden = [r for r in store(local_stack).recent_rebuilds(chain["golden"]) if r.base_digest == new_base]
     assert len(golden) == 1
 
@@ -273,11 +313,11 @@ def test_candidate_is_promoted_and_a_failed_smoke_test_leaves_the_tag(
             )
         )
     local_stack.run_schedules()
-    assert local_stack.wait_idle(timeout=60, quiet=1.0)
+    assert local_stack.wait_for(tracked(local_stack, images["base"], images["golden"]), timeout=60)
     before = {name: skopeo_digest(image) for name, image in images.items()}
     # When the base is re-published
     _build_base(tmp_path, images["base"], patch_level=2)
-    assert local_stack.wait_idle(timeout=240, quiet=3.0)
+    assert local_stack.wait_for(finished(local_stack, images["golden"], images["app-a"]), timeout=300)
     # Then golden passed and its tag moved to the rebuilt digest
     (golden,) = store.recent_rebuilds(images["golden"])
     assert golden.status is RebuildStatus.SUCCEEDED, golden

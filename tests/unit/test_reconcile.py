@@ -96,3 +96,80 @@ def test_codebuild_counts_its_running_patchprop_builds_across_pages() -> None:
         stub.assert_no_pending_responses()
     # Then only patchprop's builds in progress count
     assert running == 2
+
+
+# ---- on a long wait on a full cap -----------------------------------------------------------
+
+
+def _waiting_request(waits: int):  # type: ignore[no-untyped-def]
+    from patchprop.domain.models import RebuildRequest, utcnow
+
+    return RebuildRequest(
+        rebuild_id=f"r-wait-{waits}",
+        image="docker.io/acme/app:1",
+        base="docker.io/acme/base:1",
+        base_digest="sha256:" + "1" * 64,
+        project="patchprop-rebuild",
+        detected_at=utcnow(),
+        cascade="docker.io/acme/base:1@sha256:" + "1" * 64,
+        waits=waits,
+    )
+
+
+def test_a_rebuild_waiting_long_on_a_cap_full_of_leaked_slots_reconciles_and_starts() -> None:
+    import pytest
+
+    from patchprop.domain.errors import CapReached
+    from patchprop.logic.reconcile import CAP_WAIT_RECONCILE_AFTER
+    from patchprop.logic.start import start_rebuild
+
+    # Given a cap of 2 whose both slots leaked (two rebuilders killed after their claim), none running
+    store, builds = InMemoryStore(), FakeBuilds()
+    assert store.claim_build_slot(2) and store.claim_build_slot(2)
+    released: list[int] = []
+
+    def start(waits: int):  # type: ignore[no-untyped-def]
+        return start_rebuild(
+            _waiting_request(waits),
+            store=store,
+            builds=builds,
+            allowed_projects=PROJECTS,
+            cap=2,
+            on_released=released.append,
+        )
+
+    # When a rebuild has waited fewer times than CAP_WAIT_RECONCILE_AFTER, it only waits again
+    for waits in range(CAP_WAIT_RECONCILE_AFTER - 1):
+        with pytest.raises(CapReached):
+            start(waits)
+    assert builds.calls == [] and released == [] and store.build_slots_in_use() == 2
+    # When it has waited that long, the counter is reconciled: the leaked slots go, it starts
+    rebuild = start(CAP_WAIT_RECONCILE_AFTER - 1)
+    assert rebuild is not None and rebuild.build_id
+    assert released == [2] and len(builds.calls) == 1
+    assert store.build_slots_in_use() == 1  # its own slot
+
+
+def test_a_long_wait_on_a_cap_really_full_keeps_waiting() -> None:
+    import pytest
+
+    from patchprop.domain.errors import CapReached
+    from patchprop.logic.reconcile import CAP_WAIT_RECONCILE_AFTER
+    from patchprop.logic.start import start_rebuild
+
+    # Given a cap of 2 with both builds really running
+    store, builds = InMemoryStore(), FakeBuilds()
+    _start(builds, store, "r1")
+    _start(builds, store, "r2")
+    released: list[int] = []
+    # When a rebuild that waited long looks again, it is told to wait, and nothing is released
+    with pytest.raises(CapReached):
+        start_rebuild(
+            _waiting_request(CAP_WAIT_RECONCILE_AFTER),
+            store=store,
+            builds=builds,
+            allowed_projects=PROJECTS,
+            cap=2,
+            on_released=released.append,
+        )
+    assert released == [] and store.build_slots_in_use() == 2 and len(builds.calls) == 2

@@ -269,6 +269,7 @@ class RebuildRequest(RebuildFields):
     build_args: dict[str, str] = Field(default_factory=dict)
     cooldown_seconds: int = 0
     test_command: str | None = None
+    waits: int = 0  # times it was sent again to wait (a full cap, a cooldown): logic/start.py
 
     @classmethod
     def for_dependent(

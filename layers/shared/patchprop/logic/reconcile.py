@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from patchprop.ports import Builds, SlotLedger
 
-CAP_WAIT_RECONCILE_AFTER = 4  # deliveries of one rebuild waiting on the cap before reconciling
+CAP_WAIT_RECONCILE_AFTER = 4  # waits of one rebuild (RebuildRequest.waits) before reconciling
 
 
 @dataclass(frozen=True)

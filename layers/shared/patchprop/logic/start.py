@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached, CoolingDown, RegistryError
 from patchprop.domain.models import RebuildRequest, utcnow
 from patchprop.domain.records import NodeStatus, Rebuild
 from patchprop.logic.promote import tag_now
+from patchprop.logic.reconcile import CAP_WAIT_RECONCILE_AFTER, reconcile_slots
 from patchprop.ports import Builds, Store, TagMover
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,32 @@ def build_env(request: RebuildRequest) -> dict[str, str]:
     return env
 
 
+def claim_slot(
+    request: RebuildRequest,
+    *,
+    store: Store,
+    builds: Builds,
+    projects: Collection[str],
+    cap: int,
+    on_released: Callable[[int], None] = lambda _n: None,
+) -> bool:
+    """A slot of the cap; after CAP_WAIT_RECONCILE_AFTER waits, the counter is reconciled first.
+
+    A rebuild waiting that long on a full cap may be waiting on a slot leaked by a rebuilder that
+    died after its claim: the counter is checked against the builds really running, then claimed.
+    """
+    if store.claim_build_slot(cap):
+        return True
+    if request.waits + 1 < CAP_WAIT_RECONCILE_AFTER:
+        return False
+    done = reconcile_slots(slots=store, builds=builds, projects=projects)
+    if not done.released:
+        return False
+    log.warning("cap counter reconciled on a long wait", extra={"reconciled": done.as_dict()})
+    on_released(done.released)
+    return store.claim_build_slot(cap)
+
+
 def start_rebuild(
     request: RebuildRequest,
     *,
@@ -50,6 +77,7 @@ def start_rebuild(
     cap: int | None = None,
     cap_wait: float = CAP_WAIT,
     tag_mover: TagMover | None = None,
+    on_released: Callable[[int], None] = lambda _n: None,
 ) -> Rebuild | None:
     """Start the build unless it was started before; BuildThrottled means "try again later".
 
@@ -82,7 +110,9 @@ def start_rebuild(
             log.warning("the tag of %s could not be read at start: %s", request.image, exc)
     # Cascade rebuilds run under the concurrency cap; a full cap is "try again later".
     capped = bool(request.cascade and cap)
-    if capped and not store.claim_build_slot(cap or 0):
+    if capped and not claim_slot(
+        request, store=store, builds=builds, projects=allowed_projects, cap=cap or 0, on_released=on_released
+    ):
         raise CapReached(f"{cap} patchprop builds already running (ConcurrencyCap)", cap_wait)
     try:
         build_id = builds.start_build(
