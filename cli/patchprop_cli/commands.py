@@ -1,4 +1,4 @@
-"""`patchprop register|update|list|show|remove|bases|rebuilds|graph`: the management API for people.
+"""`patchprop register|update|list|show|remove|bases`: the management API for people.
 
 Each prints a readable table, or with --json the API's answer unchanged (for scripts). Progress
 goes to stderr, so --json output stays clean.
@@ -6,142 +6,20 @@ goes to stderr, so --json output stays clean.
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from patchprop.domain.models import Dependent
 from patchprop_cli.client import ApiClient, ApiError
-from patchprop_cli.graph import mark, to_dot, to_mermaid
-
-F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
-
-# The dependent's settings as options: API field, option, click settings. Their help is the
-# field's description in patchprop.domain.models.Dependent, as in the API's schema.
-DEPENDENT_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("bases", "--base", {"multiple": True, "metavar": "BASE"}),
-    ("project", "--project", {}),
-    ("owner", "--owner", {}),
-    ("source_location", "--source-location", {}),
-    ("source_version", "--source-version", {}),
-    ("build_args", "--build-arg", {"multiple": True, "metavar": "NAME=VALUE"}),
-    ("auto_rebuild", "--auto-rebuild/--no-auto-rebuild", {}),
-    ("cooldown_seconds", "--cooldown", {"type": click.IntRange(min=0), "metavar": "SECONDS"}),
-    ("policy", "--policy", {"metavar": "POLICY"}),
-    ("test_command", "--test-command", {"metavar": "COMMAND"}),
+from patchprop_cli.options import (
+    api_options,
+    build_args_of,
+    dependent_options,
+    refusals_name_options,
 )
-# API field -> the option that set it, so a refusal names what the user typed.
-OPTION_OF_FIELD = {
-    "image": "--image",
-    **{name: option.split("/")[0] for name, option, _ in DEPENDENT_OPTIONS},
-    "status": "--status",
-    "limit": "--limit",
-    "base": "--base",
-}
-
-
-def dependent_options(*, registering: bool) -> Callable[[F], F]:
-    """The dependent's settings as options: with Dependent's defaults when registering, else unset."""
-
-    def decorate(command: F) -> F:
-        for name, option, settings in reversed(DEPENDENT_OPTIONS):
-            field = Dependent.model_fields[name]
-            extra: dict[str, Any] = {"help": field.description}
-            if registering:
-                required = field.is_required()
-                default = None if required or field.default_factory else field.default
-                extra |= {"required": required, "default": default, "show_default": default not in (None, "")}
-            else:
-                extra |= {"default": None}
-            command = click.option(option, name, **settings, **extra)(command)
-        return command
-
-    return decorate
-
-
-def api_options(command: F) -> F:
-    """--api-url and --json, shared by every management command."""
-    command = click.option(
-        "--json", "as_json", is_flag=True, help="Print the API's JSON answer (for scripts)."
-    )(command)
-    return click.option(
-        "--api-url",
-        envvar="PATCHPROP_API_URL",
-        default=None,
-        metavar="URL",
-        help="The stack's ApiUrl output (SigV4-signed). Default: PATCHPROP_API_URL, else the running "
-        "`patchprop local`.",
-    )(command)
-
-
-@contextmanager
-def refusals_name_options(**names: str) -> Iterator[None]:
-    """An API refusal that names a field becomes a usage error naming the option (exit 2).
-
-    `names` overrides OPTION_OF_FIELD, e.g. image="IMAGE" where the image is an argument."""
-    options = {**OPTION_OF_FIELD, **names}
-    try:
-        yield
-    except ApiError as exc:
-        field = (exc.field or "").split(".")[0]
-        if exc.status in (400, 403, 409) and field in options:
-            message = exc.message.removeprefix(f"{exc.field}: ").removeprefix("Value error, ")
-            raise click.BadParameter(message, param_hint=options[field]) from exc
-        raise
-
-
-def progress(items: Sequence[T], label: str) -> Iterator[T]:
-    """The items, with a progress bar on stderr when there are several and stderr is a terminal."""
-    if len(items) < 2 or not sys.stderr.isatty():
-        yield from items
-        return
-    with click.progressbar(items, label=label, file=sys.stderr, show_pos=True) as bar:
-        yield from bar
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Plain columns, two spaces apart, the last one not padded."""
-    cells = [[str(c) for c in headers]] + [
-        ["-" if c is None or c == "" else str(c) for c in row] for row in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1]
-        for row in cells
-    ]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def short(digest: str | None) -> str:
-    """`sha256:0123456789ab`: enough to tell digests apart in a table."""
-    return digest[:19] if digest else "-"
-
-
-def when(stamp: str | None) -> str:
-    """An ISO timestamp to the second, `T` as a space."""
-    return stamp[:19].replace("T", " ") if stamp else "-"
-
-
-def build_args_of(pairs: Iterable[str]) -> dict[str, str]:
-    args = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--build-arg")
-        args[name] = value
-    return args
-
-
-# ---- register and update --------------------------------------------------------------------
+from patchprop_cli.output import echo_json, progress, short, table, when
+from patchprop_cli.rebuilds_cmd import rebuild_table
 
 
 @click.command()
@@ -369,76 +247,3 @@ def bases(api_url: str | None, as_json: bool) -> None:
             ],
         )
     )
-
-
-def rebuild_table(rebuilds: list[dict[str, Any]], with_image: bool = True) -> str:
-    headers = [
-        "DETECTED",
-        *(["IMAGE"] if with_image else []),
-        "BASE",
-        "BASE DIGEST",
-        "STATUS",
-        "BUILD / REASON",
-    ]
-    rows = []
-    for r in rebuilds:
-        status = r["status"] + (" !" if mark({"last_rebuild": r}) else "")
-        rows.append(
-            [
-                when(r.get("detected_at")),
-                *([r["image"]] if with_image else []),
-                r["base"],
-                short(r.get("base_digest")),
-                status,
-                r.get("build_id") or r.get("reason"),
-            ]
-        )
-    return table(headers, rows)
-
-
-@click.command()
-@click.option("--image", default=None, help="Only this image's rebuilds.")
-@click.option("--base", default=None, help="Only rebuilds on this (direct) base.")
-@click.option("--status", default=None, help="Only rebuilds in this status (e.g. FAILED, SUCCEEDED).")
-@click.option(
-    "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="At most this many."
-)
-@api_options
-def rebuilds(
-    image: str | None, base: str | None, status: str | None, limit: int, api_url: str | None, as_json: bool
-) -> None:
-    """Rebuild history, newest first."""
-    with refusals_name_options():
-        answer = ApiClient.for_url(api_url).get(
-            "/rebuilds", image=image, base=base, status=status.upper() if status else None, limit=limit
-        )
-    if as_json:
-        echo_json(answer)
-        return
-    if not answer["rebuilds"]:
-        click.echo("No rebuilds match.")
-        return
-    click.echo(rebuild_table(answer["rebuilds"]))
-
-
-@click.command()
-@click.option("--base", default=None, help="Only what this base's move rebuilds (transitively).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["mermaid", "dot", "json"]),
-    default="mermaid",
-    show_default=True,
-    help="Mermaid (`graph TD`), Graphviz DOT, or the API's JSON.",
-)
-@api_options
-def graph(base: str | None, fmt: str, api_url: str | None, as_json: bool) -> None:
-    """The dependency graph, whole or one base's affected set; failed or blocked images marked."""
-    with refusals_name_options():
-        answer = ApiClient.for_url(api_url).get("/graph", base=base)
-    if as_json or fmt == "json":
-        echo_json(answer)
-    elif fmt == "dot":
-        click.echo(to_dot(answer), nl=False)
-    else:
-        click.echo(to_mermaid(answer), nl=False)

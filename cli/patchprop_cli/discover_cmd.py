@@ -10,7 +10,6 @@ import click
 
 from patchprop.domain.errors import InvalidReference
 from patchprop.domain.refs import parse_ref
-from patchprop_cli.commands import build_args_of
 from patchprop_cli.discover import (
     DEFAULT_PLATFORM,
     DiscoverError,
@@ -19,6 +18,7 @@ from patchprop_cli.discover import (
     discover_all,
     normalize_platform,
 )
+from patchprop_cli.options import build_args_of
 
 
 class DiscoverFailed(click.ClickException):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from patchprop_cli import commands
+from patchprop_cli import commands, rebuilds_cmd
 
 
 @click.group()
@@ -89,8 +89,8 @@ cli.add_command(commands.list_dependents)
 cli.add_command(commands.show)
 cli.add_command(commands.remove)
 cli.add_command(commands.bases)
-cli.add_command(commands.rebuilds)
-cli.add_command(commands.graph)
+cli.add_command(rebuilds_cmd.rebuilds)
+cli.add_command(rebuilds_cmd.graph)
 
 
 from patchprop_cli.discover_cmd import discover  # noqa: E402

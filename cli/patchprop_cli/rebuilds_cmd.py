@@ -1,0 +1,85 @@
+"""`patchprop rebuilds|graph`: the rebuild history and the dependency graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from patchprop_cli.client import ApiClient
+from patchprop_cli.graph import mark, to_dot, to_mermaid
+from patchprop_cli.options import api_options, refusals_name_options
+from patchprop_cli.output import echo_json, short, table, when
+
+
+def rebuild_table(rebuilds: list[dict[str, Any]], with_image: bool = True) -> str:
+    headers = [
+        "DETECTED",
+        *(["IMAGE"] if with_image else []),
+        "BASE",
+        "BASE DIGEST",
+        "STATUS",
+        "BUILD / REASON",
+    ]
+    rows = []
+    for r in rebuilds:
+        status = r["status"] + (" !" if mark({"last_rebuild": r}) else "")
+        rows.append(
+            [
+                when(r.get("detected_at")),
+                *([r["image"]] if with_image else []),
+                r["base"],
+                short(r.get("base_digest")),
+                status,
+                r.get("build_id") or r.get("reason"),
+            ]
+        )
+    return table(headers, rows)
+
+
+@click.command()
+@click.option("--image", default=None, help="Only this image's rebuilds.")
+@click.option("--base", default=None, help="Only rebuilds on this (direct) base.")
+@click.option("--status", default=None, help="Only rebuilds in this status (e.g. FAILED, SUCCEEDED).")
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="At most this many."
+)
+@api_options
+def rebuilds(
+    image: str | None, base: str | None, status: str | None, limit: int, api_url: str | None, as_json: bool
+) -> None:
+    """Rebuild history, newest first."""
+    with refusals_name_options():
+        answer = ApiClient.for_url(api_url).get(
+            "/rebuilds", image=image, base=base, status=status.upper() if status else None, limit=limit
+        )
+    if as_json:
+        echo_json(answer)
+        return
+    if not answer["rebuilds"]:
+        click.echo("No rebuilds match.")
+        return
+    click.echo(rebuild_table(answer["rebuilds"]))
+
+
+@click.command()
+@click.option("--base", default=None, help="Only what this base's move rebuilds (transitively).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "json"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid (`graph TD`), Graphviz DOT, or the API's JSON.",
+)
+@api_options
+def graph(base: str | None, fmt: str, api_url: str | None, as_json: bool) -> None:
+    """The dependency graph, whole or one base's affected set; failed or blocked images marked."""
+    with refusals_name_options():
+        answer = ApiClient.for_url(api_url).get("/graph", base=base)
+    if as_json or fmt == "json":
+        echo_json(answer)
+    elif fmt == "dot":
+        click.echo(to_dot(answer), nl=False)
+    else:
+        click.echo(to_mermaid(answer), nl=False)
