@@ -9,6 +9,7 @@ from patchprop.domain.alerts import Alert, Message, message
 from patchprop.domain.models import utcnow
 from patchprop.domain.receipt import Promoter
 from patchprop.domain.records import Outcome, Promotion, Rebuild
+from patchprop.logic.alerts import count_on_patch
 from patchprop.logic.conclude import resume_cascade
 from patchprop.logic.promote import Evidence, attach_evidence, check_promotable, move_by_hand, roll_back
 from patchprop.logic.verdict import judge, read_result
@@ -50,6 +51,12 @@ def promote_by_hand(
         recorded = _evidence(recorded, promoter, store=store, builds=builds, evidence=evidence)
     _tell(recorded, said, topic=topic)
     released = resume_cascade(recorded, store=store, rebuild_queue=rebuild_queue)
+    # Counted on its patch as what the gate said; it is promoted now (after the images released
+    # are uncounted, so the patch's summary waits for them).
+    if store.uncount_finished(rebuild.patch, rebuild_id, rebuild.told_outcome.value):
+        count_on_patch(
+            rebuild.patch, rebuild_id, Outcome.PROMOTED.value, promoter.at, store=store, topic=topic
+        )
     return recorded, released
 
 
@@ -57,6 +64,8 @@ def _evidence(
     rebuild: Rebuild, promoter: Promoter, *, store: Store, builds: Builds | None, evidence: Evidence
 ) -> Rebuild:
     raw = builds.build_result(rebuild.build_id) if builds is not None and rebuild.build_id else None
+    if raw is None:  # no builder to ask (the API): what the rebuild recorded of its result
+        raw = {"digest": rebuild.image_digest, "report": rebuild.report_uri, "sbom": rebuild.sbom_uri}
     result, _ = read_result(raw)
     gate_result = None
     if raw is not None and result is not None and result.report:
