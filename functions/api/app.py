@@ -19,14 +19,21 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from patchprop import wiring
 from patchprop.config import ApiEnv, env_vars
-from patchprop.domain.models import Digest, TaggedImage
+from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog
-from patchprop.logic.by_hand import promote_by_hand, rollback
+from patchprop.logic.by_hand import (
+    PromoteAnswer,
+    PromoteRequest,
+    RollbackAnswer,
+    RollbackRequest,
+    promote_by_hand,
+    rollback,
+)
 from patchprop.logic.catalog import (
     BaseList,
     DependentChanges,
@@ -216,30 +223,6 @@ def show_graph(
 
 
 # ---- people stay in charge -------------------------------------------------------------------
-
-
-class PromoteRequest(BaseModel):
-    reason: str = Field(min_length=1, max_length=1000, description="Why a person promotes it")
-
-
-class PromoteAnswer(BaseModel):
-    rebuild_id: str
-    image: str
-    digest: str
-    promoted_by: str
-    promoted_at: str
-    released: list[str] = Field(description="Images of its cascade enqueued now")
-
-
-class RollbackRequest(BaseModel):
-    to: Digest | None = Field(None, description="An earlier digest of the tag (default: the previous)")
-
-
-class RollbackAnswer(BaseModel):
-    image: str
-    from_digest: str
-    to_digest: str
-    rolled_back_by: str
 
 
 def _caller() -> str:

@@ -5,8 +5,10 @@ Both change nothing when they cannot be done (NotFound, NotPromotable: the API's
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from patchprop.domain.alerts import Alert, Message, message
-from patchprop.domain.models import utcnow
+from patchprop.domain.models import Digest, utcnow
 from patchprop.domain.receipt import Promoter
 from patchprop.domain.records import Outcome, Promotion, Rebuild
 from patchprop.logic.alerts import count_on_patch
@@ -14,6 +16,35 @@ from patchprop.logic.conclude import resume_cascade
 from patchprop.logic.promote import Evidence, attach_evidence, check_promotable, move_by_hand, roll_back
 from patchprop.logic.verdict import judge, read_result
 from patchprop.ports import Builds, Queue, Store, TagMover, Topic
+
+# ---- what the API takes and answers ---------------------------------------------------------
+
+
+class PromoteRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000, description="Why a person promotes it")
+
+
+class PromoteAnswer(BaseModel):
+    rebuild_id: str
+    image: str
+    digest: str
+    promoted_by: str
+    promoted_at: str
+    released: list[str] = Field(description="Images of its cascade enqueued now")
+
+
+class RollbackRequest(BaseModel):
+    to: Digest | None = Field(None, description="An earlier digest of the tag (default: the previous)")
+
+
+class RollbackAnswer(BaseModel):
+    image: str
+    from_digest: str
+    to_digest: str
+    rolled_back_by: str
+
+
+# ---- promote, roll back ----------------------------------------------------------------------
 
 
 def promote_by_hand(
