@@ -102,6 +102,15 @@ class InMemoryStore:
         self.patches[patch] = found.model_copy(update=update)
         return True, self.patches[patch]
 
+    def uncount_finished(self, patch: CascadeId, counted_id: str, outcome: str) -> bool:
+        found = self.patches.get(patch)
+        if found is None or counted_id not in self.counted.get(patch, set()):
+            return False
+        self.counted[patch].discard(counted_id)
+        update = {"finished": found.finished - 1, outcome: getattr(found, outcome) - 1, "summarized": False}
+        self.patches[patch] = found.model_copy(update=update)
+        return True
+
     def claim_summary(self, patch: CascadeId) -> bool:
         found = self.patches.get(patch)
         if found is None or found.summarized:

@@ -5,7 +5,9 @@ builds a small base image (a static busybox in `FROM scratch`, no network), buil
 image on it and two apps on the golden image, registers that chain, re-publishes the base with
 a change, and shows live what happens: the registry push reaches the webhook, the golden image
 is rebuilt on the new base digest, its push cascades to the two apps, and SNS tells each
-outcome. Then it checks the new digests and the base annotations at each level and stops.
+outcome. Each image has a smoke test; app-b's fails on purpose, so its rebuild is held back and
+its tag stays on the old digest. Then it checks, with the registry's digests, that golden and
+app-a were promoted onto their parents' new digests and app-b's tag did not move, and stops.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ from patchprop_local.lifecycle import LocalStack
 EXAMPLES = resources.CHECKOUT / "examples" / "chain"  # the demo runs from a checkout
 PROJECT = "patchprop-rebuild"
 # The handlers' JSON logs and metrics would bury the story; warnings and errors still show.
+# Each image's smoke test, run inside its rebuilt image before promotion. app-b's fails on purpose.
+SMOKE_TESTS = {
+    "golden": "test -x /bin/busybox",
+    "app-a": "grep -q app-a /opt/acme/app.txt",
+    "app-b": "echo 'app-b: health check failed: /healthz answered 503'; exit 1",
+}
+HELD_BACK = "app-b"
 QUIET = {"LOG_LEVEL": "WARNING", "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
@@ -97,9 +106,10 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
                 project=PROJECT,
                 owner=f"team-{name}",
                 source_location=str(EXAMPLES / name),
+                test_command=SMOKE_TESTS[name],
             )
         )
-        show(f"{images[name]:42} FROM {images[parent]}")
+        show(f"{images[name]:42} FROM {images[parent]}   smoke test: {SMOKE_TESTS[name]}")
     stack.run_schedules()  # the first poll records each base's current digest
     show("first poll recorded the current digests")
 
@@ -110,7 +120,7 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
         click.secho("    the cascade did not settle within 180 s", fg="red")
     after = {name: digest(name) for name in images}
 
-    step("Result: every level rebuilt on its parent's new digest")
+    step(f"Result: each level promoted on its parent's new digest, {HELD_BACK} held back by its smoke test")
     ok = True
     levels: list[tuple[str, str | None]] = [
         ("base", None),
@@ -121,6 +131,15 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
     for level, above in levels:
         changed = before[level] != after[level]
         line = f"{images[level]:42} {short(before[level])} -> {short(after[level])}"
+        if level == HELD_BACK:
+            (rebuild,) = store.recent_rebuilds(images[level], limit=1)
+            smoke = any("smoke test" in reason for reason in rebuild.reasons)
+            line += (
+                f"   tag unmoved ({rebuild.told_outcome.value}: {'its smoke test' if smoke else 'not smoke'})"
+            )
+            ok &= not changed and not rebuild.on_tag and smoke
+            show(line, "yellow" if ok else "red")
+            continue
         if above:
             annotations = _annotations(images[level])
             pinned = annotations.get("org.opencontainers.image.base.digest")

@@ -38,12 +38,20 @@ def demo() -> None:
 @click.option(
     "--poll-interval", type=float, default=None, help="Seconds between polls (default: PollSchedule)."
 )
+@click.option(
+    "--cosign-key",
+    envvar="PATCHPROP_COSIGN_KEY",
+    default=None,
+    metavar="KEY",
+    help="Sign each promoted digest (only those) with cosign and KEY. Default: PATCHPROP_COSIGN_KEY.",
+)
 def local(
     port: int | None,
     aws_port: int | None,
     registry_port: int | None,
     projects: tuple[str, ...],
     poll_interval: float | None,
+    cosign_key: str | None,
 ) -> None:
     """Run the whole system on this machine (127.0.0.1 only) until Ctrl-C."""
     import signal
@@ -58,6 +66,7 @@ def local(
         ports={"api": port, "aws": aws_port, "registry": registry_port},
         projects=projects,
         poll_interval=poll_interval,
+        signing_key=cosign_key,
         # CloudWatch's embedded metric lines mean nothing on a terminal; logs stay on.
         env={"POWERTOOLS_METRICS_DISABLED": "true"},
     )
@@ -95,9 +104,12 @@ cli.add_command(rebuilds_cmd.graph)
 
 from patchprop_cli.discover_cmd import discover  # noqa: E402
 from patchprop_cli.gate_cmd import gate_command  # noqa: E402
+from patchprop_cli.promote_cmd import promote, rollback  # noqa: E402
 
 cli.add_command(discover)
 cli.add_command(gate_command)
+cli.add_command(promote)
+cli.add_command(rollback)
 
 if __name__ == "__main__":
     cli()

@@ -1,4 +1,5 @@
-"""Management API: register, update and remove dependents; list bases, rebuilds and the graph.
+"""Management API: register, update and remove dependents; list bases, rebuilds and the graph;
+promote a rebuild or roll an image back by hand.
 
 Image references hold `/` and `:`, so they travel in the query string or the body, never the path.
 AWS_IAM-authorized in AWS (API Gateway checks the SigV4 signature before this runs).
@@ -25,6 +26,14 @@ from patchprop.config import ApiEnv, env_vars
 from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog
+from patchprop.logic.by_hand import (
+    PromoteAnswer,
+    PromoteRequest,
+    RollbackAnswer,
+    RollbackRequest,
+    promote_by_hand,
+    rollback,
+)
 from patchprop.logic.catalog import (
     BaseList,
     DependentChanges,
@@ -211,6 +220,81 @@ def show_graph(
 ) -> Response[Graph]:
     """Every image and base, or one base's affected set; each image with its last rebuild."""
     return _answer(HTTPStatus.OK, catalog.graph(store=_store(), base=base))
+
+
+# ---- people stay in charge -------------------------------------------------------------------
+
+
+def _caller() -> str:
+    """Who called: the IAM principal API Gateway authenticated (AWS_IAM), "local" without one."""
+    identity = app.current_event.request_context.identity
+    return identity.user_arn or identity.caller or identity.user or "local"
+
+
+@app.post(
+    "/rebuilds/<rebuild_id>/promote",
+    summary="Promote a rebuild by hand",
+    operation_id="promoteRebuild",
+    responses={
+        **_ok(PromoteAnswer, "The image's tag is on the rebuild's digest"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def promote_rebuild(rebuild_id: str, request: Annotated[PromoteRequest, Body()]) -> Response[PromoteAnswer]:
+    """Moves the tag to a finished rebuild's digest the gate held back, records who, when and why,
+    tells it, and continues its cascade. 404: no such rebuild; 409: still running, promoted
+    already, no image, or a newer image is on the tag (nothing changed)."""
+    adapters = wiring.adapters(env_vars(ApiEnv))
+    who = _caller()
+    rebuild, released = promote_by_hand(
+        rebuild_id,
+        who=who,
+        reason=request.reason,
+        store=adapters.store,
+        tag_mover=adapters.tag_mover,
+        topic=adapters.topic,
+        rebuild_queue=adapters.rebuild_queue,
+        builds=None,
+        evidence=adapters.evidence,
+    )
+    logger.info("promoted by hand", extra={"rebuild_id": rebuild_id, "by": who})
+    metrics.add_metric("PromotedByHand", MetricUnit.Count, 1)
+    answer = PromoteAnswer(
+        rebuild_id=rebuild.rebuild_id,
+        image=rebuild.image,
+        digest=rebuild.image_digest or "",
+        promoted_by=rebuild.promoted_by or who,
+        promoted_at=(rebuild.promoted_at.isoformat() if rebuild.promoted_at else ""),
+        released=released,
+    )
+    return _answer(HTTPStatus.OK, answer)
+
+
+@app.post(
+    "/dependents/rollback",
+    summary="Roll an image's tag back",
+    operation_id="rollbackDependent",
+    responses={
+        **_ok(RollbackAnswer, "The tag is on the earlier digest"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def rollback_dependent(
+    image: Annotated[TaggedImage, Query(description="The registered image")],
+    request: Annotated[RollbackRequest, Body()],
+) -> Response[RollbackAnswer]:
+    """Moves the tag back to the digest it had before the promotion on it now (or to `to`).
+    404: not registered; 409: no earlier promoted digest, or the tag is not patchprop's."""
+    adapters = wiring.adapters(env_vars(ApiEnv))
+    who = _caller()
+    before, after = rollback(
+        image, request.to, who=who, store=adapters.store, tag_mover=adapters.tag_mover, topic=adapters.topic
+    )
+    logger.info("rolled back", extra={"image": image, "to": after, "by": who})
+    metrics.add_metric("RolledBack", MetricUnit.Count, 1)
+    return _answer(
+        HTTPStatus.OK, RollbackAnswer(image=image, from_digest=before, to_digest=after, rolled_back_by=who)
+    )
 
 
 # ---- OpenAPI ---------------------------------------------------------------------------------

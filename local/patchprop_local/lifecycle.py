@@ -35,6 +35,7 @@ from patchprop_local.fairlock import FairLock
 from patchprop_local.gateway import Gateway
 from patchprop_local.registry_bridge import EVENTS_PATH, RegistryBridge
 from patchprop_local.registry_server import LocalRegistry, free_port, port_in_use
+from patchprop_local.signing import CosignSigner
 
 STATE_DIR = Path(".patchprop")
 DEFAULT_PORTS = {"api": 8780, "aws": 8781, "registry": 8782}
@@ -92,6 +93,8 @@ class LocalStack:
     projects: tuple[str, ...] = ("patchprop-rebuild",)
     poll_interval: float | None = None  # None: the template's PollSchedule
     env: dict[str, str] = field(default_factory=dict)
+    # A cosign key (file, awskms:///…, …): each promoted digest is signed with it, and only those.
+    signing_key: str | None = None
     notes: list[str] = field(default_factory=list)
     listeners: list[Listener] = field(default_factory=list)
 
@@ -165,6 +168,9 @@ class LocalStack:
         wiring.reset()
         config.env_vars.cache_clear()  # each start has its own resources in the env
         wiring.register_builds("local", lambda: builds)  # the handlers' env says PATCHPROP_BUILDS=local
+        if self.signing_key:
+            signer = CosignSigner(self.signing_key, allow_insecure_registry=True)
+            wiring.register_signer(lambda: signer)  # called after a tag moved, on its digest
         self.pump = pump = EventPump(self.aws, self._invoke_lock, self.tell, saved=self.save)
         ports = {"api": api_port, "aws": aws_port, "registry": registry_port}
         header: dict[str, Any] = {"ports": ports, "token": self.token, "secret": secret}
@@ -220,6 +226,7 @@ class LocalStack:
             self.save()
         self.persister = None
         wiring.register_builds("local", None)
+        wiring.register_signer(None)
         wiring.reset()
         config.env_vars.cache_clear()  # each start has its own resources in the env
         if self.registry is not None:

@@ -11,6 +11,8 @@ import re
 import shutil
 import subprocess
 
+from patchprop.domain.refs import ImageRef
+
 INSTALL_HINT = "cosign not found: install it (https://docs.sigstore.dev) or put it on PATH"
 SIGN_TIMEOUT = 120.0
 _PINNED = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
@@ -55,3 +57,15 @@ def sign(
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace")[-1000:].strip()
         raise SigningError(f"cosign could not sign {image} (exit {done.returncode}): {tail}")
+
+
+class CosignSigner:
+    """The `Signer` port with cosign: `patchprop local` registers one when a key is configured."""
+
+    def __init__(self, key: str, *, allow_insecure_registry: bool = False) -> None:
+        self.key = key
+        self.allow_insecure_registry = allow_insecure_registry
+
+    def sign(self, image: ImageRef) -> str | None:
+        sign(image.pinned, self.key, allow_insecure_registry=self.allow_insecure_registry)
+        return image.pinned

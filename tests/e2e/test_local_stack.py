@@ -274,6 +274,12 @@ def test_cli_over_the_local_api_registers_shows_updates_and_removes(local_stack)
 # ---- promotion: the gate is the only way onto a tag --------------------------------------
 
 
+def signed(stack: LocalStack) -> list[str]:
+    """Every image the stack's cosign (a stand-in, tests/e2e/conftest.py) was asked to sign."""
+    log = Path(stack.signed_log)  # type: ignore[attr-defined]
+    return log.read_text().split() if log.exists() else []
+
+
 def skopeo_digest(image: str) -> str:
     """What a consumer sees on the tag, asked with a standard client."""
     out = subprocess.run(
@@ -330,6 +336,10 @@ def test_candidate_is_promoted_and_a_failed_smoke_test_leaves_the_tag(
     assert skopeo_digest(images["app-a"]) == before["app-a"]
     told = " ".join(app.reasons)
     assert "smoke test exited 3" in told and "the tag did not move" in told and "smoke-output-here" in told
+    # And only the promoted digest was signed: golden's once, app-a's candidate never
+    assert [s for s in signed(local_stack) if f"/{ns}/" in s] == [
+        f"{parse_ref(images['golden']).name}@{golden.image_digest}"
+    ]
     # And golden's SBOM, found from its digest through the referrers tag schema, lists its packages
     ref = parse_ref(images["golden"])
     fallback = f"{ref.registry}/{ref.repository}:{referrers_tag(golden.image_digest or '')}"
@@ -349,3 +359,104 @@ def test_candidate_is_promoted_and_a_failed_smoke_test_leaves_the_tag(
     sbom = json.loads(writer.get_blob(ref, manifest["layers"][0]["digest"]))
     assert sbom["bomFormat"] == "CycloneDX"
     assert any("busybox" in c.get("name", "") for c in sbom.get("components", [])), sbom.get("components")
+
+
+# ---- people stay in charge: a blocked rebuild promoted by hand, then rolled back ----------
+
+# A scanner stand-in for this test only: Trivy's JSON, a new CRITICAL in golden's candidate, none
+# in any other image (so golden is blocked and app-a, once released, passes).
+FAKE_TRIVY = r"""#!/bin/sh
+out=""; prev=""; last=""
+for a in "$@"; do
+  [ "$prev" = "--output" ] && out="$a"
+  prev="$a"; last="$a"
+done
+vulns='[]'
+case "$last" in
+  */golden@sha256:*) vulns='[{"VulnerabilityID": "CVE-2026-0001", "PkgName": "openssl",
+    "InstalledVersion": "3.0.0", "FixedVersion": "3.0.1", "Severity": "CRITICAL"}]' ;;
+esac
+printf '{"SchemaVersion": 2, "ArtifactName": "%s", "Results": [{"Target": "%s", "Class": "os-pkgs",
+  "Type": "alpine", "Vulnerabilities": %s}]}\n' "$last" "$last" "$vulns" > "$out"
+"""
+
+
+def test_blocked_rebuild_promoted_by_hand_continues_its_cascade_and_rolls_back(
+    local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from click.testing import CliRunner
+
+    from patchprop_cli.main import cli
+
+    # Given base -> golden -> app-a registered, and a scanner that finds a new CRITICAL in golden
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "trivy").write_text(FAKE_TRIVY)
+    (bin_dir / "trivy").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    registry = local_stack.describe()["registry"]
+    ns = f"h{uuid.uuid4().hex[:6]}"
+    images = {name: f"{registry}/{ns}/{name}:1" for name in ("base", "golden", "app-a")}
+    _build_base(tmp_path, images["base"], patch_level=1)
+    store = Store(local_stack.describe()["resources"]["PatchpropTable"])
+    for name, parent in (("golden", "base"), ("app-a", "golden")):
+        parent_ref = parse_ref(images[parent])
+        _build(
+            EXAMPLES / name,
+            images[name],
+            f"{parent_ref.name}@{digest(images[parent])}",
+            images[parent],
+            tmp_path,
+        )
+        store.put_dependent(
+            Dependent(
+                image=images[name],
+                bases=[images[parent]],
+                project=PROJECT,
+                source_location=str(EXAMPLES / name),
+            )
+        )
+    local_stack.run_schedules()
+    assert local_stack.wait_idle(timeout=60, quiet=1.0)
+    before = {name: skopeo_digest(image) for name, image in images.items()}
+    # When the base is re-published
+    _build_base(tmp_path, images["base"], patch_level=2)
+    assert local_stack.wait_idle(timeout=240, quiet=3.0)
+    # Then golden is blocked, its tag unmoved, and app-a below it was not rebuilt
+    (golden,) = store.recent_rebuilds(images["golden"])
+    assert golden.outcome is Outcome.BLOCKED and not golden.on_tag, golden
+    assert skopeo_digest(images["golden"]) == before["golden"] != golden.image_digest
+    assert "patchprop promote " + golden.rebuild_id in " ".join(golden.reasons)
+    assert not any(golden.image_digest in s for s in signed(local_stack))  # a blocked digest: not signed
+    assert list(store.recent_rebuilds(images["app-a"])) == []
+    # When a person promotes it with the CLI
+    api = local_stack.describe()["api_url"]
+    runner = CliRunner()
+    promoted = runner.invoke(
+        cli, ["promote", golden.rebuild_id, "--reason", "accepted: not reachable", "--api-url", api]
+    )
+    assert promoted.exit_code == 0, promoted.output
+    assert f"its tag is on {golden.image_digest}" in promoted.output and images["app-a"] in promoted.output
+    # Then golden's tag is on the rebuilt digest, and the cascade below continued: app-a rebuilt on it
+    assert skopeo_digest(images["golden"]) == golden.image_digest
+    assert [s for s in signed(local_stack) if golden.image_digest in s] == [
+        f"{parse_ref(images['golden']).name}@{golden.image_digest}"
+    ]  # signed once it was promoted, once
+    assert local_stack.wait_idle(timeout=240, quiet=3.0)
+    (app,) = store.recent_rebuilds(images["app-a"])
+    assert app.status is RebuildStatus.SUCCEEDED and app.on_tag, app
+    assert app.base_digest == golden.image_digest
+    assert skopeo_digest(images["app-a"]) == app.image_digest != before["app-a"]
+    # And the patch counts golden promoted and app-a rebuilt, none skipped
+    (patch,) = [p for p in store.patches_of(images["base"])]
+    assert (patch.promoted, patch.blocked, patch.skipped, patch.finished) == (2, 0, 0, 2), patch
+    # When golden is rolled back with the CLI
+    rolled = runner.invoke(cli, ["rollback", images["golden"], "--api-url", api])
+    # Then its tag is back on the digest it had before, and a second rollback is refused
+    assert rolled.exit_code == 0, rolled.output
+    assert skopeo_digest(images["golden"]) == before["golden"]
+    again = runner.invoke(cli, ["rollback", images["golden"], "--api-url", api])
+    assert again.exit_code != 0 and "not a digest patchprop promoted" in again.output
+    # And an unknown rebuild is refused by name
+    unknown = runner.invoke(cli, ["promote", "rb-" + "0" * 32, "--reason", "x", "--api-url", api])
+    assert unknown.exit_code != 0 and "no rebuild rb-" in unknown.output

@@ -337,3 +337,13 @@ def test_a_summary_subject_stays_within_100_ascii_characters():
     subject = summary_email(long)[0]
     assert len(subject) <= 100 and subject.isascii()
     assert subject.endswith("patched - 50/100 rebuilt, 50 blocked, 50 failed")  # blocked ones were built
+
+
+def test_a_summary_counts_held_rebuilds_as_rebuilt_and_names_them_in_the_subject():
+    # Given a patch of 3 images: 1 promoted, 1 held (passed, its tag not moved), 1 failed
+    summary = _summary(rebuilds=3, finished=3, promoted=1, held=1, failed=1)
+    # When it is written
+    sent = summary_message(summary)
+    # Then the held one was rebuilt, and both the line and the subject say it was held
+    assert "2 of 3 images rebuilt (1 promoted, 1 held, 1 failed)" in sent.body
+    assert sent.subject.endswith("patched - 2/3 rebuilt, 1 held, 1 failed")

@@ -775,7 +775,11 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
     # (and the poller, whose reconciler of the cap counts the builds running in them)
     readers = ("BuildEventsFunctionRole", "PollerFunctionRole")
     assert sorted(builds) == sorted((role, arn + p) for p in projects for role in readers)
-    assert reports == [("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*")]
+    # (and the API, whose promotion by hand attaches the rebuild's SBOM and scan report)
+    assert sorted(reports) == [
+        ("ApiFunctionRole", "${ReportsBucket.Arn}/reports/*"),
+        ("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*"),
+    ]
     assert _grants(cfn, "s3:PutObject") == [("RebuildProjectRole", "${ReportsBucket.Arn}/reports/*")]
 
 

@@ -94,6 +94,9 @@ class BuildEventsEnv(Resources):
 class ApiEnv(Resources):
     TABLE_NAME: str
     REBUILD_PROJECTS: str
+    # Promote and rollback by hand tell the topic and release the cascade below.
+    TOPIC_ARN: str = ""
+    REBUILD_QUEUE_URL: str = ""
 
     @property
     def projects(self) -> frozenset[str]:

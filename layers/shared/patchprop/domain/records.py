@@ -91,14 +91,18 @@ class Rebuild(RebuildFields):
     promoted_by: str | None = None
     promoted_at: datetime | None = None
     promotion_reason: str | None = None
+    rolled_back_at: datetime | None = None  # a person moved the tag away from image_digest
     sbom_uri: str | None = None
     evidence: list[str] = Field(default_factory=list)  # referrer digests attached to image_digest
     promote_attempts: int = 0
 
     @property
     def on_tag(self) -> bool:
-        """The tag was moved to this rebuild's digest (by patchprop or by hand)."""
-        return self.promoted_at is not None
+        """The tag was moved to this rebuild's digest (by patchprop or by hand), and not rolled
+        back since."""
+        if self.promoted_at is None:
+            return False
+        return self.rolled_back_at is None or self.rolled_back_at < self.promoted_at
 
     @classmethod
     def started(cls, request: RebuildRequest, build_id: str, tag_digest: str | None = None) -> Rebuild:
@@ -153,6 +157,7 @@ class Promotion(DomainModel):
     promoted_at: datetime | None = None
     promotion_reason: str | None = None
     evidence: list[str] | None = None
+    rolled_back_at: datetime | None = None
 
 
 class Patch(PatchRequest):

@@ -5,14 +5,46 @@ Both change nothing when they cannot be done (NotFound, NotPromotable: the API's
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from patchprop.domain.alerts import Alert, Message, message
-from patchprop.domain.models import utcnow
+from patchprop.domain.models import Digest, utcnow
 from patchprop.domain.receipt import Promoter
 from patchprop.domain.records import Outcome, Promotion, Rebuild
+from patchprop.logic.alerts import count_on_patch
 from patchprop.logic.conclude import resume_cascade
 from patchprop.logic.promote import Evidence, attach_evidence, check_promotable, move_by_hand, roll_back
 from patchprop.logic.verdict import judge, read_result
 from patchprop.ports import Builds, Queue, Store, TagMover, Topic
+
+# ---- what the API takes and answers ---------------------------------------------------------
+
+
+class PromoteRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000, description="Why a person promotes it")
+
+
+class PromoteAnswer(BaseModel):
+    rebuild_id: str
+    image: str
+    digest: str
+    promoted_by: str
+    promoted_at: str
+    released: list[str] = Field(description="Images of its cascade enqueued now")
+
+
+class RollbackRequest(BaseModel):
+    to: Digest | None = Field(None, description="An earlier digest of the tag (default: the previous)")
+
+
+class RollbackAnswer(BaseModel):
+    image: str
+    from_digest: str
+    to_digest: str
+    rolled_back_by: str
+
+
+# ---- promote, roll back ----------------------------------------------------------------------
 
 
 def promote_by_hand(
@@ -50,6 +82,12 @@ def promote_by_hand(
         recorded = _evidence(recorded, promoter, store=store, builds=builds, evidence=evidence)
     _tell(recorded, said, topic=topic)
     released = resume_cascade(recorded, store=store, rebuild_queue=rebuild_queue)
+    # Counted on its patch as what the gate said; it is promoted now (after the images released
+    # are uncounted, so the patch's summary waits for them).
+    if store.uncount_finished(rebuild.patch, rebuild_id, rebuild.told_outcome.value):
+        count_on_patch(
+            rebuild.patch, rebuild_id, Outcome.PROMOTED.value, promoter.at, store=store, topic=topic
+        )
     return recorded, released
 
 
@@ -57,6 +95,8 @@ def _evidence(
     rebuild: Rebuild, promoter: Promoter, *, store: Store, builds: Builds | None, evidence: Evidence
 ) -> Rebuild:
     raw = builds.build_result(rebuild.build_id) if builds is not None and rebuild.build_id else None
+    if raw is None:  # no builder to ask (the API): what the rebuild recorded of its result
+        raw = {"digest": rebuild.image_digest, "report": rebuild.report_uri, "sbom": rebuild.sbom_uri}
     result, _ = read_result(raw)
     gate_result = None
     if raw is not None and result is not None and result.report:

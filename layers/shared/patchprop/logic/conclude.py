@@ -15,6 +15,7 @@ from patchprop.domain.models import PatchRequest, RebuildRequest, utcnow
 from patchprop.domain.receipt import Promoter
 from patchprop.domain.records import (
     PROMOTABLE,
+    SKIPPED,
     CascadeNode,
     Finish,
     NodeStatus,
@@ -217,6 +218,8 @@ def resume_cascade(rebuild: Rebuild, *, store: Store, rebuild_queue: Queue) -> l
     while pending:
         child = pending.pop()
         if store.set_node_status(node.cascade, child, NodeStatus.WAITING, expect=(NodeStatus.BLOCKED,)):
+            # It was counted skipped on the patch; it is to be rebuilt and counted as that now.
+            store.uncount_finished(rebuild.patch, f"skipped:{child}", SKIPPED)
             found = store.get_node(node.cascade, child)
             pending.extend(found.children if found else [])
     return _release_children(node, rebuild, store=store, rebuild_queue=rebuild_queue)

@@ -286,14 +286,13 @@ def roll_back(image: str, to: str | None, who: str, *, store: Store, tag_mover: 
     except (TagMoved, TagMoveRefused) as exc:
         raise NotPromotable(str(exc)) from exc
     _record_base_digest(image, target, store=store)
+    at = utcnow()
     store.record_promotion(
         on_tag.rebuild_id,
         Promotion(
             outcome=on_tag.told_outcome,
-            reasons=[
-                *on_tag.reasons,
-                f"Rolled back by {who} at {utcnow().isoformat()}: the tag is at {target}.",
-            ],
+            reasons=[*on_tag.reasons, f"Rolled back by {who} at {at.isoformat()}: the tag is at {target}."],
+            rolled_back_at=at,
         ),
     )
     return current or "", target

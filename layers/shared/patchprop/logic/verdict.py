@@ -81,6 +81,7 @@ def last_promoted(rebuild: Rebuild, *, store: Store, within: int = 100) -> Rebui
         if (
             earlier.rebuild_id != rebuild.rebuild_id
             and earlier.outcome is Outcome.PROMOTED
+            and earlier.rolled_back_at is None  # a rolled-back image is no baseline
             and earlier.report_uri
         ):
             return earlier

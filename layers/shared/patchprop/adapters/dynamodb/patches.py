@@ -78,6 +78,20 @@ class PatchesTable(TableAccess):
             return False, _patch(item) if item else None
         return True, _patch(answer)
 
+    def uncount_finished(self, patch: CascadeId, counted_id: str, outcome: str) -> bool:
+        """Take back what count_finished counted under `counted_id` (e.g. an image counted skipped
+        whose cascade resumed), once, and let the patch be summed up again; False if not counted."""
+        answer = self._update_if(
+            f"uncounting {counted_id} on patch {patch}",
+            Key=keys.patch_key(patch.base, patch.digest),
+            UpdateExpression="ADD finished :minus, #o :minus DELETE counted :id REMOVE summarized",
+            ConditionExpression="attribute_exists(PK) AND contains(counted, :rid)",
+            ExpressionAttributeNames={"#o": outcome},
+            ExpressionAttributeValues={":minus": -1, ":id": {counted_id}, ":rid": counted_id},
+            ReturnValues="ALL_NEW",
+        )
+        return answer is not None
+
     def claim_summary(self, patch: CascadeId) -> bool:
         """Mark the patch summarized; False if it was already (so one summary is sent)."""
         claimed = self._update_if(

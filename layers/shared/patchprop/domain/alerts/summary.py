@@ -25,6 +25,7 @@ class PatchSummary(BaseModel):
     finished: int = 0
     promoted: int = 0
     blocked: int = 0
+    held: int = 0  # passed, not promoted: a newer image was on the tag, or the registry refused
     failed: int = 0
     succeeded: int = 0  # built, not scanned
     stopped: int = 0
@@ -35,7 +36,7 @@ class PatchSummary(BaseModel):
     @property
     def rebuilt(self) -> int:
         """Rebuilds that produced an image, whatever the gate said of it."""
-        return self.promoted + self.blocked + self.succeeded
+        return self.promoted + self.blocked + self.held + self.succeeded
 
     @property
     def took(self) -> timedelta | None:
@@ -61,6 +62,7 @@ def _counts(summary: PatchSummary) -> list[tuple[str, int]]:
     found = [
         ("promoted", summary.promoted),
         ("blocked", summary.blocked),
+        ("held", summary.held),
         ("not scanned", summary.succeeded),
         ("failed", summary.failed),
         ("stopped", summary.stopped),
@@ -82,7 +84,9 @@ def summary_attributes(summary: PatchSummary) -> dict[str, str | int]:
 def summary_email(summary: PatchSummary) -> tuple[str, str]:
     """A subject (ASCII, at most 100 characters) and a plain-text body."""
     tail = f" patched - {summary.rebuilt}/{summary.rebuilds} rebuilt"
-    tail += "".join(f", {count} {name}" for name, count in _counts(summary) if name in ("blocked", "failed"))
+    tail += "".join(
+        f", {count} {name}" for name, count in _counts(summary) if name in ("blocked", "held", "failed")
+    )
     head = "patchprop: "
     room = SUBJECT_LIMIT - len(head) - len(tail)
     base = summary.base if len(summary.base) <= room else "..." + summary.base[-(room - 3) :]
