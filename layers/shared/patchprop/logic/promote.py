@@ -223,14 +223,19 @@ def _receipt(
 def check_promotable(rebuild: Rebuild | None, rebuild_id: str) -> Rebuild:
     """The rebuild a person may promote, or NotFound / NotPromotable naming why not."""
     if rebuild is None:
-        raise NotFound(f"no rebuild {rebuild_id}")
+        raise NotFound(f"no rebuild {rebuild_id}", field="rebuild_id")
     if not rebuild.status.final:
-        raise NotPromotable(f"rebuild {rebuild_id} is still {rebuild.status.value}: wait for its verdict")
+        raise NotPromotable(
+            f"rebuild {rebuild_id} is still {rebuild.status.value}: wait for its verdict", field="rebuild_id"
+        )
     if rebuild.on_tag:
-        raise NotPromotable(f"rebuild {rebuild_id} is promoted already ({rebuild.image_digest})")
+        raise NotPromotable(
+            f"rebuild {rebuild_id} is promoted already ({rebuild.image_digest})", field="rebuild_id"
+        )
     if not rebuild.image_digest:
         raise NotPromotable(
-            f"rebuild {rebuild_id} pushed no image ({rebuild.told_outcome.value}): nothing to promote"
+            f"rebuild {rebuild_id} pushed no image ({rebuild.told_outcome.value}): nothing to promote",
+            field="rebuild_id",
         )
     return rebuild
 
@@ -242,9 +247,9 @@ def move_by_hand(rebuild: Rebuild, *, store: Store, tag_mover: TagMover) -> None
     try:
         tag_mover.move_tag(ref.without_digest(), ref.tag or "latest", digest, rebuild.tag_digest_at_start)
     except TagMoved as exc:
-        raise NotPromotable(f"{exc}; a newer rebuild or push is on the tag") from exc
+        raise NotPromotable(f"{exc}; a newer rebuild or push is on the tag", field="rebuild_id") from exc
     except TagMoveRefused as exc:
-        raise NotPromotable(str(exc)) from exc
+        raise NotPromotable(str(exc), field="rebuild_id") from exc
     _record_base_digest(rebuild.image, digest, store=store)
 
 
@@ -254,7 +259,8 @@ def rollback_target(image: str, to: str | None, current: str | None, *, store: S
     on_tag = next((r for r in promoted if r.image_digest == current), None)
     if on_tag is None:
         raise NotPromotable(
-            f"{image}'s tag ({current or 'absent'}) is not a digest patchprop promoted: nothing to roll back"
+            f"{image}'s tag ({current or 'absent'}) is not a digest patchprop promoted: nothing to roll back",
+            field="image",
         )
     earlier = [r.image_digest for r in promoted if r.image_digest != current]
     earlier += [
@@ -262,12 +268,14 @@ def rollback_target(image: str, to: str | None, current: str | None, *, store: S
     ]
     if to is not None:
         if to not in earlier:
-            raise NotPromotable(f"{to} was never on {image}'s tag before {current}: not rolling back to it")
+            raise NotPromotable(
+                f"{to} was never on {image}'s tag before {current}: not rolling back to it", field="to"
+            )
         return to, on_tag
     if on_tag.tag_digest_at_start and on_tag.tag_digest_at_start != current:
         return on_tag.tag_digest_at_start, on_tag
     if not earlier:
-        raise NotPromotable(f"{image} has no earlier promoted digest to roll back to")
+        raise NotPromotable(f"{image} has no earlier promoted digest to roll back to", field="image")
     return str(earlier[0]), on_tag
 
 
@@ -277,14 +285,14 @@ def roll_back(image: str, to: str | None, who: str, *, store: Store, tag_mover: 
     Returns (from, to). Nothing is changed when it cannot be done.
     """
     if store.get_dependent(image) is None:
-        raise NotFound(f"no image {image} is registered")
+        raise NotFound(f"no image {image} is registered", field="image")
     ref = parse_ref(image)
     current = tag_now(image, tag_mover)
     target, on_tag = rollback_target(image, to, current, store=store)
     try:
         tag_mover.move_tag(ref.without_digest(), ref.tag or "latest", target, current)
     except (TagMoved, TagMoveRefused) as exc:
-        raise NotPromotable(str(exc)) from exc
+        raise NotPromotable(str(exc), field="image") from exc
     _record_base_digest(image, target, store=store)
     at = utcnow()
     store.record_promotion(
