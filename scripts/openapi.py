@@ -13,17 +13,63 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server, ServerVariable
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = ROOT / "openapi.json"
 FUNCTION = ROOT / "functions" / "api"
+TITLE = "patchprop management API"
+VERSION = "1.0.0"
+SIGV4 = "sigv4"
 
 
 def generate() -> str:
     """The document as committed: the handler's OpenAPI, indented, with a final newline."""
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of the API handler's routes, as committed in openapi.json."""
     from patchprop_local.lambdas import load_handler
 
-    openapi_document: Any = load_handler(FUNCTION, name="openapi_document")
-    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+    app: Any = load_handler(FUNCTION, name="app")
+    text = app.get_openapi_json_schema(
+        title=TITLE,
+        version=VERSION,
+        description=(
+            "Manage the images patchprop keeps rebuilt. Image references are normalized the way "
+            "Docker does (node:22 is docker.io/library/node:22). In AWS every route needs a SigV4 "
+            "signature (service execute-api); `patchprop` signs with your AWS credentials."
+        ),
+        servers=[
+            Server(
+                url="https://{api}.execute-api.{region}.amazonaws.com/v1",
+                description="The stack's ApiUrl output",
+                variables={
+                    "api": ServerVariable(default="api-id", description="The REST API id"),
+                    "region": ServerVariable(default="us-east-1"),
+                },
+            )
+        ],
+        security_schemes={
+            SIGV4: APIKey(
+                name="Authorization",
+                in_=APIKeyIn.header,
+                description="AWS Signature Version 4 (API Gateway AWS_IAM authorization).",
+                openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
+            )
+        },
+        security=[{SIGV4: []}],
+    )
+    document: dict[str, Any] = json.loads(text)
+    # Powertools documents a 422 on every route; this API answers bad input with 400 instead.
+    for path in document["paths"].values():
+        for operation in path.values():
+            operation["responses"].pop("422", None)
+    schemas = document["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    return document
 
 
 def main(argv: list[str] | None = None) -> int:

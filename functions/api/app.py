@@ -7,14 +7,12 @@ AWS_IAM-authorized in AWS (API Gateway checks the SigV4 signature before this ru
 
 from __future__ import annotations
 
-import json
 import logging
 from http import HTTPStatus
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server, ServerVariable
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
@@ -52,9 +50,6 @@ from patchprop.web import answer_errors
 for _noisy in ("botocore", "aws_lambda_powertools.event_handler"):
     logging.getLogger(_noisy).setLevel(logging.INFO)
 
-TITLE = "patchprop management API"
-VERSION = "1.0.0"
-SIGV4 = "sigv4"
 M = TypeVar("M", bound=BaseModel)
 
 logger = Logger()
@@ -295,50 +290,6 @@ def rollback_dependent(
     return _answer(
         HTTPStatus.OK, RollbackAnswer(image=image, from_digest=before, to_digest=after, rolled_back_by=who)
     )
-
-
-# ---- OpenAPI ---------------------------------------------------------------------------------
-
-
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document of this API, as committed in openapi.json (scripts/openapi.py)."""
-    text = app.get_openapi_json_schema(
-        title=TITLE,
-        version=VERSION,
-        description=(
-            "Manage the images patchprop keeps rebuilt. Image references are normalized the way "
-            "Docker does (node:22 is docker.io/library/node:22). In AWS every route needs a SigV4 "
-            "signature (service execute-api); `patchprop` signs with your AWS credentials."
-        ),
-        servers=[
-            Server(
-                url="https://{api}.execute-api.{region}.amazonaws.com/v1",
-                description="The stack's ApiUrl output",
-                variables={
-                    "api": ServerVariable(default="api-id", description="The REST API id"),
-                    "region": ServerVariable(default="us-east-1"),
-                },
-            )
-        ],
-        security_schemes={
-            SIGV4: APIKey(
-                name="Authorization",
-                in_=APIKeyIn.header,
-                description="AWS Signature Version 4 (API Gateway AWS_IAM authorization).",
-                openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
-            )
-        },
-        security=[{SIGV4: []}],
-    )
-    document: dict[str, Any] = json.loads(text)
-    # Powertools documents a 422 on every route; this API answers bad input with 400 instead.
-    for path in document["paths"].values():
-        for operation in path.values():
-            operation["responses"].pop("422", None)
-    schemas = document["components"]["schemas"]
-    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
-        schemas.pop(unused, None)
-    return document
 
 
 @logger.inject_lambda_context(log_event=False)
