@@ -296,28 +296,8 @@ def test_candidate_is_promoted_and_a_failed_smoke_test_leaves_the_tag(
     # Given base -> golden (smoke test passes) -> app-a (smoke test fails), registered
     registry = local_stack.describe()["registry"]
     ns = f"p{uuid.uuid4().hex[:6]}"
-    images = {name: f"{registry}/{ns}/{name}:1" for name in ("base", "golden", "app-a")}
     tests = {"golden": "test -x /bin/busybox", "app-a": "echo smoke-output-here; exit 3"}
-    _build_base(tmp_path, images["base"], patch_level=1)
-    store = Store(local_stack.describe()["resources"]["PatchpropTable"])
-    for name, parent in (("golden", "base"), ("app-a", "golden")):
-        parent_ref = parse_ref(images[parent])
-        _build(
-            EXAMPLES / name,
-            images[name],
-            f"{parent_ref.name}@{digest(images[parent])}",
-            images[parent],
-            tmp_path,
-        )
-        store.put_dependent(
-            Dependent(
-                image=images[name],
-                bases=[images[parent]],
-                project=PROJECT,
-                source_location=str(EXAMPLES / name),
-                test_command=tests[name],
-            )
-        )
+    images, store = _base_golden_app(local_stack, tmp_path, f"{registry}/{ns}", tests)
     local_stack.run_schedules()
     assert local_stack.wait_for(tracked(local_stack, images["base"], images["golden"]), timeout=60)
     before = {name: skopeo_digest(image) for name, image in images.items()}
@@ -396,26 +376,7 @@ def test_blocked_rebuild_promoted_by_hand_continues_its_cascade_and_rolls_back(
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     registry = local_stack.describe()["registry"]
     ns = f"h{uuid.uuid4().hex[:6]}"
-    images = {name: f"{registry}/{ns}/{name}:1" for name in ("base", "golden", "app-a")}
-    _build_base(tmp_path, images["base"], patch_level=1)
-    store = Store(local_stack.describe()["resources"]["PatchpropTable"])
-    for name, parent in (("golden", "base"), ("app-a", "golden")):
-        parent_ref = parse_ref(images[parent])
-        _build(
-            EXAMPLES / name,
-            images[name],
-            f"{parent_ref.name}@{digest(images[parent])}",
-            images[parent],
-            tmp_path,
-        )
-        store.put_dependent(
-            Dependent(
-                image=images[name],
-                bases=[images[parent]],
-                project=PROJECT,
-                source_location=str(EXAMPLES / name),
-            )
-        )
+    images, store = _base_golden_app(local_stack, tmp_path, f"{registry}/{ns}")
     local_stack.run_schedules()
     assert local_stack.wait_idle(timeout=60, quiet=1.0)
     before = {name: skopeo_digest(image) for name, image in images.items()}
@@ -460,3 +421,31 @@ def test_blocked_rebuild_promoted_by_hand_continues_its_cascade_and_rolls_back(
     # And an unknown rebuild is refused by name
     unknown = runner.invoke(cli, ["promote", "rb-" + "0" * 32, "--reason", "x", "--api-url", api])
     assert unknown.exit_code != 0 and "no rebuild rb-" in unknown.output
+
+
+def _base_golden_app(
+    local_stack, tmp_path, prefix: str, tests: dict[str, str] | None = None
+) -> tuple[dict[str, str], Store]:
+    """base -> golden -> app-a under `prefix`, built and registered (with smoke tests, if given)."""
+    images = {name: f"{prefix}/{name}:1" for name in ("base", "golden", "app-a")}
+    _build_base(tmp_path, images["base"], patch_level=1)
+    store = Store(local_stack.describe()["resources"]["PatchpropTable"])
+    for name, parent in (("golden", "base"), ("app-a", "golden")):
+        parent_ref = parse_ref(images[parent])
+        _build(
+            EXAMPLES / name,
+            images[name],
+            f"{parent_ref.name}@{digest(images[parent])}",
+            images[parent],
+            tmp_path,
+        )
+        store.put_dependent(
+            Dependent(
+                image=images[name],
+                bases=[images[parent]],
+                project=PROJECT,
+                source_location=str(EXAMPLES / name),
+                test_command=(tests or {}).get(name),
+            )
+        )
+    return images, store
