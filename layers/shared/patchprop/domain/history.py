@@ -1,0 +1,156 @@
+"""The report over time: coverage at a moment rebuilt from the records, the window's weeks, and
+the whole report (`build_report`) from what `logic/report.py` read. Pure."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from patchprop.domain.fleet import State, built_on, fleet_status
+from patchprop.domain.models import Base, Dependent
+from patchprop.domain.records import Patch, Rebuild
+from patchprop.domain.report import (
+    MINUTES_PER_MANUAL_PATCH,
+    SLOWEST,
+    PatchEvent,
+    Report,
+    Week,
+    compliance,
+    coverage,
+    detection,
+    distribution,
+    effort,
+    outcomes,
+    patch_event,
+)
+
+
+def digest_at(base: Base, patches: Sequence[Patch], at: datetime) -> str | None:
+    """The digest `base` pointed at, at `at`: the newest patch detected by then, else the one
+    before the first patch after it, else the base's digest now."""
+    mine = sorted((p for p in patches if p.base == base.ref), key=lambda p: p.detected_at)
+    before = [p for p in mine if p.detected_at <= at]
+    if before:
+        return before[-1].digest
+    return mine[0].previous_digest if mine else base.digest
+
+
+def covered_at(
+    dependent: Dependent,
+    bases: Mapping[str, Base],
+    rebuilds: Sequence[Rebuild],
+    patches: Sequence[Patch],
+    at: datetime,
+) -> bool:
+    """On the digest every base pointed at, at `at` (rebuilds promoted by then)."""
+    by_then = [r for r in rebuilds if r.promoted_at and r.promoted_at <= at]
+    for ref in dependent.bases:
+        base = bases.get(ref)
+        if base is None:
+            continue
+        wanted = digest_at(base, patches, at)
+        on = built_on(by_then, ref)
+        had_patch = any(p.base == ref and p.detected_at <= at for p in patches)
+        digest = on.base_digest if on else (None if had_patch else wanted)
+        if digest != wanted:
+            return False
+    return True
+
+
+def week_start(at: datetime) -> datetime:
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def weeks(
+    dependents: Sequence[Dependent],
+    bases: Mapping[str, Base],
+    rebuilds_by_image: Mapping[str, Sequence[Rebuild]],
+    patches: Sequence[Patch],
+    events: Sequence[PatchEvent],
+    since: datetime,
+    now: datetime,
+) -> list[Week]:
+    """Each week from `since` to `now`: outcomes of rebuilds finished in it, times to patch of the
+    events detected in it, and coverage at its end (or now, for this week)."""
+    finished = [r for rs in rebuilds_by_image.values() for r in rs if r.status.final]
+    found: list[Week] = []
+    start = week_start(since)
+    while start <= now:
+        after = start + timedelta(days=7)
+        end = min(after, now)
+        in_week = [r for r in finished if start <= (r.finished_at or r.detected_at) < after]
+        share = (
+            sum(covered_at(d, bases, rebuilds_by_image.get(d.image, ()), patches, end) for d in dependents)
+            / len(dependents)
+            if dependents
+            else 0.0
+        )
+        found.append(
+            Week(
+                week=start.date().isoformat(),
+                outcomes=dict(sorted(Counter(r.told_outcome.value for r in in_week).items())),
+                patch_minutes=[
+                    e.minutes for e in events if e.minutes is not None and start <= e.detected_at < after
+                ],
+                coverage=round(share, 4),
+            )
+        )
+        start += timedelta(days=7)
+    return found
+
+
+def build_report(
+    *,
+    dependents: Sequence[Dependent],
+    bases: Sequence[Base],
+    patches: Sequence[Patch],
+    rebuilds_by_image: Mapping[str, Sequence[Rebuild]],
+    since: datetime,
+    now: datetime,
+    owner: str | None = None,
+    minutes_per_patch: float = MINUTES_PER_MANUAL_PATCH,
+) -> Report:
+    """The report over the window [since, now], for one owner's images or the whole fleet.
+    `rebuilds_by_image` holds at least each image's rebuilds detected since `since`."""
+    if owner is not None:
+        dependents = [d for d in dependents if d.owner == owner]
+    images = {d.image for d in dependents}
+    by_image = {image: list(rs) for image, rs in rebuilds_by_image.items() if image in images}
+    everything = [r for rs in by_image.values() for r in rs]
+    in_window = [r for r in everything if r.detected_at >= since]
+    by_patch: dict[str, list[Rebuild]] = {}
+    for r in in_window:
+        by_patch.setdefault(str(r.patch), []).append(r)
+    window_patches = [p for p in patches if p.detected_at >= since]
+    events = [
+        patch_event(p, by_patch[str(p.cascade_id)]) for p in window_patches if str(p.cascade_id) in by_patch
+    ]
+    events.sort(key=lambda e: e.detected_at)
+    statuses = fleet_status(dependents, bases, by_image, patches, now)
+    newest_on_tag = [
+        max(on, key=lambda r: r.promoted_at or r.detected_at)
+        for rs in by_image.values()
+        if (on := [r for r in rs if r.on_tag])
+    ]
+    by_ref = {b.ref: b for b in bases}
+    return Report(
+        generated_at=now,
+        since=since,
+        owner=owner,
+        time_to_patch=distribution(events),
+        slowest=sorted((e for e in events if e.minutes is not None), key=lambda e: -(e.minutes or 0))[
+            :SLOWEST
+        ],
+        events=events,
+        coverage=coverage(statuses),
+        detection=detection([p for p in window_patches if owner is None or str(p.cascade_id) in by_patch]),
+        outcomes=outcomes(in_window),
+        effort=effort(in_window, minutes_per_patch),
+        compliance=compliance(dependents, bases, newest_on_tag),
+        weeks=weeks(dependents, by_ref, by_image, patches, events, since, now),
+    )
+
+
+__all__ = ["State", "build_report", "covered_at", "digest_at", "weeks"]
