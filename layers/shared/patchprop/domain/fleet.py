@@ -85,8 +85,11 @@ def drift(base: Base | None, ref: str, rebuilds: Sequence[Rebuild], patches: Seq
     """Where one image stands on one base."""
     current = base.digest if base else None
     on = built_on(rebuilds, ref)
+    tried = sorted((r for r in rebuilds if r.base == ref), key=lambda r: r.detected_at)
     if on is not None:
         digest: str | None = on.base_digest
+    elif tried and tried[0].previous_digest:
+        digest = tried[0].previous_digest  # never promoted on it: still where its first rebuild began
     elif base is not None and base.previous_digest is None:
         digest = current  # the base never moved since it was tracked: the image is on it
     else:
@@ -95,9 +98,8 @@ def drift(base: Base | None, ref: str, rebuilds: Sequence[Rebuild], patches: Seq
         return BaseDrift(base=ref, built_on=digest, current=current, state=State.CURRENT)
     if digest is None:
         return BaseDrift(base=ref, built_on=None, current=current, state=State.UNKNOWN)
-    # Since the first patch of this base detected after the digest the image is on was.
-    after = on.detected_at if on else None
-    moves = [p.detected_at for p in patches if p.base == ref and (after is None or p.detected_at > after)]
+    # Since the patch that moved the base away from the digest the image is on.
+    moves = [p.detected_at for p in patches if p.base == ref and p.previous_digest == digest]
     since = min(moves, default=base.changed_at if base else None)
     return BaseDrift(base=ref, built_on=digest, current=current, state=State.BEHIND, behind_since=since)
 
