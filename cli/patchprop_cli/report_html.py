@@ -159,6 +159,7 @@ def timeline_chart(r: dict[str, Any]) -> str:
         for span in e["timeline"]:
             begin, finish = _time(span["started_at"]), _time(span["finished_at"])
             if detected and begin and finish:
+                begin = min(begin, finish)  # a record started after it was promoted: a sliver
                 x0 = 200 + (begin - detected).total_seconds() / 60 * scale
                 x1 = 200 + (finish - detected).total_seconds() / 60 * scale
                 colour = OUTCOME_COLOURS.get(span["outcome"] or "", "#999")

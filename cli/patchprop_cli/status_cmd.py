@@ -74,7 +74,7 @@ def status_text(images: list[dict[str, Any]], terminal: bool) -> str:
     for line, row in zip(lines[1:], rows, strict=True):
         state = row[0]
         coloured.append(
-            click.style(state, fg=COLOURS.get(state), bold=state == "behind") + line[len(state) :]
+            click.style(state, fg=COLOURS.get(state), bold=(state == "behind") or None) + line[len(state) :]
         )
     return "\n".join(coloured)
 

@@ -64,6 +64,10 @@ def promoted(store: Store, image: str, patch: PatchRequest, minutes: int, outcom
 
 @pytest.fixture
 def fleet(store: Store) -> Store:
+    return seed_fleet(store)
+
+
+def seed_fleet(store: Store) -> Store:
     """node:22 moved D1 -> D2 an hour ago; app was promoted on D2 after 12 minutes, worker blocked."""
     for image, owner in ((APP, "team-a"), (WORKER, "team-b")):
         status, body = call_register(image, owner)
