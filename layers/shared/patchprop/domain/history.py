@@ -27,35 +27,52 @@ from patchprop.domain.report import (
 
 
 def digest_at(base: Base, patches: Sequence[Patch], at: datetime) -> str | None:
-    """The digest `base` pointed at, at `at`: the newest patch detected by then, else the one
-    before the first patch after it, else the base's digest now."""
-    mine = sorted((p for p in patches if p.base == base.ref), key=lambda p: p.detected_at)
-    before = [p for p in mine if p.detected_at <= at]
+    """The digest `base` pointed at, at `at`: the newest of its patches (oldest first) detected by
+    then, else the one before its first patch, else the base's digest now."""
+    before = [p for p in patches if p.detected_at <= at]
     if before:
         return before[-1].digest
-    return mine[0].previous_digest if mine else base.digest
+    return patches[0].previous_digest if patches else base.digest
 
 
 def covered_at(
     dependent: Dependent,
-    bases: Mapping[str, Base],
+    wanted: Mapping[str, tuple[str | None, bool]],
     rebuilds: Sequence[Rebuild],
-    patches: Sequence[Patch],
     at: datetime,
 ) -> bool:
-    """On the digest every base pointed at, at `at` (rebuilds promoted by then)."""
+    """On the digest every base pointed at, at `at` (rebuilds promoted by then). `wanted`: each
+    base's digest at `at`, and whether it had moved by then."""
     by_then = [r for r in rebuilds if r.promoted_at and r.promoted_at <= at]
     for ref in dependent.bases:
-        base = bases.get(ref)
-        if base is None:
+        if ref not in wanted:
             continue
-        wanted = digest_at(base, patches, at)
+        digest, moved = wanted[ref]
         on = built_on(by_then, ref)
-        had_patch = any(p.base == ref and p.detected_at <= at for p in patches)
-        digest = on.base_digest if on else (None if had_patch else wanted)
-        if digest != wanted:
+        if (on.base_digest if on else (None if moved else digest)) != digest:
             return False
     return True
+
+
+def coverage_at(
+    dependents: Sequence[Dependent],
+    bases: Mapping[str, Base],
+    rebuilds_by_image: Mapping[str, Sequence[Rebuild]],
+    patches: Sequence[Patch],
+    at: datetime,
+) -> float:
+    """The share of images on the digest of every base as it was at `at` (0 for no images)."""
+    if not dependents:
+        return 0.0
+    mine: dict[str, list[Patch]] = {}
+    for p in sorted(patches, key=lambda p: p.detected_at):
+        mine.setdefault(p.base, []).append(p)
+    wanted = {
+        ref: (digest_at(base, mine.get(ref, []), at), any(p.detected_at <= at for p in mine.get(ref, [])))
+        for ref, base in bases.items()
+    }
+    covered = sum(covered_at(d, wanted, rebuilds_by_image.get(d.image, ()), at) for d in dependents)
+    return covered / len(dependents)
 
 
 def week_start(at: datetime) -> datetime:
@@ -81,12 +98,7 @@ def weeks(
         after = start + timedelta(days=7)
         end = min(after, now)
         in_week = [r for r in finished if start <= (r.finished_at or r.detected_at) < after]
-        share = (
-            sum(covered_at(d, bases, rebuilds_by_image.get(d.image, ()), patches, end) for d in dependents)
-            / len(dependents)
-            if dependents
-            else 0.0
-        )
+        share = coverage_at(dependents, bases, rebuilds_by_image, patches, end)
         found.append(
             Week(
                 week=start.date().isoformat(),
@@ -153,4 +165,4 @@ def build_report(
     )
 
 
-__all__ = ["State", "build_report", "covered_at", "digest_at", "weeks"]
+__all__ = ["State", "build_report", "coverage_at", "covered_at", "digest_at", "weeks"]
