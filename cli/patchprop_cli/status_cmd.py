@@ -49,7 +49,7 @@ def status_rows(images: list[dict[str, Any]]) -> list[list[Any]]:
             [
                 i["state"],
                 i["image"],
-                worst["base"] + more,
+                worst["base"] + more + (" (itself behind)" if i.get("behind_via") else ""),
                 f"{short(worst.get('built_on'))} -> {short(worst.get('current'))}",
                 duration(i.get("behind_seconds")),
                 last,

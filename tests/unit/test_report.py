@@ -228,3 +228,19 @@ def test_since_reads_durations_and_dates(text: str, expected: datetime) -> None:
 def test_since_that_does_not_read_says_what_would() -> None:
     with pytest.raises(ValueError, match=r"'thirty' is not a duration \(30d, 12h, 2w\)"):
         parse_since("thirty", NOW)
+
+
+def test_an_image_on_an_image_that_is_behind_is_behind_through_it() -> None:
+    golden = image("golden")
+    dependents = [*DEPENDENTS, Dependent(image=image("app-e"), project="p1", bases=[golden])]
+    dependents.append(Dependent(image=golden, project="p1", bases=[B1]))
+    bases = [*BASES, Base(ref=golden, digest=D0)]
+    golden_on_d1 = rebuild("golden", D1, T1, Outcome.PROMOTED, 5 * MIN)
+    statuses = {
+        s.image: s
+        for s in fleet_status(dependents, bases, {**REBUILDS, golden: [golden_on_d1]}, PATCHES, NOW)
+    }
+    assert statuses[golden].state is State.BEHIND and statuses[golden].behind_since == T2
+    app_e = statuses[image("app-e")]
+    assert (app_e.state, app_e.behind_via, app_e.behind_since) == (State.BEHIND, golden, T2)
+    assert app_e.bases[0].state is State.CURRENT  # on golden's digest: golden is what is behind

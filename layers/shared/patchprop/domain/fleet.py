@@ -50,6 +50,9 @@ class ImageStatus(DomainModel):
     last_rebuild_at: datetime | None = None
     open_findings: dict[str, int] | None = None  # by severity, from its last scanned rebuild
     fips: bool = False  # built on a FIPS base (by name)
+    # Current on its own bases, but one of them is an image that is itself behind: it will be
+    # rebuilt when that one is, so it is behind too (since then), through it.
+    behind_via: str | None = None
 
 
 def is_fips(ref: str) -> bool:
@@ -168,6 +171,35 @@ def fleet_status(
 ) -> list[ImageStatus]:
     """Every image's status, worst first."""
     by_ref = {b.ref: b for b in bases}
-    return worst_first(
-        image_status(d, by_ref, rebuilds_by_image.get(d.image, ()), patches, now) for d in dependents
-    )
+    found = {
+        d.image: image_status(d, by_ref, rebuilds_by_image.get(d.image, ()), patches, now) for d in dependents
+    }
+    return worst_first(behind_through_parents(found, {d.image: d.bases for d in dependents}, now).values())
+
+
+def behind_through_parents(
+    found: dict[str, ImageStatus], bases_of: Mapping[str, Sequence[str]], now: datetime
+) -> dict[str, ImageStatus]:
+    """An image on a registered image that is behind is behind too (transitively), since then."""
+    changed = True
+    while changed:
+        changed = False
+        for image, status in found.items():
+            if status.state is State.BEHIND:
+                continue
+            parent = next(
+                (found[b] for b in bases_of[image] if b in found and found[b].state is State.BEHIND), None
+            )
+            if parent is None:
+                continue
+            since = parent.behind_since
+            found[image] = status.model_copy(
+                update={
+                    "state": State.BEHIND,
+                    "behind_since": since,
+                    "behind_seconds": (now - since).total_seconds() if since else None,
+                    "behind_via": parent.image,
+                }
+            )
+            changed = True
+    return found
