@@ -244,3 +244,30 @@ def test_an_image_on_an_image_that_is_behind_is_behind_through_it() -> None:
     app_e = statuses[image("app-e")]
     assert (app_e.state, app_e.behind_via, app_e.behind_since) == (State.BEHIND, golden, T2)
     assert app_e.bases[0].state is State.CURRENT  # on golden's digest: golden is what is behind
+
+
+def test_coverage_over_time_follows_an_image_that_is_a_base_by_its_promotions() -> None:
+    golden = image("golden")
+    g1, g2 = "sha256:" + "6" * 64, "sha256:" + "7" * 64
+    dependents = [
+        Dependent(image=golden, project="p1", bases=[B1]),
+        Dependent(image=image("app-e"), project="p1", bases=[golden]),
+        Dependent(image=image("app-f"), project="p1", bases=[golden]),
+    ]
+    bases = [BASES[0], Base(ref=golden, digest=g2, previous_digest=g1, changed_at=T2 + 5 * MIN)]
+    golden_d2 = rebuild("golden", D2, T2, Outcome.PROMOTED, 5 * MIN, image_digest=g2)
+    # app-e was rebuilt on g2 and promoted; app-f's rebuild from g1 failed its smoke test.
+    app_e = rebuild("app-e", D2, T2, Outcome.PROMOTED, 10 * MIN).model_copy(
+        update={"base": golden, "base_digest": g2, "previous_digest": g1, "cascade": PATCHES[1].cascade_id}
+    )
+    app_f = rebuild("app-f", D2, T2, Outcome.FAILED, 10 * MIN).model_copy(
+        update={"base": golden, "base_digest": g2, "previous_digest": g1, "cascade": PATCHES[1].cascade_id}
+    )
+    got = build_report(
+        dependents=dependents, bases=bases, patches=PATCHES[1:],
+        rebuilds_by_image={golden: [golden_d2], image("app-e"): [app_e], image("app-f"): [app_f]},
+        since=NOW - timedelta(days=30), now=NOW,
+    )  # fmt: skip
+    # now: golden and app-e current, app-f behind (on g1): the last week says the same as now
+    assert got.coverage.share == round(2 / 3, 4)
+    assert got.weeks[-1].coverage == round(2 / 3, 4)

@@ -49,9 +49,24 @@ def covered_at(
             continue
         digest, moved = wanted[ref]
         on = built_on(by_then, ref)
-        if (on.base_digest if on else (None if moved else digest)) != digest:
+        tried = sorted(
+            (r for r in rebuilds if r.base == ref and r.detected_at <= at), key=lambda r: r.detected_at
+        )
+        if on is not None:
+            held: str | None = on.base_digest
+        elif tried and tried[0].previous_digest:
+            held = tried[0].previous_digest  # never promoted on it: where its first rebuild began
+        else:
+            held = None if moved else digest
+        if held != digest:
             return False
     return True
+
+
+def image_digest_at(rebuilds: Sequence[Rebuild], at: datetime) -> str | None:
+    """A registered image's digest at `at`, as a base of others: its newest rebuild promoted by then."""
+    promoted = [r for r in rebuilds if r.promoted_at and r.promoted_at <= at and r.image_digest]
+    return max(promoted, key=lambda r: r.promoted_at or at).image_digest if promoted else None
 
 
 def coverage_at(
@@ -67,10 +82,15 @@ def coverage_at(
     mine: dict[str, list[Patch]] = {}
     for p in sorted(patches, key=lambda p: p.detected_at):
         mine.setdefault(p.base, []).append(p)
-    wanted = {
-        ref: (digest_at(base, mine.get(ref, []), at), any(p.detected_at <= at for p in mine.get(ref, [])))
-        for ref, base in bases.items()
-    }
+    wanted: dict[str, tuple[str | None, bool]] = {}
+    for ref, base in bases.items():
+        # A base that is a registered image moves by its own promotions (no patch is recorded).
+        promoted = image_digest_at(rebuilds_by_image.get(ref, ()), at)
+        if promoted is not None:
+            wanted[ref] = (promoted, True)
+        else:
+            moved = any(p.detected_at <= at for p in mine.get(ref, []))
+            wanted[ref] = (digest_at(base, mine.get(ref, []), at), moved)
     covered = sum(covered_at(d, wanted, rebuilds_by_image.get(d.image, ()), at) for d in dependents)
     return covered / len(dependents)
 
