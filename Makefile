@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := docker-registry buildah skopeo busybox-static shellcheck
+APT_PACKAGES := docker-registry buildah skopeo busybox-static shellcheck chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint typecheck cfn-lint unit integration bench sam-build clean system-deps venv

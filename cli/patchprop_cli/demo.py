@@ -147,6 +147,10 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
             line += f"   base.digest={short(pinned)} ({'= new ' + above if on_parent else 'STALE'})"
             ok &= changed and on_parent
         show(line, "green" if changed else "red")
+    step("patchprop status, and the patch report")
+    from patchprop_cli.demo_report import show_fleet
+
+    show_fleet(info["api_url"])
     step(f"{'Done' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
     return ok
 

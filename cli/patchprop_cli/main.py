@@ -111,5 +111,10 @@ cli.add_command(gate_command)
 cli.add_command(promote)
 cli.add_command(rollback)
 
+from patchprop_cli.status_cmd import report, status  # noqa: E402
+
+cli.add_command(status)
+cli.add_command(report)
+
 if __name__ == "__main__":
     cli()

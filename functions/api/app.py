@@ -23,7 +23,7 @@ from patchprop import wiring
 from patchprop.config import ApiEnv, env_vars
 from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
-from patchprop.logic import catalog
+from patchprop.logic import catalog, report
 from patchprop.logic.by_hand import (
     PromoteAnswer,
     PromoteRequest,
@@ -43,6 +43,7 @@ from patchprop.logic.catalog import (
     Registration,
     Removal,
 )
+from patchprop.logic.report import FleetStatus, Report
 from patchprop.ports import Store
 from patchprop.web import answer_errors
 
@@ -215,6 +216,46 @@ def show_graph(
 ) -> Response[Graph]:
     """Every image and base, or one base's affected set; each image with its last rebuild."""
     return _answer(HTTPStatus.OK, catalog.graph(store=_store(), base=base))
+
+
+@app.get(
+    "/status",
+    summary="The fleet's drift",
+    operation_id="showStatus",
+    responses={
+        **_ok(FleetStatus, "Each image against its bases' current digests, worst first"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
+    },
+)
+def show_status(
+    owner: Annotated[str | None, Query(max_length=128, description="Only this owner's images")] = None,
+    behind: Annotated[bool, Query(description="Only the images behind a moved base")] = False,
+) -> Response[FleetStatus]:
+    """404 (field `owner`) when no image has that owner."""
+    return _answer(HTTPStatus.OK, report.status(store=_store(), owner=owner, behind_only=behind))
+
+
+@app.get(
+    "/report",
+    summary="The patch report",
+    operation_id="showReport",
+    responses={
+        **_ok(Report, "Time to patch, coverage, detection delay, outcomes, effort saved, compliance"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
+    },
+)
+def show_report(
+    since: Annotated[
+        str | None, Query(max_length=64, description="The window: 30d, 12h, 2w or an ISO date (default 30d)")
+    ] = None,
+    owner: Annotated[str | None, Query(max_length=128, description="Only this owner's images")] = None,
+    minutes_per_patch: Annotated[
+        float, Query(gt=0, le=10000, description="Minutes a person spends patching one image by hand")
+    ] = report.MINUTES_PER_MANUAL_PATCH,
+) -> Response[Report]:
+    """Each figure is defined in the README ("Fleet status and the patch report")."""
+    answer = report.report(store=_store(), since=since, owner=owner, minutes_per_patch=minutes_per_patch)
+    return _answer(HTTPStatus.OK, answer)
 
 
 # ---- people stay in charge -------------------------------------------------------------------

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchprop import wiring
 from patchprop.config import BuildEventsEnv, env_vars
 from patchprop.domain.events import BuildStateChange
+from patchprop.domain.records import Rebuild
 from patchprop.logic.conclude import conclude, record_build_event
 
 logger = Logger()
@@ -20,6 +21,17 @@ metrics = Metrics()
 
 class BuildStateChangeEvent(EventBridgeModel):
     detail: BuildStateChange
+
+
+def count(rebuild: Rebuild) -> None:
+    """Its status and outcome, and for one patchprop promoted, the seconds from its patch's
+    detection to its promotion (the dashboard's time to patch)."""
+    metrics.add_metric(f"Rebuild{rebuild.status.value.capitalize()}", MetricUnit.Count, 1)
+    if rebuild.outcome:
+        metrics.add_metric(f"Outcome{rebuild.outcome.value.capitalize()}", MetricUnit.Count, 1)
+    if rebuild.promoted_at and rebuild.promoted_by == "patchprop":
+        seconds = (rebuild.promoted_at - rebuild.detected_at).total_seconds()
+        metrics.add_metric("TimeToPromote", MetricUnit.Seconds, max(seconds, 0.0))
 
 
 @logger.inject_lambda_context
@@ -48,9 +60,7 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         rebuild_queue=adapters.rebuild_queue,
         template=env.NOTIFY_FORMAT,
     )
-    metrics.add_metric(f"Rebuild{rebuild.status.value.capitalize()}", MetricUnit.Count, 1)
-    if rebuild.outcome:
-        metrics.add_metric(f"Outcome{rebuild.outcome.value.capitalize()}", MetricUnit.Count, 1)
+    count(rebuild)
     answer = {"status": rebuild.status.value, "rebuild_id": rebuild.rebuild_id}
     logger.info("build state", extra={**answer, "released": released})
     return answer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 EVENTS_PATH = "/_local/registry-events"  # where the registry posts its notifications
@@ -41,7 +42,7 @@ class RegistryBridge:
                 continue
             repository = f"{self.registry}/{target['repository']}"
             body = {
-                "push_data": {"tag": target["tag"], "pusher": "local-registry"},
+                "push_data": {"tag": target["tag"], "pusher": "local-registry", **pushed_at(event)},
                 "repository": {"repo_name": repository},
             }
             answer = self.post(self.webhook_path, json.dumps(body))
@@ -54,3 +55,12 @@ class RegistryBridge:
                     "answer": json.loads(answer.get("body") or "{}"),
                 },
             )
+
+
+def pushed_at(event: dict[str, Any]) -> dict[str, float]:
+    """The push's time as Docker Hub's `pushed_at` (epoch seconds), from the notification's
+    `timestamp`; nothing when it has none that reads (then the detection delay is unknown)."""
+    try:
+        return {"pushed_at": datetime.fromisoformat(str(event["timestamp"])).timestamp()}
+    except (KeyError, ValueError):
+        return {}

@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import BaseModel, ValidationError
 
 from patchprop.domain.errors import (
+    InvalidQuery,
     InvalidReference,
     LimitExceeded,
     ManifestNotFound,
@@ -104,6 +105,7 @@ HTTP_ERRORS: dict[type[Exception], Callable[[Exception], Response]] = {
     RequestValidationError: lambda exc: invalid(exc.errors()),  # type: ignore[attr-defined]
     InvalidChanges: lambda exc: invalid(exc.errors),  # type: ignore[attr-defined]
     InvalidReference: _said(HTTPStatus.BAD_REQUEST),
+    InvalidQuery: _said(HTTPStatus.BAD_REQUEST),
     NotFound: _said(HTTPStatus.NOT_FOUND),
     NotPromotable: _said(HTTPStatus.CONFLICT),
     # Not 503: a client that retries on 503 would retry what can never pass.

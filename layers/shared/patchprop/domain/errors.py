@@ -94,3 +94,7 @@ class NotPromotable(PatchpropError):
 
 class PromotionPending(PatchpropError):
     """A rebuild passed, but its tag move failed for now: the event is retried."""
+
+
+class InvalidQuery(PatchpropError, ValueError):
+    """A query parameter that does not read (e.g. the report's `since`): 400, naming it."""

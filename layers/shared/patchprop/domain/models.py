@@ -225,6 +225,8 @@ class PatchRequest(DomainModel):
     previous_digest: Digest | None = None
     detected_by: Literal["webhook", "poller", "cascade"]
     detected_at: datetime = Field(default_factory=utcnow)
+    # When the registry says the base was pushed (a Docker Hub webhook's pushed_at); None: unknown.
+    pushed_at: datetime | None = None
 
     @property
     def cascade_id(self) -> CascadeId:

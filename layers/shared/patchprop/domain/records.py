@@ -95,6 +95,12 @@ class Rebuild(RebuildFields):
     sbom_uri: str | None = None
     evidence: list[str] = Field(default_factory=list)  # referrer digests attached to image_digest
     promote_attempts: int = 0
+    # For the report (domain/report.py); None: not recorded (a record from before them).
+    fixed_findings: dict[str, int] | None = None  # by severity: in the last build, not in this one
+    blocking_findings: dict[str, int] | None = None  # by severity: new ones the gate kept off the tag
+    open_findings: dict[str, int] | None = None  # by severity: in this build's scan report
+    signed: bool | None = None  # the promoted digest was signed
+    base_verified: bool | None = None  # the base's signature was verified before the build
 
     @property
     def on_tag(self) -> bool:
@@ -146,6 +152,9 @@ class Finish(DomainModel):
     promoted_by: str | None = None
     promoted_at: datetime | None = None
     evidence: list[str] | None = None
+    fixed_findings: dict[str, int] | None = None
+    blocking_findings: dict[str, int] | None = None
+    open_findings: dict[str, int] | None = None
 
 
 class Promotion(DomainModel):
@@ -158,6 +167,7 @@ class Promotion(DomainModel):
     promotion_reason: str | None = None
     evidence: list[str] | None = None
     rolled_back_at: datetime | None = None
+    signed: bool | None = None
 
 
 class Patch(PatchRequest):

@@ -11,6 +11,7 @@ from patchprop.domain.alerts import Alert, Template, report_link
 from patchprop.domain.cascade import release_order
 from patchprop.domain.errors import NotFound
 from patchprop.domain.events import BuildResult, BuildStateChange
+from patchprop.domain.fleet import finding_counts
 from patchprop.domain.models import PatchRequest, RebuildRequest, utcnow
 from patchprop.domain.receipt import Promoter
 from patchprop.domain.records import (
@@ -113,6 +114,7 @@ def record_build_event(
         sbom_uri=result.sbom if result else None,
         promoted_by="patchprop" if on_tag_at else None,
         promoted_at=on_tag_at,
+        **finding_counts(verdict.result if verdict.report_uri else None),
     )
     recorded = store.record_finished(rebuild.rebuild_id, finish, alert)
     if recorded is not None and recorded.on_tag and evidence is not None:
@@ -138,7 +140,10 @@ def _with_evidence(
     attached, notes = attach_evidence(
         rebuild, result, verdict.result, promoter, store=store, evidence=evidence
     )
-    promotion = Promotion(outcome=rebuild.told_outcome, reasons=[*rebuild.reasons, *notes], evidence=attached)
+    signed = evidence.signer is not None and not any(note.startswith("Signing ") for note in notes)
+    promotion = Promotion(
+        outcome=rebuild.told_outcome, reasons=[*rebuild.reasons, *notes], evidence=attached, signed=signed
+    )
     return store.record_promotion(rebuild.rebuild_id, promotion) or rebuild
 
 

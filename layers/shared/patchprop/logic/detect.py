@@ -7,6 +7,7 @@ import hmac
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -54,11 +55,21 @@ def check_push(push: DockerHubPush, *, store: Store, registry: Registry, patches
     base = store.get_base(ref)
     if base is None:
         return BaseCheck(ref, Seen.UNTRACKED)
-    return check_base(base, store=store, registry=registry, patches=patches, detected_by="webhook")
+    pushed = push.push_data.pushed_at
+    pushed_at = datetime.fromtimestamp(pushed, UTC) if pushed else None
+    return check_base(
+        base, store=store, registry=registry, patches=patches, detected_by="webhook", pushed_at=pushed_at
+    )
 
 
 def check_base(
-    base: Base, *, store: Store, registry: Registry, patches: Queue, detected_by: Literal["webhook", "poller"]
+    base: Base,
+    *,
+    store: Store,
+    registry: Registry,
+    patches: Queue,
+    detected_by: Literal["webhook", "poller"],
+    pushed_at: datetime | None = None,
 ) -> BaseCheck:
     """Resolve the base's tag (one HEAD) and, if it moved, enqueue the patch, then record it.
 
@@ -72,7 +83,13 @@ def check_base(
         store.record_digest(base.ref, None, digest)
         return BaseCheck(base.ref, Seen.BASELINE, digest)
     patches.send(
-        PatchRequest(base=base.ref, digest=digest, previous_digest=base.digest, detected_by=detected_by)
+        PatchRequest(
+            base=base.ref,
+            digest=digest,
+            previous_digest=base.digest,
+            detected_by=detected_by,
+            pushed_at=pushed_at,
+        )
     )
     store.record_digest(base.ref, base.digest, digest)
     return BaseCheck(base.ref, Seen.MOVED, digest, base.digest)
