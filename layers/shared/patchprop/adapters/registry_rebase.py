@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 import requests
@@ -28,6 +27,7 @@ from patchprop.domain.oci import Manifest
 from patchprop.domain.rebase import (
     INDEXES,
     ImageParts,
+    Rebase,
     Rebased,
     RebaseRefused,
     check_media_type,
@@ -41,18 +41,6 @@ from patchprop.domain.refs import ImageRef
 
 CHUNK = 1 << 20  # bytes of a layer held at once while it is copied between registries
 PARALLEL = 8  # rebases of one Rebaser talking to registries at once
-
-
-@dataclass
-class Rebase:
-    """What one rebase did: the candidate's digest and what moved to make it."""
-
-    digest: str
-    platforms: list[str] = field(default_factory=list)
-    mounted: int = 0  # new base layers mounted across repositories
-    copied: int = 0  # new base layers streamed through this client
-    present: int = 0  # new base layers the image's repository had already
-    bytes_moved: int = 0  # bytes read or written by this client (manifests, configs, copies)
 
 
 class Rebaser:

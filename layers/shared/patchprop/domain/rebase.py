@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from patchprop.domain.errors import PatchpropError
@@ -99,6 +99,18 @@ class Rebased:
     @property
     def descriptor(self) -> dict[str, Any]:
         return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.manifest)}
+
+
+@dataclass
+class Rebase:
+    """What one rebase did: the candidate's digest and what moved to make it."""
+
+    digest: str
+    platforms: list[str] = field(default_factory=list)
+    mounted: int = 0  # new base layers mounted across repositories
+    copied: int = 0  # new base layers streamed through this client
+    present: int = 0  # new base layers the image's repository had already
+    bytes_moved: int = 0  # bytes read or written by this client (manifests, configs, copies)
 
 
 def _object(body: bytes, what: str) -> dict[str, Any]:

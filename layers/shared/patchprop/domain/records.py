@@ -95,6 +95,10 @@ class Rebuild(RebuildFields):
     sbom_uri: str | None = None
     evidence: list[str] = Field(default_factory=list)  # referrer digests attached to image_digest
     promote_attempts: int = 0
+    # How it was patched: "rebuilt" (a build) or "rebased" (registry API, then a verify-only build),
+    # and why a rebase was not done when the image's method allowed one.
+    method: str | None = None
+    fallback_reason: str | None = None
 
     @property
     def on_tag(self) -> bool:
