@@ -150,3 +150,26 @@ def test_discover_marks_an_image_rebase_safe_only_when_its_final_stage_does_not_
     path.write_text(text)
     found = discover(path)
     assert found.rebase_unsafe == unsafe and found.rebase_safe is (unsafe is None)
+
+
+def test_patchprop_rebuilds_shows_the_method_and_the_fallback_reason() -> None:
+    from patchprop_cli.rebuilds_cmd import rebuild_table
+
+    # Given a rebased rebuild and one rebuilt because it was not rebase-safe
+    common = {
+        "image": "acme/a:1",
+        "base": "acme/b:1",
+        "base_digest": NEW,
+        "status": "SUCCEEDED",
+        "build_id": "p:1",
+    }
+    table = rebuild_table(
+        [
+            {**common, "method": "rebased"},
+            {**common, "method": "rebuilt", "fallback_reason": "not rebase-safe: RUN at line 4"},
+        ]
+    )
+    # Then the table has a METHOD column saying each, with the reason
+    header, first, second = table.splitlines()[:3]
+    assert "METHOD" in header.split()
+    assert " rebased " in first and "rebuilt (not rebase-safe: RUN at line 4)" in second
