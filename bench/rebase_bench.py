@@ -127,7 +127,8 @@ def demo_chain(work: Path, registry: str, rebaser: Rebaser) -> list[tuple[str, f
 
 
 def fleet(work: Path, registry: str, count: int, rebuilds: int) -> dict[str, float]:
-    """`count` COPY-only images on one base: rebuild times, and all rebased at once."""
+    """`count` COPY-only images on one base: `rebuilds` of them rebased one at a time and rebuilt
+    (timed), and all `count` rebased at once (those first ones again: idempotent, same digests)."""
     base = f"{registry}/fleet/base:1"
     _build_base(work, base, patch_level=1)
     old = digest(base)
@@ -137,11 +138,9 @@ def fleet(work: Path, registry: str, count: int, rebuilds: int) -> dict[str, flo
                                        f"{registry}/fleet/base@{old}", base, work), names))  # fmt: skip
     _build_base(work, base, patch_level=2)
     new = digest(base)
-    rebuild_times = [
-        rebuild(work, app_context(work, n), f"{registry}/fleet/{n}:1", f"{registry}/fleet/base", new)
-        for n in names[:rebuilds]
-    ]
     rebaser = Rebaser(writer())
+    # One at a time first, on the images that are also rebuilt: the per-image side by side.
+    alone = [rebase(rebaser, f"{registry}/fleet/{n}:1", base, new, old)[0] for n in names[:rebuilds]]
     peak = [sockets()]
     stop = threading.Event()
 
@@ -159,10 +158,16 @@ def fleet(work: Path, registry: str, count: int, rebuilds: int) -> dict[str, flo
     wall = time.monotonic() - started
     stop.set()
     sampler.join()
+    # Rebuilt last: their pushes put the new base's layers in the apps' repositories.
+    rebuild_times = [
+        rebuild(work, app_context(work, n), f"{registry}/fleet/{n}:1", f"{registry}/fleet/base", new)
+        for n in names[:rebuilds]
+    ]
     return {
         "rebuild_median": statistics.median(rebuild_times),
         "rebuild_total": sum(rebuild_times) * count / len(rebuild_times),
-        "rebase_median": statistics.median(t for t, _ in done),
+        "rebase_median": statistics.median(alone),
+        "rebase_at_once_median": statistics.median(t for t, _ in done),
         "rebase_wall": wall,
         "bytes_median": statistics.median(b for _, b in done),
         "sockets_peak": peak[0],
@@ -199,7 +204,9 @@ def main() -> int:
             )
             print(f"  rebuild, median per image      {figures['rebuild_median']:8.2f} s")
             print(f"  rebuild, all (one at a time)   {figures['rebuild_total']:8.1f} s")
-            print(f"  rebase, median per image       {figures['rebase_median']:8.3f} s (all at once)")
+            print(f"  rebase, median per image       {figures['rebase_median']:8.3f} s (one at a time)")
+            at_once = figures["rebase_at_once_median"]
+            print(f"  rebase, median when all at once{at_once:8.3f} s (with the wait for a slot)")
             print(f"  rebase, all at once (wall)     {figures['rebase_wall']:8.2f} s")
             per_image = figures["rebuild_median"] / figures["rebase_median"]
             print(f"  ratio, per image               {per_image:8.0f} x")
