@@ -11,8 +11,10 @@ import os
 import shutil
 import subprocess
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from patchprop.adapters.registry_rebase import Rebaser
 from patchprop.adapters.registry_write import RegistryWriter
 from patchprop.domain.rebase import BASE_DIGEST, RebaseRefused
 from patchprop.domain.refs import parse_ref
-from patchprop_local.registry_server import LocalRegistry
+from patchprop_local.registry_server import LocalRegistry, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -293,3 +295,64 @@ def test_the_candidate_manifest_is_pushed_by_digest_only(chain: Chain) -> None:
     # Then the registry serves it by digest, and the tag list has no new tag
     assert get(f"http://{host}/v2/{name}/manifests/{done.digest}").status_code == 200
     assert json.loads(get(f"http://{host}/v2/{name}/tags/list").content)["tags"] == ["1"]
+
+
+@pytest.fixture
+def no_mount_proxy(local_registry: LocalRegistry) -> Iterator[tuple[str, list[str]]]:
+    """The registry behind a proxy that does not mount: `?mount=` is dropped from upload starts
+    (the registry then opens a plain upload, 202), as a registry without cross-repo mount does."""
+    upstream = f"http://{local_registry.address}"
+    posts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _relay(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            path = self.path
+            if self.command == "POST":
+                posts.append(path)
+                path = path.split("?", 1)[0]
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            answer = requests.request(self.command, upstream + path, data=body, headers=headers, timeout=10)
+            self.send_response(answer.status_code)
+            for key, value in answer.headers.items():
+                if key.lower() not in ("content-length", "transfer-encoding", "connection", "date"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(answer.content)
+
+        do_GET = do_HEAD = do_PUT = do_POST = _relay
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", posts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_registry_that_does_not_mount_gets_the_layers_streamed(
+    chain: Chain, builder: Builder, no_mount_proxy: tuple[str, list[str]]
+) -> None:
+    # Given the app in a repository of its own, reached through a registry that does not mount
+    proxy, posts = no_mount_proxy
+    builder.build("rebase/nomount:1", APP, APP_FILES, base=f"{chain.repo}@{chain.v1}")
+    base = parse_ref(f"{proxy}/rebase/base:1")
+    # When it is rebased there
+    done = Rebaser(writer(), chunk=8192).rebase(
+        parse_ref(f"{proxy}/rebase/nomount:1"), base, chain.v2, chain.v1
+    )
+    # Then a mount was asked for, refused, and the layers the repository lacked were streamed
+    assert any("mount=" in post for post in posts)
+    assert done.mounted == 0 and done.copied >= 1
+    host = builder.registry.address
+    assert flatten(f"{host}/rebase/nomount", done.digest) == flatten(
+        f"{host}/rebase/fresh", chain.fresh_digest
+    )
