@@ -173,3 +173,9 @@ def test_patchprop_rebuilds_shows_the_method_and_the_fallback_reason() -> None:
     header, first, second = table.splitlines()[:3]
     assert "METHOD" in header.split()
     assert " rebased " in first and "rebuilt (not rebase-safe: RUN at line 4)" in second
+
+
+def test_a_manifest_of_an_unexpected_shape_falls_back_to_a_rebuild() -> None:
+    rebuild, builds = start(request(), FakeRebaser(KeyError("size")))
+    assert rebuild.method == "rebuilt" and "could not be read" in (rebuild.fallback_reason or "")
+    assert len(builds.started) == 1

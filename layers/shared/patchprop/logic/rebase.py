@@ -64,6 +64,8 @@ def choose_method(request: RebuildRequest, *, rebaser: Rebasing | None, tag_dige
         done = rebaser.rebase(image, parse_ref(request.base), request.base_digest, request.previous_digest)
     except RebaseRefused as exc:
         return _fallback(request, f"rebase refused: {exc}")
+    except (ValueError, KeyError, TypeError) as exc:  # a manifest or config of an unexpected shape
+        return _fallback(request, f"rebase refused: a manifest or config could not be read ({exc!r})")
     except (RegistryUnavailable, RegistryRateLimited) as exc:
         if request.patch_by == "rebase":
             raise BuildThrottled(f"the registry failed the rebase for now: {exc}") from exc
