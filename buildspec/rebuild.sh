@@ -46,6 +46,9 @@
 #   COSIGN_KMS_KEY         KMS key (ARN or awskms:///…) to sign the pushed image by digest; PUSH=tag
 #                          only: a candidate is signed at promotion, by patchprop, never here
 #   COSIGN_TLOG_UPLOAD     true to record the signature in the public Rekor log (default false)
+#   PATCHPROP_CANDIDATE_DIGEST  sha256:…  verify only: patchprop rebased the image with the registry
+#                          API and pushed this candidate to TARGET_IMAGE's repository; nothing is
+#                          built, the candidate gets the smoke test, SBOM and scan (PUSH=candidate)
 #
 # The dependent's Dockerfile declares `ARG BASE_IMAGE` and starts `FROM ${BASE_IMAGE}`.
 set -euo pipefail
@@ -78,6 +81,12 @@ esac
 case $REGISTRY_TLS_VERIFY in true | false) ;; *) die "REGISTRY_TLS_VERIFY must be true or false" 2 ;; esac
 PUSH=${PUSH:-tag}
 case $PUSH in tag | candidate) ;; *) die "PUSH must be tag or candidate, not '$PUSH'" 2 ;; esac
+CANDIDATE_DIGEST=${PATCHPROP_CANDIDATE_DIGEST:-}
+if [[ -n $CANDIDATE_DIGEST ]]; then
+  [[ $CANDIDATE_DIGEST =~ ^sha256:[0-9a-f]{64}$ ]] \
+    || die "PATCHPROP_CANDIDATE_DIGEST must be sha256:<64 hex digits>, not '$CANDIDATE_DIGEST'" 2
+  PUSH=candidate  # a rebased candidate is on no tag; the gate moves the tag
+fi
 SBOM=${SBOM:-auto}
 case $SBOM in auto | required | off) ;; *) die "SBOM must be auto, required or off, not '$SBOM'" 2 ;; esac
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
@@ -94,11 +103,13 @@ needs() { command -v "$1" >/dev/null 2>&1 || die "$2" 127; }
 [[ -z ${COSIGN_VERIFY_KEY:-}${COSIGN_KMS_KEY:-} ]] \
   || needs cosign "COSIGN_VERIFY_KEY or COSIGN_KMS_KEY is set but cosign is not installed"
 [[ -z ${REPORTS_URI:-} ]] || needs aws "REPORTS_URI is set but the aws CLI is not installed"
-[[ $PUSH != candidate || $BUILDER != buildah ]] \
+[[ $PUSH != candidate || $BUILDER != buildah || -n $CANDIDATE_DIGEST ]] \
   || needs skopeo "PUSH=candidate with buildah needs skopeo: apt-get install skopeo"
 
-[[ -d $CONTEXT_DIR ]] || die "build context $CONTEXT_DIR not found"
-[[ -f $DOCKERFILE ]] || die "Dockerfile $DOCKERFILE not found in the build context"
+if [[ -z $CANDIDATE_DIGEST ]]; then
+  [[ -d $CONTEXT_DIR ]] || die "build context $CONTEXT_DIR not found"
+  [[ -f $DOCKERFILE ]] || die "Dockerfile $DOCKERFILE not found in the build context"
+fi
 
 log "rebuild $PATCHPROP_REBUILD_ID: $TARGET_IMAGE on $BASE_IMAGE_NAME pinned to $BASE_IMAGE_DIGEST"
 repository=$TARGET_IMAGE
@@ -197,7 +208,12 @@ build_with_docker() {
     | grep -o 'sha256:[0-9a-f]*' >"$digest_file"
 }
 
-"build_with_$BUILDER"
+if [[ -n $CANDIDATE_DIGEST ]]; then
+  log "verifying the rebased candidate $repository@$CANDIDATE_DIGEST: no build"
+  printf '%s\n' "$CANDIDATE_DIGEST" >"$digest_file"
+else
+  "build_with_$BUILDER"
+fi
 
 digest=$(<"$digest_file")
 [[ $digest == sha256:* ]] || die "the push reported no digest for $TARGET_IMAGE"
@@ -253,8 +269,13 @@ smoke_test() {
   log "smoke test, at most ${TEST_TIMEOUT}s: $PATCHPROP_TEST_COMMAND"
   set +e
   if [[ $BUILDER == buildah ]]; then
-    container=$(buildah "${storage[@]}" from --pull=never "$(<"$workdir/image-id")") \
-      || die "cannot start the rebuilt image for its smoke test"
+    if [[ -n $CANDIDATE_DIGEST ]]; then  # the rebased candidate, pulled by digest
+      container=$(buildah "${storage[@]}" from --quiet --tls-verify="$REGISTRY_TLS_VERIFY" "docker://$pushed") \
+        || die "cannot pull the rebased candidate $pushed for its smoke test"
+    else
+      container=$(buildah "${storage[@]}" from --pull=never "$(<"$workdir/image-id")") \
+        || die "cannot start the rebuilt image for its smoke test"
+    fi
     timeout --kill-after=10 "$TEST_TIMEOUT" buildah "${storage[@]}" run --isolation "$BUILDAH_ISOLATION" \
       "$container" -- sh -c "$PATCHPROP_TEST_COMMAND" 2>&1 </dev/null | tail -c "$SMOKE_TAIL_BYTES" >"$tail_file"
     code=${PIPESTATUS[0]}

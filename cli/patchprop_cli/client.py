@@ -172,6 +172,9 @@ def register_dependent(
     test_command: str | None = None,
     api_url: str | None = None,
     client: ApiClient | None = None,
+    patch_by: str = "auto",
+    rebase_safe: bool | None = None,
+    rebase_unsafe_reason: str | None = None,
 ) -> dict[str, Any]:
     """Register (or replace) a dependent through the API; returns `{"dependent": …, "created": …}`."""
     body: dict[str, Any] = {
@@ -189,6 +192,12 @@ def register_dependent(
         body["policy"] = policy
     if test_command:
         body["test_command"] = test_command
+    if patch_by != "auto":
+        body["patch_by"] = patch_by
+    if rebase_safe is not None:  # what `patchprop discover` found (patchprop_cli.discover.rebase_safe)
+        body["rebase_safe"] = rebase_safe
+        if rebase_unsafe_reason:
+            body["rebase_unsafe_reason"] = rebase_unsafe_reason
     from patchprop.logic.catalog import DependentRegistration
 
     check_request(DependentRegistration, body)

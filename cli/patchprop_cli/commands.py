@@ -38,6 +38,7 @@ def register(
     cooldown_seconds: int,
     policy: str | None,
     test_command: str | None,
+    patch_by: str,
     api_url: str | None,
     as_json: bool,
 ) -> None:
@@ -59,6 +60,7 @@ def register(
             cooldown_seconds=cooldown_seconds,
             policy=policy,
             test_command=test_command,
+            patch_by=patch_by,
             client=client,
         )
     if as_json:
@@ -92,6 +94,7 @@ def update(
     cooldown_seconds: int | None,
     policy: str | None,
     test_command: str | None,
+    patch_by: str | None,
     api_url: str | None,
     as_json: bool,
 ) -> None:
@@ -107,6 +110,7 @@ def update(
         "cooldown_seconds": cooldown_seconds,
         "policy": policy,
         "test_command": test_command,
+        "patch_by": patch_by,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:

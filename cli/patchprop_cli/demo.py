@@ -5,9 +5,12 @@ builds a small base image (a static busybox in `FROM scratch`, no network), buil
 image on it and two apps on the golden image, registers that chain, re-publishes the base with
 a change, and shows live what happens: the registry push reaches the webhook, the golden image
 is rebuilt on the new base digest, its push cascades to the two apps, and SNS tells each
-outcome. Each image has a smoke test; app-b's fails on purpose, so its rebuild is held back and
-its tag stays on the old digest. Then it checks, with the registry's digests, that golden and
-app-a were promoted onto their parents' new digests and app-b's tag did not move, and stops.
+outcome. app-a's final stage only copies a file, so it is rebased (its own layer put on golden's
+new layers with the registry API, then verified by the same build project without a build);
+app-b, with a RUN, is rebuilt. Each image has a smoke test; app-b's fails on purpose, so its
+rebuild is held back and its tag stays on the old digest. Then it checks, with the registry's
+digests, that golden and app-a were promoted onto their parents' new digests and app-b's tag did
+not move, and stops.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.registry import RegistryClient
 from patchprop.domain.models import Dependent
 from patchprop.domain.refs import parse_ref
+from patchprop_cli.discover import discover
 from patchprop_local import resources
 from patchprop_local.lifecycle import LocalStack
 
@@ -99,6 +103,7 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
     step("Registering the chain: base -> golden -> app-a, app-b")
     store = Store(info["resources"]["PatchpropTable"])
     for name, parent in (("golden", "base"), ("app-a", "golden"), ("app-b", "golden")):
+        found = discover(EXAMPLES / name / "Dockerfile")  # rebase-safe: its final stage only copies
         store.put_dependent(
             Dependent(
                 image=images[name],
@@ -107,9 +112,12 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
                 owner=f"team-{name}",
                 source_location=str(EXAMPLES / name),
                 test_command=SMOKE_TESTS[name],
+                rebase_safe=found.rebase_safe,
+                rebase_unsafe_reason=found.rebase_unsafe,
             )
         )
-        show(f"{images[name]:42} FROM {images[parent]}   smoke test: {SMOKE_TESTS[name]}")
+        how = "rebased" if found.rebase_safe else f"rebuilt ({found.rebase_unsafe})"
+        show(f"{images[name]:42} FROM {images[parent]}   smoke test: {SMOKE_TESTS[name]}   {how}")
     stack.run_schedules()  # the first poll records each base's current digest
     show("first poll recorded the current digests")
 
@@ -141,6 +149,8 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
             show(line, "yellow" if ok else "red")
             continue
         if above:
+            (latest,) = store.recent_rebuilds(images[level], limit=1)
+            line += f"   {latest.method or '?'}"
             annotations = _annotations(images[level])
             pinned = annotations.get("org.opencontainers.image.base.digest")
             on_parent = pinned == after[above]
@@ -170,9 +180,10 @@ def _narrate(kind: str, data: dict[str, Any]) -> None:
         }
         status = data["build-status"]
         color = {"SUCCEEDED": "green", "FAILED": "red"}.get(status, "yellow")
+        verify = "  (rebased: verify only)" if env.get("PATCHPROP_CANDIDATE_DIGEST") else ""
         show(
             f"CodeBuild {status:11} {env.get('TARGET_IMAGE')} on {env.get('BASE_IMAGE_NAME')}"
-            f"@{short(env.get('BASE_IMAGE_DIGEST'))}",
+            f"@{short(env.get('BASE_IMAGE_DIGEST'))}{verify}",
             color,
         )
     elif kind == "sns":

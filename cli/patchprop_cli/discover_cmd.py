@@ -40,6 +40,8 @@ def _dependent(discovery: Discovery, image: str | None) -> dict[str, Any]:
         "platforms": list(discovery.platforms),
         "found": [_found(base) for base in discovery.bases],
         "notes": _notes(discovery),
+        "rebase_safe": discovery.rebase_safe,
+        "rebase_unsafe_reason": discovery.rebase_unsafe,
     }
     if discovery.runtime_by_platform:
         out["runtime_by_platform"] = discovery.runtime_by_platform
@@ -89,6 +91,11 @@ def _table(dependents: list[dict[str, Any]]) -> str:
         ]
         if dependent["runtime_base"] is None:
             lines.append("  (the final stage is FROM scratch: no runtime base)")
+        lines.append(
+            "  rebase-safe: yes (the final stage only copies files and sets metadata)"
+            if dependent["rebase_safe"]
+            else f"  rebase-safe: no ({dependent['rebase_unsafe_reason']})"
+        )
         lines += [f"  note: {note}" for note in dependent["notes"]]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
@@ -181,6 +188,14 @@ def discover(
         raise DiscoverFailed(
             f"{dependent['dockerfile']}: no base image to track for {image} (pinned or scratch)"
         )
-    register_dependent(image=image, bases=dependent["tracked"], project=project, owner=owner, build_args=args)
+    register_dependent(
+        image=image,
+        bases=dependent["tracked"],
+        project=project,
+        owner=owner,
+        build_args=args,
+        rebase_safe=dependent["rebase_safe"],
+        rebase_unsafe_reason=dependent["rebase_unsafe_reason"],
+    )
     runtime = dependent["runtime_base"]
     click.echo(f"registered {image} on {', '.join(dependent['tracked'])} (runtime base {runtime})")

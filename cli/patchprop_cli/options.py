@@ -26,6 +26,7 @@ DEPENDENT_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("cooldown_seconds", "--cooldown", {"type": click.IntRange(min=0), "metavar": "SECONDS"}),
     ("policy", "--policy", {"metavar": "POLICY"}),
     ("test_command", "--test-command", {"metavar": "COMMAND"}),
+    ("patch_by", "--patch-by", {"type": click.Choice(["rebuild", "rebase", "auto"])}),
 )
 # API field -> the option that set it, so a refusal names what the user typed.
 OPTION_OF_FIELD = {

@@ -19,6 +19,7 @@ def rebuild_table(rebuilds: list[dict[str, Any]], with_image: bool = True) -> st
         "BASE",
         "BASE DIGEST",
         "STATUS",
+        "METHOD",
         "BUILD / REASON",
     ]
     rows = []
@@ -31,10 +32,17 @@ def rebuild_table(rebuilds: list[dict[str, Any]], with_image: bool = True) -> st
                 r["base"],
                 short(r.get("base_digest")),
                 status,
+                method_cell(r),
                 r.get("build_id") or r.get("reason"),
             ]
         )
     return table(headers, rows)
+
+
+def method_cell(rebuild: dict[str, Any]) -> str:
+    """How it was patched (rebased or rebuilt), and why it was not rebased when it could be."""
+    method = rebuild.get("method") or "-"
+    return f"{method} ({rebuild['fallback_reason']})" if rebuild.get("fallback_reason") else method
 
 
 @click.command()

@@ -50,6 +50,7 @@ def start(request: RebuildRequest) -> dict:
         cap=env.BUILD_CONCURRENCY_CAP,
         cap_wait=env.CAP_WAIT_SECONDS,
         tag_mover=adapters.tag_mover,
+        rebaser=adapters.rebaser,
         on_released=lambda n: metrics.add_metric("BuildSlotsReleased", MetricUnit.Count, n),
     )
     if rebuild is None:

@@ -492,3 +492,32 @@ def test_a_required_scan_without_trivy_fails_before_building(
 def start_build_in(builds: LocalCodeBuild, env: dict[str, str], tmp_path: Path) -> str:
     source = context(tmp_path, "app", dependent())
     return builds.start_build(PROJECT, env, env["PATCHPROP_REBUILD_ID"], source_location=str(source))
+
+
+def test_a_rebased_candidate_is_verified_without_a_build_and_a_bad_digest_is_refused(
+    base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a candidate already in the registry (as a rebase pushes it) and its verify-only build
+    source = context(tmp_path, "ctx", "FROM scratch\nRUN exit 9\n")  # never built
+    env = {
+        **rebuild_env(base, "acme/golden-busybox:1"),
+        "PATCHPROP_CANDIDATE_DIGEST": base.digest,
+        "PATCHPROP_TEST_COMMAND": "test -x /bin/busybox && echo smoke-ok",
+    }
+    good = builds.start_build(PROJECT, env, "verify", source_location=str(source))
+    bad = builds.start_build(
+        PROJECT,
+        {**env, "PATCHPROP_CANDIDATE_DIGEST": "sha256:nope"},
+        "verify-bad",
+        source_location=str(source),
+    )
+    assert builds.wait(120)
+    # Then the candidate was smoke-tested by digest, nothing built, and the result names it
+    assert_statuses(events, good, ["IN_PROGRESS", "SUCCEEDED"])
+    log = log_text(final_event(events, good))
+    assert "verifying the rebased candidate" in log and "exit 9" not in log and "smoke-ok" in log
+    result = builds.build_result(good) or {}
+    assert (result["digest"], result["candidate"], result["smoke"]["passed"]) == (base.digest, True, True)
+    # And a malformed candidate digest fails before anything runs
+    assert statuses(events, bad) == ["IN_PROGRESS", "FAILED"]
+    assert "PATCHPROP_CANDIDATE_DIGEST must be sha256:<64 hex digits>" in log_text(final_event(events, bad))

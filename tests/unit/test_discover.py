@@ -609,6 +609,9 @@ def test_command_dry_run_json_prints_exactly_what_it_would_register(tmp_path: Pa
                         "runtime": False,
                     },
                 ],
+                # The final stage is FROM the runtime stage, whose RUN reads the base's files.
+                "rebase_safe": False,
+                "rebase_unsafe_reason": "RUN at line 6",
             }
         ],
         "errors": [],
@@ -629,6 +632,7 @@ def test_command_dry_run_table_marks_the_runtime_base(tmp_path: Path) -> None:
         ["docker.io/library/node:22-slim", "from", "runtime", "5", "runtime"],
         ["docker.io/library/golang:1.23", "from", "build", "8"],
         ["ghcr.io/astral-sh/uv:0.5.11", "copy-from", "final", "14"],
+        ["rebase-safe:", "no", "(RUN", "at", "line", "6)"],
     ]
 
 
@@ -680,6 +684,8 @@ def test_command_registers_the_image_on_all_its_bases(
             "project": "api-build",
             "owner": "team-a",
             "build_args": {"NODE_VERSION": "20"},
+            "rebase_safe": False,
+            "rebase_unsafe_reason": "RUN at line 6",
         }
     ]
     assert "registered docker.io/acme/api:2.4" in result.stdout

@@ -17,6 +17,7 @@ from patchprop_cli.discover.platforms import (
     predefined_args,
 )
 from patchprop_cli.discover.read import escape_token, parse, read_dockerfile
+from patchprop_cli.discover.rebase_safe import rebase_unsafe
 from patchprop_cli.discover.stages import Walk
 
 
@@ -94,6 +95,7 @@ def discover(
         platforms=tuple(targets),
         runtime_by_platform=runtimes if len(set(runtimes.values())) > 1 else {},
         notes=_notes(walks, first, args, commands, {base.ref for base in bases}),
+        rebase_unsafe=rebase_unsafe(first, commands),
     )
 
 

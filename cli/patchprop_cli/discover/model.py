@@ -53,6 +53,12 @@ class Discovery:
     # The runtime base of each platform, when they are not all the same.
     runtime_by_platform: dict[str, str | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what was assumed or ignored, for people
+    # Why its final stage reads the base's files (`RUN at line 4`); None: rebase-safe.
+    rebase_unsafe: str | None = "not checked"
+
+    @property
+    def rebase_safe(self) -> bool:
+        return self.rebase_unsafe is None
 
     @property
     def refs(self) -> list[str]:

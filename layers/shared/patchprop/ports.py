@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.cascade import Node
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
+from patchprop.domain.rebase import Rebase
 from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Promotion, Rebuild
 from patchprop.domain.refs import ImageRef
 
@@ -140,6 +141,15 @@ class TagMover(Protocol):
     def move_tag(self, repository: ImageRef, tag: str, digest: str, expect_current: str | None) -> bool:
         """Raises TagMoved (the tag is not at expect_current), TagMoveRefused, RegistryUnavailable."""
         ...
+
+
+class Rebasing(Protocol):
+    """Puts an image's own layers on its base's new digest with the registry API; pushes the
+    result by digest only (a candidate). Raises RebaseRefused when that would not be exact."""
+
+    def rebase(
+        self, image: ImageRef, base: ImageRef, new_digest: str, previous_digest: str | None
+    ) -> Rebase: ...
 
 
 class Referrers(Protocol):

@@ -12,6 +12,7 @@ from patchprop.adapters.codebuild import CodeBuild
 from patchprop.adapters.dynamodb import Store as DynamoDBStore
 from patchprop.adapters.promotion import TagMovers
 from patchprop.adapters.registry import RegistryClient
+from patchprop.adapters.registry_rebase import Rebaser
 from patchprop.adapters.registry_write import RegistryWriter
 from patchprop.adapters.s3 import Reports as S3Reports
 from patchprop.adapters.slack import SlackWebhook
@@ -23,6 +24,7 @@ from patchprop.ports import (
     Builds,
     ChatWebhook,
     Queue,
+    Rebasing,
     Referrers,
     Registry,
     Reports,
@@ -103,6 +105,11 @@ class Adapters:
         return _writer(tuple(sorted(credentials.items())))
 
     @property
+    def rebaser(self) -> Rebasing:
+        credentials = secrets.registry_credentials(self.env.REGISTRY_CREDENTIALS_SECRET_ID)
+        return _rebaser(tuple(sorted(credentials.items())))
+
+    @property
     def tag_mover(self) -> TagMover:
         return TagMovers(self.writer)
 
@@ -140,6 +147,11 @@ def _writer(credentials: tuple) -> RegistryWriter:
     return RegistryWriter(credentials=dict(credentials))
 
 
+@lru_cache(maxsize=4)
+def _rebaser(credentials: tuple) -> Rebaser:
+    return Rebaser(RegistryWriter(credentials=dict(credentials)))
+
+
 @lru_cache(maxsize=2)
 def _slack_webhook(url: str) -> SlackWebhook:
     return SlackWebhook(url)
@@ -155,7 +167,7 @@ def idempotency_store(table_name: Callable[[], str]) -> idempotency.LazyDynamoDB
 
 def reset() -> None:
     """Forget every adapter and secret (a new container: tests switch AWS endpoints)."""
-    for factory in (adapters, _registry, _writer, _slack_webhook):
+    for factory in (adapters, _registry, _writer, _rebaser, _slack_webhook):
         factory.cache_clear()
     idempotency.forget_all()
     secrets.clear_cache()

@@ -137,7 +137,7 @@ def image_status(
         behind_seconds=(now - since).total_seconds() if since else None,
         bases=drifts,
         last_outcome=outcome,
-        last_method=getattr(last, "method", None) if last else None,
+        last_method=last.method if last else None,
         last_rebuild_at=last.detected_at if last else None,
         open_findings=findings,
         fips=any(is_fips(ref) for ref in dependent.bases),

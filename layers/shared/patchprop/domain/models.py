@@ -110,6 +110,10 @@ BuildArgs = Annotated[
     ),
 ]
 Cooldown = Annotated[int, Field(ge=0, le=MAX_COOLDOWN_SECONDS)]
+# How a dependent is patched when a base moves: rebuilt, rebased (its own layers put on the new
+# base with the registry API, no build), or rebased when that is known to be exact (auto).
+PatchBy = Literal["rebuild", "rebase", "auto"]
+RebaseReason = Annotated[str, Field(max_length=1024, pattern=ONE_LINE_PATTERN)]
 
 
 class DomainModel(BaseModel):
@@ -179,6 +183,24 @@ class Dependent(DomainModel):
             "A smoke test run inside the rebuilt image (`sh -c`) before it may be promoted; a "
             "non-zero exit or a timeout fails the rebuild and leaves the tag where it was."
         ),
+    )
+    patch_by: PatchBy = Field(
+        default="auto",
+        description=(
+            "How it is patched when a base moves: `rebuild` (a build), `rebase` (its own layers put on "
+            "the new base with the registry API, no build), `auto` (rebase when `patchprop discover` "
+            "found it rebase-safe and its layers match the old base's, else rebuild)."
+        ),
+    )
+    rebase_safe: bool | None = Field(
+        default=None,
+        description=(
+            "Set by `patchprop discover`: true when its final stage only copies files and sets "
+            "metadata (no RUN), so a rebase gives what a rebuild would; null: not known."
+        ),
+    )
+    rebase_unsafe_reason: RebaseReason | None = Field(
+        default=None, description="Why it is not rebase-safe, e.g. `RUN at line 4` (set by discover)."
     )
 
 
@@ -272,6 +294,10 @@ class RebuildRequest(RebuildFields):
     cooldown_seconds: int = 0
     test_command: str | None = None
     waits: int = 0  # times it was sent again to wait (a full cap, a cooldown): logic/start.py
+    # The dependent's patch method (logic/rebase.py); "rebuild" for requests sent before it existed.
+    patch_by: PatchBy = "rebuild"
+    rebase_safe: bool | None = None
+    rebase_unsafe_reason: str | None = None
 
     @classmethod
     def for_dependent(
@@ -293,4 +319,7 @@ class RebuildRequest(RebuildFields):
             policy=dependent.policy,
             test_command=dependent.test_command,
             detected_at=patch.detected_at,
+            patch_by=dependent.patch_by,
+            rebase_safe=dependent.rebase_safe,
+            rebase_unsafe_reason=dependent.rebase_unsafe_reason,
         )

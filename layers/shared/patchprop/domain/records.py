@@ -101,6 +101,10 @@ class Rebuild(RebuildFields):
     open_findings: dict[str, int] | None = None  # by severity: in this build's scan report
     signed: bool | None = None  # the promoted digest was signed
     base_verified: bool | None = None  # the base's signature was verified before the build
+    # How it was patched: "rebuilt" (a build) or "rebased" (registry API, then a verify-only build),
+    # and why a rebase was not done when the image's method allowed one.
+    method: str | None = None
+    fallback_reason: str | None = None
 
     @property
     def on_tag(self) -> bool:

@@ -265,7 +265,7 @@ def outcomes(rebuilds: Sequence[Rebuild]) -> Outcomes:
     return Outcomes(
         rebuilds=len(final),
         by_outcome=dict(sorted(Counter(r.told_outcome.value for r in final).items())),
-        by_method=dict(sorted(Counter(getattr(r, "method", None) or "unknown" for r in final).items())),
+        by_method=dict(sorted(Counter(r.method or "unknown" for r in final).items())),
         fixed_by_severity=fixed,
         fixed_unknown=unknown,
         kept_off_by_severity=kept_off,

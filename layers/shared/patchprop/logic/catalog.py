@@ -21,8 +21,10 @@ from patchprop.domain.models import (
     Cooldown,
     Dependent,
     OwnerName,
+    PatchBy,
     PolicyText,
     ProjectName,
+    RebaseReason,
     SourceLocation,
     SourceVersion,
 )
@@ -91,6 +93,9 @@ class DependentChanges(BaseModel):
     cooldown_seconds: Cooldown | None = None
     policy: PolicyText = None
     test_command: str | None = Field(default=None, max_length=4096)
+    patch_by: PatchBy | None = None
+    rebase_safe: bool | None = None
+    rebase_unsafe_reason: RebaseReason | None = None
 
 
 # ---- out ---------------------------------------------------------------------------------

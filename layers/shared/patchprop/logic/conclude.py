@@ -27,6 +27,7 @@ from patchprop.domain.records import (
 )
 from patchprop.logic.alerts import count_skipped, tell_finished
 from patchprop.logic.promote import Evidence, attach_evidence, by_hand_hint, move_candidate
+from patchprop.logic.rebase import method_note
 from patchprop.logic.verdict import Verdict, judge, read_result
 from patchprop.ports import Builds, Queue, Reports, Store, TagMover, Topic
 
@@ -82,7 +83,7 @@ def record_build_event(
         update={"status": status, "build_id": detail.build_key, "log_url": log_url or rebuild.log_url}
     )
     alert = Alert.from_rebuild(finished, verdict.result, report_url=report_link(verdict.report_uri))
-    notes = [*verdict.notes, *_smoke_notes(result, rebuild.rebuild_id)]
+    notes = [*method_note(rebuild), *verdict.notes, *_smoke_notes(result, rebuild.rebuild_id)]
     moved = None
     if (
         status is RebuildStatus.SUCCEEDED

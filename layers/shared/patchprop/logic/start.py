@@ -9,8 +9,9 @@ from patchprop.domain.errors import BuildStartFailed, BuildThrottled, CapReached
 from patchprop.domain.models import RebuildRequest, utcnow
 from patchprop.domain.records import NodeStatus, Rebuild
 from patchprop.logic.promote import tag_now
+from patchprop.logic.rebase import choose_method
 from patchprop.logic.reconcile import CAP_WAIT_RECONCILE_AFTER, reconcile_slots
-from patchprop.ports import Builds, Store, TagMover
+from patchprop.ports import Builds, Rebasing, Store, TagMover
 
 log = logging.getLogger(__name__)
 CAP_WAIT = 30  # seconds before a rebuild waiting for a slot of the cap looks again
@@ -78,9 +79,11 @@ def start_rebuild(
     cap_wait: float = CAP_WAIT,
     tag_mover: TagMover | None = None,
     on_released: Callable[[int], None] = lambda _n: None,
+    rebaser: Rebasing | None = None,
 ) -> Rebuild | None:
     """Start the build unless it was started before; BuildThrottled means "try again later".
 
+    A rebased image (logic/rebase.py) starts the same build, to verify its candidate only.
     None: a newer digest of the cascade's base superseded it before it started.
     """
     existing = store.get_rebuild(request.rebuild_id)
@@ -115,9 +118,12 @@ def start_rebuild(
     ):
         raise CapReached(f"{cap} patchprop builds already running (ConcurrencyCap)", cap_wait)
     try:
+        method = choose_method(request, rebaser=rebaser, tag_digest=tag_digest)
+        if method.refused:
+            raise BuildStartFailed(method.refused)
         build_id = builds.start_build(
             request.project,
-            build_env(request),
+            {**build_env(request), **method.env},
             idempotency_token=request.rebuild_id,
             source_version=request.source_version,
             source_location=request.source_location,
@@ -127,6 +133,11 @@ def start_rebuild(
             store.release_build_slot()
         if isinstance(exc, BuildThrottled):
             raise
-        return store.record_not_started(Rebuild.not_started(request, str(exc)))
-    started = Rebuild.started(request, build_id, tag_digest).model_copy(update={"tag_checked": checked})
+        failed = Rebuild.not_started(request, str(exc))
+        if request.patch_by == "rebase":
+            failed = failed.model_copy(update={"method": "rebased"})
+        return store.record_not_started(failed)
+    started = Rebuild.started(request, build_id, tag_digest).model_copy(
+        update={"tag_checked": checked, **method.fields}
+    )
     return store.record_started(started)

@@ -74,6 +74,7 @@ class Alert(BaseModel):
     new_from_base: list[Finding] = Field(default_factory=list)
     still_present: int = 0
     highest_new: Severity | None = None
+    method: str | None = None  # "rebuilt" or "rebased" (Rebuild.method)
 
     @classmethod
     def from_rebuild(
@@ -111,6 +112,7 @@ class Alert(BaseModel):
             status=rebuild.status.value,
             outcome=outcome,
             reasons=reasons,
+            method=rebuild.method,
             **gated,
         )
 
@@ -137,6 +139,8 @@ def attributes(alert: Alert) -> dict[str, str | int]:
         found["owner"] = alert.owner
     if alert.rebuild_id:
         found["rebuild_id"] = alert.rebuild_id  # the Slack function reads the rebuild by it
+    if alert.method:
+        found["method"] = alert.method  # rebuilt or rebased: route or count them apart
     return found
 
 
