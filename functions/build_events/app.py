@@ -47,6 +47,7 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         topic=adapters.topic,
         rebuild_queue=adapters.rebuild_queue,
         template=env.NOTIFY_FORMAT,
+        bus=adapters.bus,
     )
     metrics.add_metric(f"Rebuild{rebuild.status.value.capitalize()}", MetricUnit.Count, 1)
     if rebuild.outcome:

@@ -42,6 +42,8 @@ class Resources(EnvVars):
     SLACK_WEBHOOK_SECRET_ID: str = ""
     # Which builder starts rebuilds: CodeBuild, or one registered by name (`patchprop local`).
     PATCHPROP_BUILDS: str = "codebuild"
+    # Outcome events ("Image Promoted", ...) go to this EventBridge bus; empty: none are put.
+    EVENT_BUS_NAME: str = ""
 
 
 class WebhookEnv(Resources):

@@ -95,6 +95,8 @@ class Rebuild(RebuildFields):
     sbom_uri: str | None = None
     evidence: list[str] = Field(default_factory=list)  # referrer digests attached to image_digest
     promote_attempts: int = 0
+    # The outcome last put on the event bus (domain/outcome_events.py): each verdict goes once.
+    announced: Outcome | None = None
 
     @property
     def on_tag(self) -> bool:
@@ -174,6 +176,7 @@ class Patch(PatchRequest):
     skipped: int = 0
     summarized: bool = False
     last_finished_at: datetime | None = None
+    announced: bool = False  # its "Patch Completed" event is on the bus
 
     @property
     def complete(self) -> bool:

@@ -27,7 +27,7 @@ from patchprop.domain.records import (
 from patchprop.logic.alerts import count_skipped, tell_finished
 from patchprop.logic.promote import Evidence, attach_evidence, by_hand_hint, move_candidate
 from patchprop.logic.verdict import Verdict, judge, read_result
-from patchprop.ports import Builds, Queue, Reports, Store, TagMover, Topic
+from patchprop.ports import Builds, EventBus, Queue, Reports, Store, TagMover, Topic
 
 REBUILD_ID_VAR = "PATCHPROP_REBUILD_ID"
 _RUNNING = (NodeStatus.READY, NodeStatus.RUNNING)
@@ -143,15 +143,22 @@ def _with_evidence(
 
 
 def conclude(
-    rebuild: Rebuild, *, store: Store, topic: Topic, rebuild_queue: Queue, template: Template = "email"
+    rebuild: Rebuild,
+    *,
+    store: Store,
+    topic: Topic,
+    rebuild_queue: Queue,
+    template: Template = "email",
+    bus: EventBus | None = None,
 ) -> list[str]:
-    """Tell a finished rebuild and move its cascade on; returns the images released (enqueued)."""
+    """Tell a finished rebuild (SNS, and the event bus when given) and move its cascade on;
+    returns the images released (enqueued)."""
     if not rebuild.status.final:
         return []
-    tell_finished(rebuild, store=store, topic=topic, template=template)
+    tell_finished(rebuild, store=store, topic=topic, template=template, bus=bus)
     released, blocked = advance_cascade(rebuild, store=store, rebuild_queue=rebuild_queue)
     for image in blocked:
-        count_skipped(rebuild.patch, image, store=store, topic=topic, template=template)
+        count_skipped(rebuild.patch, image, store=store, topic=topic, template=template, bus=bus)
     return released
 
 
