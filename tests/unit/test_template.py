@@ -606,7 +606,7 @@ def test_every_work_queue_has_a_redrive_policy(cfn: Template) -> None:
 
 def test_every_dlq_has_an_alarm(cfn: Template) -> None:
     # Given the five DLQs (the Slack one only with a webhook)
-    assert len(dead_letter_queues(cfn)) == 5
+    assert len(dead_letter_queues(cfn)) == 6
     # When their alarms are looked up
     findings = dlqs_without_alarm(cfn)
     # Then each has one that fires on the first visible message
@@ -615,7 +615,7 @@ def test_every_dlq_has_an_alarm(cfn: Template) -> None:
 
 def test_every_function_has_an_explicit_log_group_with_retention(cfn: Template) -> None:
     # Given the seven functions (the Slack one only with a webhook)
-    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 7
+    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 8
     # When their log groups are looked up
     findings = functions_without_log_group(cfn)
     # Then each logs to a group of this stack that has a retention
@@ -965,7 +965,7 @@ def test_the_local_reader_expands_the_template_as_the_deployed_one_is(sam: Templ
     for kind in ("AWS::SQS::Queue", "AWS::CloudWatch::Alarm", "AWS::Logs::LogGroup"):
         assert names(local, kind) == names(cfn, kind), kind
     assert names(local, "AWS::IAM::Role") <= names(cfn, "AWS::IAM::Role")
-    assert len(names(local, "AWS::SQS::Queue")) == 8 and len(names(local, "AWS::Logs::LogGroup")) == 8
+    assert len(names(local, "AWS::SQS::Queue")) == 9 and len(names(local, "AWS::Logs::LogGroup")) == 9
     assert not [key for key in local["Resources"] if key.startswith("Fn::ForEach::")]
 
 

@@ -52,6 +52,14 @@ class WebhookEnv(Resources):
     WEBHOOK_SECRET_ID: str
 
 
+class EcrEventsEnv(Resources):
+    TABLE_NAME: str
+    PATCH_QUEUE_URL: str
+    # Where ECR's repositories are served from, when not <account>.dkr.ecr.<region>.amazonaws.com
+    # (`patchprop local`: its own registry).
+    ECR_REGISTRY_HOST: str = ""
+
+
 class PollerEnv(Resources):
     TABLE_NAME: str
     PATCH_QUEUE_URL: str
