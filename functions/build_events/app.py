@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -12,6 +14,7 @@ from patchprop import wiring
 from patchprop.config import BuildEventsEnv, env_vars
 from patchprop.domain.events import BuildStateChange
 from patchprop.logic.conclude import conclude, record_build_event
+from patchprop.logic.ecr_verdict import EcrScanning
 
 logger = Logger()
 tracer = Tracer()
@@ -20,6 +23,16 @@ metrics = Metrics()
 
 class BuildStateChangeEvent(EventBridgeModel):
     detail: BuildStateChange
+
+
+def _ecr_scanning(
+    event: BuildStateChangeEvent, env: BuildEventsEnv, adapters: wiring.Adapters
+) -> EcrScanning | None:
+    """ScanSource=ecr: the gate reads ECR's findings, waiting up to SCAN_WAIT_SECONDS after the build."""
+    if env.SCAN_SOURCE != "ecr":
+        return None
+    waited = (datetime.now(UTC) - event.time).total_seconds()
+    return EcrScanning(adapters.scans, waited, env.SCAN_WAIT_SECONDS)
 
 
 @logger.inject_lambda_context
@@ -37,6 +50,7 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         require_scan=env.REQUIRE_SCAN,
         tag_mover=adapters.tag_mover,
         evidence=adapters.evidence,
+        ecr=_ecr_scanning(event, env, adapters),
     )
     if rebuild is None:
         logger.info("not a patchprop build", extra={"build_id": event.detail.build_id})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -99,6 +99,9 @@ class BuildEventsEnv(Resources):
     # No scan report: true fails the rebuild, false tells it as "succeeded" (not scanned).
     REQUIRE_SCAN: bool = True
     NOTIFY_FORMAT: NotifyFormat = "email"
+    # Where the gate reads the candidate's findings: the build's Trivy report, or ECR's scan.
+    SCAN_SOURCE: Literal["trivy", "ecr"] = "trivy"
+    SCAN_WAIT_SECONDS: float = 150.0  # after the build ended, an unfinished ECR scan is decided
 
 
 class ApiEnv(Resources):

@@ -15,6 +15,7 @@ from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
 from patchprop.domain.outcome_events import OutcomeEvent
 from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Outcome, Patch, Promotion, Rebuild
 from patchprop.domain.refs import ImageRef
+from patchprop.domain.scan.ecr import EcrScan
 
 
 class Catalog(Protocol):
@@ -168,6 +169,12 @@ class Signer(Protocol):
     """Signs a promoted digest (never a candidate)."""
 
     def sign(self, image: ImageRef) -> str | None: ...
+
+
+class Scans(Protocol):
+    """An image's scan in its registry (ECR's scan findings)."""
+
+    def scan(self, image: ImageRef, digest: str) -> EcrScan: ...
 
 
 class Reports(Protocol):

@@ -10,6 +10,7 @@ from functools import cached_property, lru_cache
 from patchprop.adapters import idempotency, secrets
 from patchprop.adapters.codebuild import CodeBuild
 from patchprop.adapters.dynamodb import Store as DynamoDBStore
+from patchprop.adapters.ecr_scan import EcrScans
 from patchprop.adapters.eventbridge import EventBus as EventBridgeBus
 from patchprop.adapters.promotion import TagMovers
 from patchprop.adapters.registry import RegistryClient
@@ -28,6 +29,7 @@ from patchprop.ports import (
     Referrers,
     Registry,
     Reports,
+    Scans,
     Signer,
     Store,
     TagMover,
@@ -88,6 +90,10 @@ class Adapters:
     def bus(self) -> EventBus | None:
         """The bus outcome events go to, or None when EVENT_BUS_NAME is not set."""
         return EventBridgeBus(self.env.EVENT_BUS_NAME) if self.env.EVENT_BUS_NAME else None
+
+    @cached_property
+    def scans(self) -> Scans:
+        return EcrScans()
 
     @cached_property
     def reports(self) -> Reports:

@@ -25,6 +25,7 @@ from patchprop.domain.records import (
     RebuildStatus,
 )
 from patchprop.logic.alerts import count_skipped, tell_finished
+from patchprop.logic.ecr_verdict import EcrScanning, judge_on_ecr
 from patchprop.logic.promote import Evidence, attach_evidence, by_hand_hint, move_candidate
 from patchprop.logic.verdict import Verdict, judge, read_result
 from patchprop.ports import Builds, EventBus, Queue, Reports, Store, TagMover, Topic
@@ -42,6 +43,7 @@ def record_build_event(
     require_scan: bool = True,
     tag_mover: TagMover | None = None,
     evidence: Evidence | None = None,
+    ecr: EcrScanning | None = None,
 ) -> Rebuild | None:
     """Apply one "CodeBuild Build State Change"; None when the build is not one of ours.
 
@@ -76,7 +78,11 @@ def record_build_event(
     result, _ = read_result(raw)
     verdict = Verdict(None)
     if status is RebuildStatus.SUCCEEDED:
-        verdict = judge(rebuild, raw, store=store, reports=reports, require_scan=require_scan)
+        verdict = (
+            judge(rebuild, raw, store=store, reports=reports, require_scan=require_scan)
+            if ecr is None  # ScanSource=ecr: ECR's findings (ScanPending while it scans)
+            else judge_on_ecr(rebuild, raw, store=store, reports=reports, require_scan=require_scan, ecr=ecr)
+        )
     finished = rebuild.model_copy(
         update={"status": status, "build_id": detail.build_key, "log_url": log_url or rebuild.log_url}
     )
