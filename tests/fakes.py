@@ -17,7 +17,16 @@ from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.cascade import Node
 from patchprop.domain.errors import NotFound
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest, utcnow
-from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Promotion, Rebuild, RebuildStatus
+from patchprop.domain.records import (
+    CascadeNode,
+    Finish,
+    NodeStatus,
+    Outcome,
+    Patch,
+    Promotion,
+    Rebuild,
+    RebuildStatus,
+)
 from patchprop.domain.refs import ImageRef
 
 __all__ = ["FakeBuilds", "FakeQueue", "FakeRegistry", "FakeReports", "FakeTopic", "InMemoryStore"]
@@ -108,6 +117,7 @@ class InMemoryStore:
             return False
         self.counted[patch].discard(counted_id)
         update = {"finished": found.finished - 1, outcome: getattr(found, outcome) - 1, "summarized": False}
+        update["announced"] = False
         self.patches[patch] = found.model_copy(update=update)
         return True
 
@@ -120,6 +130,9 @@ class InMemoryStore:
 
     def release_summary(self, patch: CascadeId) -> None:
         self.patches[patch] = self.patches[patch].model_copy(update={"summarized": False})
+
+    def mark_patch_announced(self, patch: CascadeId) -> None:
+        self.patches[patch] = self.patches[patch].model_copy(update={"announced": True})
 
     def put_cascade(self, cascade: CascadeId, nodes: Iterable[Node]) -> int:
         count = 0
@@ -203,6 +216,9 @@ class InMemoryStore:
 
     def mark_notified(self, rebuild_id: str) -> None:
         self.rebuilds[rebuild_id] = self.rebuilds[rebuild_id].model_copy(update={"notified": True})
+
+    def mark_announced(self, rebuild_id: str, outcome: Outcome) -> None:
+        self.rebuilds[rebuild_id] = self.rebuilds[rebuild_id].model_copy(update={"announced": outcome})
 
     def record_promotion(self, rebuild_id: str, promotion: Promotion) -> Rebuild | None:
         rebuild = self.rebuilds.get(rebuild_id)

@@ -292,6 +292,7 @@ def promote_rebuild(rebuild_id: str, request: Annotated[PromoteRequest, Body()])
         rebuild_queue=adapters.rebuild_queue,
         builds=None,
         evidence=adapters.evidence,
+        bus=adapters.bus,
     )
     logger.info("promoted by hand", extra={"rebuild_id": rebuild_id, "by": who})
     metrics.add_metric("PromotedByHand", MetricUnit.Count, 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -13,6 +15,7 @@ from patchprop.config import BuildEventsEnv, env_vars
 from patchprop.domain.events import BuildStateChange
 from patchprop.domain.records import Rebuild
 from patchprop.logic.conclude import conclude, record_build_event
+from patchprop.logic.ecr_verdict import EcrScanning
 
 logger = Logger()
 tracer = Tracer()
@@ -34,6 +37,16 @@ def count(rebuild: Rebuild) -> None:
         metrics.add_metric("TimeToPromote", MetricUnit.Seconds, max(seconds, 0.0))
 
 
+def _ecr_scanning(
+    event: BuildStateChangeEvent, env: BuildEventsEnv, adapters: wiring.Adapters
+) -> EcrScanning | None:
+    """ScanSource=ecr: the gate reads ECR's findings, waiting up to SCAN_WAIT_SECONDS after the build."""
+    if env.SCAN_SOURCE != "ecr":
+        return None
+    waited = (datetime.now(UTC) - event.time).total_seconds()
+    return EcrScanning(adapters.scans, waited, env.SCAN_WAIT_SECONDS)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -49,6 +62,7 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         require_scan=env.REQUIRE_SCAN,
         tag_mover=adapters.tag_mover,
         evidence=adapters.evidence,
+        ecr=_ecr_scanning(event, env, adapters),
     )
     if rebuild is None:
         logger.info("not a patchprop build", extra={"build_id": event.detail.build_id})
@@ -59,6 +73,7 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         topic=adapters.topic,
         rebuild_queue=adapters.rebuild_queue,
         template=env.NOTIFY_FORMAT,
+        bus=adapters.bus,
     )
     count(rebuild)
     answer = {"status": rebuild.status.value, "rebuild_id": rebuild.rebuild_id}

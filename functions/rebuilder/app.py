@@ -62,6 +62,7 @@ def start(request: RebuildRequest) -> dict:
         topic=adapters.topic,
         rebuild_queue=adapters.rebuild_queue,
         template=env.NOTIFY_FORMAT,
+        bus=adapters.bus,
     )
     return {"rebuild_id": rebuild.rebuild_id, "status": rebuild.status.value, "build_id": rebuild.build_id}
 

@@ -33,7 +33,7 @@ from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.events import EventPump
 from patchprop_local.fairlock import FairLock
 from patchprop_local.gateway import Gateway
-from patchprop_local.registry_bridge import EVENTS_PATH, RegistryBridge
+from patchprop_local.registry_bridge import EVENTS_PATH, RegistryBridge, ecr_env
 from patchprop_local.registry_server import LocalRegistry, free_port, port_in_use
 from patchprop_local.signing import CosignSigner
 
@@ -151,7 +151,7 @@ class LocalStack:
         )
         # Local builds scan only where trivy is installed: an unscanned rebuild is told as
         # "succeeded" rather than failed, unless the caller's env says REQUIRE_SCAN=true.
-        env = {"REQUIRE_SCAN": "false", "PATCHPROP_BUILDS": "local", **self.env}
+        env = {"REQUIRE_SCAN": "false", "PATCHPROP_BUILDS": "local", **ecr_env(self.registry), **self.env}
         if shutil.which("trivy") is None:
             self.notes.append(
                 "trivy not found: rebuilt images are not scanned, and their outcome is "
@@ -185,7 +185,7 @@ class LocalStack:
                 f"from {self.saved_state_file}"
             )
         self.save()
-        bridge = RegistryBridge(self.registry.address, self.token, self._post, self.tell)
+        bridge = RegistryBridge.of(self.registry.address, self.token, self._post, self.tell, env, self.aws)
         self.gateway = Gateway(
             self.aws,
             api_port,

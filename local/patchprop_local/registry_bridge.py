@@ -1,10 +1,16 @@
 """The registry bridge: the local registry's push notifications delivered to the webhook as
-Docker Hub pushes, so a rebuilt image that others are built on takes the path of any patched base."""
+Docker Hub pushes, so a rebuilt image that others are built on takes the path of any patched base.
+
+Repositories configured as ECR-like (PATCHPROP_LOCAL_ECR_REPOSITORIES, names or fnmatch patterns)
+are told as Amazon ECR tells them instead: an "ECR Image Action" event put on EventBridge, which
+the template's rule hands to the ecr-events function."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,16 +19,56 @@ MANIFEST_TYPES = ("manifest", "index")  # media types of a tag push; layers are 
 
 Post = Callable[[str, str], dict[str, Any]]  # (path, body) -> the API Gateway proxy answer
 Tell = Callable[[str, dict[str, Any]], None]
+PutEvent = Callable[[dict[str, Any]], None]  # an "ECR Image Action" detail -> EventBridge
+ECR_REPOSITORIES_VAR = "PATCHPROP_LOCAL_ECR_REPOSITORIES"
+
+
+def ecr_env(registry: Any) -> dict[str, str]:
+    """What the functions need to find ECR-like repositories in the local registry."""
+    return {"ECR_REGISTRY_HOST": registry.address}
+
+
+def ecr_patterns(text: str) -> tuple[str, ...]:
+    """The ECR-like repositories of PATCHPROP_LOCAL_ECR_REPOSITORIES (comma separated)."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 class RegistryBridge:
     """Turns each tag push of `registry` (host:port) into a webhook call through `post`."""
 
-    def __init__(self, registry: str, token: str, post: Post, tell: Tell) -> None:
+    def __init__(
+        self,
+        registry: str,
+        token: str,
+        post: Post,
+        tell: Tell,
+        ecr_like: Iterable[str] = (),
+        put_event: PutEvent | None = None,
+    ) -> None:
         self.registry = registry
         self.webhook_path = f"/webhooks/dockerhub/{token}"
         self.post = post
         self.tell = tell
+        self.ecr_like = tuple(ecr_like)
+        self.put_event = put_event
+
+    @classmethod
+    def of(
+        cls, registry: str, token: str, post: Post, tell: Tell, env: dict[str, str], aws: Any
+    ) -> RegistryBridge:
+        """The local stack's bridge: ECR-like repositories from `env`, their events on `aws`'s EventBridge."""
+
+        def put_event(detail: dict[str, Any]) -> None:
+            entry = {"Source": "aws.ecr", "DetailType": "ECR Image Action", "Detail": json.dumps(detail)}
+            answer = aws.client("events").put_events(Entries=[entry])
+            if answer.get("FailedEntryCount"):
+                raise RuntimeError(f"EventBridge refused the ECR push event: {answer['Entries']}")
+
+        patterns = env.get(ECR_REPOSITORIES_VAR) or os.environ.get(ECR_REPOSITORIES_VAR, "")
+        return cls(registry, token, post, tell, ecr_patterns(patterns), put_event)
+
+    def is_ecr_like(self, repository: str) -> bool:
+        return self.put_event is not None and any(fnmatch.fnmatchcase(repository, p) for p in self.ecr_like)
 
     def deliver(self, envelope: dict[str, Any]) -> None:
         """A notification envelope (`{"events": [...]}`) as the registry posts it; ValueError
@@ -40,6 +86,9 @@ class RegistryBridge:
                 raise ValueError("a push's target must name its repository and tag as strings")
             if not any(kind in str(target.get("mediaType", "")) for kind in MANIFEST_TYPES):
                 continue
+            if self.is_ecr_like(target["repository"]):
+                self._tell_as_ecr(target)
+                continue
             repository = f"{self.registry}/{target['repository']}"
             body = {
                 "push_data": {"tag": target["tag"], "pusher": "local-registry", **pushed_at(event)},
@@ -55,6 +104,19 @@ class RegistryBridge:
                     "answer": json.loads(answer.get("body") or "{}"),
                 },
             )
+
+    def _tell_as_ecr(self, target: dict[str, Any]) -> None:
+        """The push as ECR announces it (EventBridge's "ECR Image Action", PUSH, SUCCESS)."""
+        detail = {
+            "result": "SUCCESS",
+            "repository-name": target["repository"],
+            "image-digest": target.get("digest"),
+            "action-type": "PUSH",
+            "image-tag": target["tag"],
+        }
+        assert self.put_event is not None
+        self.put_event(detail)
+        self.tell("ecr-push", {"image": f"{self.registry}/{target['repository']}:{target['tag']}", **detail})
 
 
 def pushed_at(event: dict[str, Any]) -> dict[str, float]:

@@ -27,7 +27,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         state_dir=tmp_path_factory.mktemp("local-state"),
         projects=("patchprop-rebuild",),
         poll_interval=3600,
-        env=QUIET,
+        # Repositories under ecr/ behave as Amazon ECR's: pushes told as "ECR Image Action" events.
+        env={**QUIET, "PATCHPROP_LOCAL_ECR_REPOSITORIES": "ecr/*"},
         ports={"api": 0, "aws": 0, "registry": 0},
         signing_key=str(bin_dir / "cosign.key"),
     )

@@ -449,3 +449,32 @@ def _base_golden_app(
             )
         )
     return images, store
+
+
+def test_golden_image_in_an_ecr_like_repository_republished_by_someone_else_is_rebuilt_on_its_push(
+    local_stack, tmp_path
+):
+    # Given a golden image in an ECR-shaped repository (ecr/*: told as ECR tells pushes), tracked,
+    # and an app registered on it (built as the examples' golden image is: FROM a base)
+    registry = local_stack.describe()["registry"]
+    ns = f"ecr/e{uuid.uuid4().hex[:6]}"
+    golden, app = f"{registry}/{ns}/golden:1", f"{registry}/{ns}/app-a:1"
+    _build_base(tmp_path, golden, patch_level=1)
+    _build(EXAMPLES / "golden", app, f"{parse_ref(golden).name}@{digest(golden)}", golden, tmp_path)
+    s = store(local_stack)
+    s.put_dependent(
+        Dependent(image=app, bases=[golden], project=PROJECT, source_location=str(EXAMPLES / "golden"))
+    )
+    s.record_digest(str(parse_ref(golden)), None, digest(golden))
+    # When another pipeline re-publishes the golden image (no poll runs: the stack's is hourly)
+    _build_base(tmp_path, golden, patch_level=2)
+    moved = digest(golden)
+    # Then the push arrives as an "ECR Image Action" (not a Docker Hub webhook) and the app is
+    # rebuilt on the new digest
+    assert local_stack.wait_for(
+        finished(local_stack, app, base=str(parse_ref(golden)), digest_of_base=moved), timeout=240
+    )
+    pushes = [(kind, d.get("image")) for kind, d in local_stack.events if kind in ("push", "ecr-push")]
+    assert ("ecr-push", golden) in pushes and ("push", golden) not in pushes
+    (rebuild,) = [r for r in s.recent_rebuilds(app) if r.base_digest == moved]
+    assert rebuild.status is RebuildStatus.SUCCEEDED and rebuild.previous_digest != moved

@@ -396,6 +396,69 @@ def test_no_policy_grants_wildcards_for_writes(cfn: Template) -> None:
     assert findings == []
 
 
+@pytest.fixture(scope="module")
+def cfn_with_ecr() -> Template:
+    """The deployed template with ECR repositories to read and promote, and a named event bus."""
+    return sam_to_cfn.translate(
+        TEMPLATE,
+        {
+            "ReadableRepositories": "team/golden,team/app",
+            "PromotableRepositories": "team/app",
+            "OutcomeEventBusName": "deploys",
+        },
+    )
+
+
+def _ecr_policy_grants(cfn: Template) -> list[tuple[str, str, list[str]]]:
+    """(policy, action, resource texts) of every ecr/ecr-public/events action granted."""
+    found = []
+    for name, resource in cfn["Resources"].items():
+        for _, document in _policy_documents(resource.get("Properties", {}), name):
+            for statement in _as_list(document["Statement"]):
+                for branch in _branches(statement):
+                    for action in _as_list(branch.get("Action", [])):
+                        if str(action).split(":")[0] in ("ecr", "ecr-public", "events"):
+                            texts = ["".join(literal_strings(r)) for r in _as_list(branch["Resource"])]
+                            found.append((name, str(action), texts))
+    return found
+
+
+def test_ecr_and_event_grants_write_only_to_named_repositories_and_the_named_bus(
+    cfn_with_ecr: Template,
+) -> None:
+    # Given the deployed template with ReadableRepositories, PromotableRepositories, a bus name
+    grants = _ecr_policy_grants(cfn_with_ecr)
+    # Then nothing grants a write on a wildcard
+    assert iam_findings(cfn_with_ecr) == []
+    # And ECR writes go to the promotable repository only, PutEvents to the named bus only
+    writes = {
+        (a, r)
+        for _, a, rs in grants
+        for r in rs
+        if a.split(":")[1].startswith(("Put", "Upload", "Initiate", "Complete"))
+    }
+    repo = "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/team/app"
+    bus = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${OutcomeEventBusName}"
+    assert {r for a, r in writes if a.startswith("ecr:")} == {repo}
+    assert {r for a, r in writes if a.startswith("events:")} == {bus}
+    # And reads are per named repository (any account: cross-account repositories), with the
+    # account-wide authorization token (AWS has no resource-level permission for it)
+    reads = {r for _, a, rs in grants if a == "ecr:BatchGetImage" for r in rs}
+    assert "arn:${AWS::Partition}:ecr:*:*:repository/team/golden" in reads
+    tokens = {r for _, a, rs in grants if a == "ecr:GetAuthorizationToken" for r in rs}
+    assert tokens == {"*"}
+    roles = cfn_with_ecr["Resources"]["EcrAuthorizationPolicy"]["Properties"]["Roles"]
+    assert {referenced_id(r) for r in roles} >= {"WebhookFunctionRole", "PollerFunctionRole"}
+
+
+def test_ecr_reads_and_their_token_exist_only_with_readable_repositories(cfn_with_ecr: Template) -> None:
+    readers = {name for name, _, _ in _ecr_policy_grants(cfn_with_ecr)} - {"OutcomeEventsPolicy"}
+    readers -= {n for n in readers if n.startswith("PromoteIn") or n.endswith("FunctionPolicy")}
+    assert readers == {"EcrAuthorizationPolicy", "ReadFromteamgolden", "ReadFromteamapp"}
+    resources = cfn_with_ecr["Resources"]
+    assert {resources[n]["Condition"] for n in readers} == {"HasReadableRepositories"}
+
+
 def _role_with(*statements: Any, managed: list[Any] | None = None) -> Template:
     properties: dict[str, Any] = {
         "AssumeRolePolicyDocument": {
@@ -543,7 +606,7 @@ def test_every_work_queue_has_a_redrive_policy(cfn: Template) -> None:
 
 def test_every_dlq_has_an_alarm(cfn: Template) -> None:
     # Given the five DLQs (the Slack one only with a webhook)
-    assert len(dead_letter_queues(cfn)) == 5
+    assert len(dead_letter_queues(cfn)) == 6
     # When their alarms are looked up
     findings = dlqs_without_alarm(cfn)
     # Then each has one that fires on the first visible message
@@ -552,7 +615,7 @@ def test_every_dlq_has_an_alarm(cfn: Template) -> None:
 
 def test_every_function_has_an_explicit_log_group_with_retention(cfn: Template) -> None:
     # Given the seven functions (the Slack one only with a webhook)
-    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 7
+    assert len(resources_of(cfn, "AWS::Lambda::Function")) == 8
     # When their log groups are looked up
     findings = functions_without_log_group(cfn)
     # Then each logs to a group of this stack that has a retention
@@ -902,7 +965,7 @@ def test_the_local_reader_expands_the_template_as_the_deployed_one_is(sam: Templ
     for kind in ("AWS::SQS::Queue", "AWS::CloudWatch::Alarm", "AWS::Logs::LogGroup"):
         assert names(local, kind) == names(cfn, kind), kind
     assert names(local, "AWS::IAM::Role") <= names(cfn, "AWS::IAM::Role")
-    assert len(names(local, "AWS::SQS::Queue")) == 8 and len(names(local, "AWS::Logs::LogGroup")) == 8
+    assert len(names(local, "AWS::SQS::Queue")) == 9 and len(names(local, "AWS::Logs::LogGroup")) == 9
     assert not [key for key in local["Resources"] if key.startswith("Fn::ForEach::")]
 
 

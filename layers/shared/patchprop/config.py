@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,12 +42,22 @@ class Resources(EnvVars):
     SLACK_WEBHOOK_SECRET_ID: str = ""
     # Which builder starts rebuilds: CodeBuild, or one registered by name (`patchprop local`).
     PATCHPROP_BUILDS: str = "codebuild"
+    # Outcome events ("Image Promoted", ...) go to this EventBridge bus; empty: none are put.
+    EVENT_BUS_NAME: str = ""
 
 
 class WebhookEnv(Resources):
     TABLE_NAME: str
     PATCH_QUEUE_URL: str
     WEBHOOK_SECRET_ID: str
+
+
+class EcrEventsEnv(Resources):
+    TABLE_NAME: str
+    PATCH_QUEUE_URL: str
+    # Where ECR's repositories are served from, when not <account>.dkr.ecr.<region>.amazonaws.com
+    # (`patchprop local`: its own registry).
+    ECR_REGISTRY_HOST: str = ""
 
 
 class PollerEnv(Resources):
@@ -89,6 +99,9 @@ class BuildEventsEnv(Resources):
     # No scan report: true fails the rebuild, false tells it as "succeeded" (not scanned).
     REQUIRE_SCAN: bool = True
     NOTIFY_FORMAT: NotifyFormat = "email"
+    # Where the gate reads the candidate's findings: the build's Trivy report, or ECR's scan.
+    SCAN_SOURCE: Literal["trivy", "ecr"] = "trivy"
+    SCAN_WAIT_SECONDS: float = 150.0  # after the build ended, an unfinished ECR scan is decided
 
 
 class ApiEnv(Resources):

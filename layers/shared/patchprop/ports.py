@@ -12,9 +12,11 @@ from pydantic import BaseModel
 from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.cascade import Node
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
+from patchprop.domain.outcome_events import OutcomeEvent
 from patchprop.domain.rebase import Rebase
-from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Patch, Promotion, Rebuild
+from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Outcome, Patch, Promotion, Rebuild
 from patchprop.domain.refs import ImageRef
+from patchprop.domain.scan.ecr import EcrScan
 
 
 class Catalog(Protocol):
@@ -44,6 +46,7 @@ class Patches(Protocol):
     def uncount_finished(self, patch: CascadeId, counted_id: str, outcome: str) -> bool: ...
     def claim_summary(self, patch: CascadeId) -> bool: ...
     def release_summary(self, patch: CascadeId) -> None: ...
+    def mark_patch_announced(self, patch: CascadeId) -> None: ...
     def put_cascade(self, cascade: CascadeId, nodes: Iterable[Node]) -> int: ...
     def cascade_nodes(self, cascade: CascadeId) -> Iterator[CascadeNode]: ...
     def get_node(self, cascade: CascadeId, image: str) -> CascadeNode | None: ...
@@ -68,6 +71,7 @@ class Rebuilds(Protocol):
         self, rebuild_id: str, finish: Finish, alert: Alert | None = None
     ) -> Rebuild | None: ...
     def mark_notified(self, rebuild_id: str) -> None: ...
+    def mark_announced(self, rebuild_id: str, outcome: Outcome) -> None: ...
     def record_promotion(self, rebuild_id: str, promotion: Promotion) -> Rebuild | None: ...
     def count_promotion_attempt(self, rebuild_id: str, reason: str) -> int: ...
 
@@ -104,6 +108,12 @@ class Topic(Protocol):
     """Where alerts are published (SNS in AWS)."""
 
     def publish(self, message: Message) -> str: ...
+
+
+class EventBus(Protocol):
+    """Where outcome events go for deployment tools (EventBridge in AWS)."""
+
+    def put(self, event: OutcomeEvent) -> None: ...
 
 
 class Builds(Protocol):
@@ -169,6 +179,12 @@ class Signer(Protocol):
     """Signs a promoted digest (never a candidate)."""
 
     def sign(self, image: ImageRef) -> str | None: ...
+
+
+class Scans(Protocol):
+    """An image's scan in its registry (ECR's scan findings)."""
+
+    def scan(self, image: ImageRef, digest: str) -> EcrScan: ...
 
 
 class Reports(Protocol):

@@ -10,6 +10,8 @@ from functools import cached_property, lru_cache
 from patchprop.adapters import idempotency, secrets
 from patchprop.adapters.codebuild import CodeBuild
 from patchprop.adapters.dynamodb import Store as DynamoDBStore
+from patchprop.adapters.ecr_scan import EcrScans
+from patchprop.adapters.eventbridge import EventBus as EventBridgeBus
 from patchprop.adapters.promotion import TagMovers
 from patchprop.adapters.registry import RegistryClient
 from patchprop.adapters.registry_rebase import Rebaser
@@ -23,11 +25,13 @@ from patchprop.logic.promote import Evidence
 from patchprop.ports import (
     Builds,
     ChatWebhook,
+    EventBus,
     Queue,
     Rebasing,
     Referrers,
     Registry,
     Reports,
+    Scans,
     Signer,
     Store,
     TagMover,
@@ -83,6 +87,15 @@ class Adapters:
     @cached_property
     def topic(self) -> Topic:
         return SNSTopic(self.env.TOPIC_ARN)
+
+    @cached_property
+    def bus(self) -> EventBus | None:
+        """The bus outcome events go to, or None when EVENT_BUS_NAME is not set."""
+        return EventBridgeBus(self.env.EVENT_BUS_NAME) if self.env.EVENT_BUS_NAME else None
+
+    @cached_property
+    def scans(self) -> Scans:
+        return EcrScans()
 
     @cached_property
     def reports(self) -> Reports:

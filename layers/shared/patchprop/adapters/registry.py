@@ -1,8 +1,9 @@
 """Registry adapter: resolve image tags to digests over the OCI distribution API.
 
 The only module that talks to registries. It speaks just enough of the protocol for
-patchprop: a manifest HEAD (free on Docker Hub), the Bearer token dance and Basic auth,
-and maps every failure onto the domain errors in `patchprop.domain.errors`.
+patchprop: a manifest HEAD (free on Docker Hub), the Bearer token dance and Basic auth
+(for Amazon ECR, with a token from ecr:GetAuthorizationToken: adapters/ecr_auth.py), and
+maps every failure onto the domain errors in `patchprop.domain.errors`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from patchprop.adapters.ecr_auth import EcrTokens, is_ecr_host, is_private_ecr_host
 from patchprop.domain.errors import (
     ManifestNotFound,
     RegistryAuthError,
@@ -128,8 +130,10 @@ class RegistryClient:
         max_retry_wait: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        ecr_tokens: EcrTokens | None = None,
     ) -> None:
         self.credentials = dict(credentials or {})
+        self.ecr_tokens = ecr_tokens or EcrTokens()  # for ECR hosts the secret does not name
         self.session = session or requests.Session()
         self.timeout = timeout
         self.insecure_registries = frozenset(insecure_registries)
@@ -181,11 +185,14 @@ class RegistryClient:
         sent_auth = self._cached_auth(ref, headers)
         response = self._send(method, url, headers)
         if response.status_code == 401:
+            if sent_auth:
+                self.ecr_tokens.forget(host)  # an expired ECR token: the retry gets a new one
             self._authenticate(ref, response.headers.get("WWW-Authenticate", ""), headers)
             sent_auth = True
             response = self._send(method, url, headers)
         if response.status_code in (401, 403):
             self._tokens.pop((host, self._scopes.get((host, ref.repository), "")), None)
+            self.ecr_tokens.forget(host)
             how = "with" if sent_auth else "without"
             raise RegistryAuthError(
                 f"{ref.registry} refused access to {ref} {how} credentials "
@@ -196,7 +203,7 @@ class RegistryClient:
     def _cached_auth(self, ref: ImageRef, headers: dict[str, str]) -> bool:
         host = ref.api_host
         creds = self._credentials_for(ref)
-        if host in self._basic_hosts and creds:
+        if creds and (host in self._basic_hosts or is_private_ecr_host(host)):
             headers["Authorization"] = _basic(creds)
             return True
         scope = self._scopes.get((host, ref.repository))
@@ -259,7 +266,13 @@ class RegistryClient:
         headers["Authorization"] = f"Bearer {token}"
 
     def _credentials_for(self, ref: ImageRef) -> Credentials | None:
-        return self.credentials.get(ref.registry) or self.credentials.get(ref.api_host)
+        """The secret's credentials for the registry; for an ECR host it does not name, `AWS`
+        with an ECR authorization token (GetAuthorizationToken's errors are registry errors)."""
+        found = self.credentials.get(ref.registry) or self.credentials.get(ref.api_host)
+        if found is None and is_ecr_host(ref.api_host):
+            password = self.ecr_tokens.password(ref.api_host)
+            return Credentials("AWS", password) if password else None
+        return found
 
     def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
         try:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from patchprop.domain.errors import PatchpropError
 
 MAX_REPORT_BYTES = 50 * 2**20
-ReportFormat = Literal["trivy", "grype", "sarif"]
+ReportFormat = Literal["trivy", "grype", "sarif", "ecr"]
 
 
 def too_large(size: int, max_bytes: int) -> str:

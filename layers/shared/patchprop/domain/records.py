@@ -105,6 +105,8 @@ class Rebuild(RebuildFields):
     # and why a rebase was not done when the image's method allowed one.
     method: str | None = None
     fallback_reason: str | None = None
+    # The outcome last put on the event bus (domain/outcome_events.py): each verdict goes once.
+    announced: Outcome | None = None
 
     @property
     def on_tag(self) -> bool:
@@ -188,6 +190,7 @@ class Patch(PatchRequest):
     skipped: int = 0
     summarized: bool = False
     last_finished_at: datetime | None = None
+    announced: bool = False  # its "Patch Completed" event is on the bus
 
     @property
     def complete(self) -> bool:

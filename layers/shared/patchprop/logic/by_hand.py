@@ -12,10 +12,11 @@ from patchprop.domain.models import Digest, utcnow
 from patchprop.domain.receipt import Promoter
 from patchprop.domain.records import Outcome, Promotion, Rebuild
 from patchprop.logic.alerts import count_on_patch
+from patchprop.logic.announce import announce_rebuild
 from patchprop.logic.conclude import resume_cascade
 from patchprop.logic.promote import Evidence, attach_evidence, check_promotable, move_by_hand, roll_back
 from patchprop.logic.verdict import judge, read_result
-from patchprop.ports import Builds, Queue, Store, TagMover, Topic
+from patchprop.ports import Builds, EventBus, Queue, Store, TagMover, Topic
 
 # ---- what the API takes and answers ---------------------------------------------------------
 
@@ -58,6 +59,7 @@ def promote_by_hand(
     rebuild_queue: Queue,
     builds: Builds | None = None,
     evidence: Evidence | None = None,
+    bus: EventBus | None = None,
 ) -> tuple[Rebuild, list[str]]:
     """Move the tag to a finished rebuild's digest on a person's word; returns it and the images
     its cascade released."""
@@ -80,13 +82,13 @@ def promote_by_hand(
     )
     if evidence is not None:
         recorded = _evidence(recorded, promoter, store=store, builds=builds, evidence=evidence)
-    _tell(recorded, said, topic=topic)
+    _tell(recorded, said, store=store, topic=topic, bus=bus)
     released = resume_cascade(recorded, store=store, rebuild_queue=rebuild_queue)
     # Counted on its patch as what the gate said; it is promoted now (after the images released
     # are uncounted, so the patch's summary waits for them).
     if store.uncount_finished(rebuild.patch, rebuild_id, rebuild.told_outcome.value):
         count_on_patch(
-            rebuild.patch, rebuild_id, Outcome.PROMOTED.value, promoter.at, store=store, topic=topic
+            rebuild.patch, rebuild_id, Outcome.PROMOTED.value, promoter.at, store=store, topic=topic, bus=bus
         )
     return recorded, released
 
@@ -106,12 +108,13 @@ def _evidence(
     return store.record_promotion(rebuild.rebuild_id, promotion) or rebuild
 
 
-def _tell(rebuild: Rebuild, said: str, *, topic: Topic) -> None:
+def _tell(rebuild: Rebuild, said: str, *, store: Store, topic: Topic, bus: EventBus | None) -> None:
     alert = Alert.from_rebuild(rebuild).model_copy(
         update={"outcome": Outcome.PROMOTED, "reasons": rebuild.reasons}
     )
     told = message(alert, "email")
     topic.publish(Message(told.subject, told.body, {**told.attributes, "promoted_by": "person"}))
+    announce_rebuild(rebuild, alert, store=store, bus=bus)
 
 
 def rollback(

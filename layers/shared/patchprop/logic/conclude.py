@@ -26,10 +26,11 @@ from patchprop.domain.records import (
     RebuildStatus,
 )
 from patchprop.logic.alerts import count_skipped, tell_finished
+from patchprop.logic.ecr_verdict import EcrScanning, judge_on_ecr
 from patchprop.logic.promote import Evidence, attach_evidence, by_hand_hint, move_candidate
 from patchprop.logic.rebase import method_note
 from patchprop.logic.verdict import Verdict, judge, read_result
-from patchprop.ports import Builds, Queue, Reports, Store, TagMover, Topic
+from patchprop.ports import Builds, EventBus, Queue, Reports, Store, TagMover, Topic
 
 REBUILD_ID_VAR = "PATCHPROP_REBUILD_ID"
 _RUNNING = (NodeStatus.READY, NodeStatus.RUNNING)
@@ -44,6 +45,7 @@ def record_build_event(
     require_scan: bool = True,
     tag_mover: TagMover | None = None,
     evidence: Evidence | None = None,
+    ecr: EcrScanning | None = None,
 ) -> Rebuild | None:
     """Apply one "CodeBuild Build State Change"; None when the build is not one of ours.
 
@@ -78,7 +80,11 @@ def record_build_event(
     result, _ = read_result(raw)
     verdict = Verdict(None)
     if status is RebuildStatus.SUCCEEDED:
-        verdict = judge(rebuild, raw, store=store, reports=reports, require_scan=require_scan)
+        verdict = (
+            judge(rebuild, raw, store=store, reports=reports, require_scan=require_scan)
+            if ecr is None  # ScanSource=ecr: ECR's findings (ScanPending while it scans)
+            else judge_on_ecr(rebuild, raw, store=store, reports=reports, require_scan=require_scan, ecr=ecr)
+        )
     finished = rebuild.model_copy(
         update={"status": status, "build_id": detail.build_key, "log_url": log_url or rebuild.log_url}
     )
@@ -149,15 +155,22 @@ def _with_evidence(
 
 
 def conclude(
-    rebuild: Rebuild, *, store: Store, topic: Topic, rebuild_queue: Queue, template: Template = "email"
+    rebuild: Rebuild,
+    *,
+    store: Store,
+    topic: Topic,
+    rebuild_queue: Queue,
+    template: Template = "email",
+    bus: EventBus | None = None,
 ) -> list[str]:
-    """Tell a finished rebuild and move its cascade on; returns the images released (enqueued)."""
+    """Tell a finished rebuild (SNS, and the event bus when given) and move its cascade on;
+    returns the images released (enqueued)."""
     if not rebuild.status.final:
         return []
-    tell_finished(rebuild, store=store, topic=topic, template=template)
+    tell_finished(rebuild, store=store, topic=topic, template=template, bus=bus)
     released, blocked = advance_cascade(rebuild, store=store, rebuild_queue=rebuild_queue)
     for image in blocked:
-        count_skipped(rebuild.patch, image, store=store, topic=topic, template=template)
+        count_skipped(rebuild.patch, image, store=store, topic=topic, template=template, bus=bus)
     return released
 
 

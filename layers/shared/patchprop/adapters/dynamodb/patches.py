@@ -84,7 +84,7 @@ class PatchesTable(TableAccess):
         answer = self._update_if(
             f"uncounting {counted_id} on patch {patch}",
             Key=keys.patch_key(patch.base, patch.digest),
-            UpdateExpression="ADD finished :minus, #o :minus DELETE counted :id REMOVE summarized",
+            UpdateExpression="ADD finished :minus, #o :minus DELETE counted :id REMOVE summarized, announced",
             ConditionExpression="attribute_exists(PK) AND contains(counted, :rid)",
             ExpressionAttributeNames={"#o": outcome},
             ExpressionAttributeValues={":minus": -1, ":id": {counted_id}, ":rid": counted_id},
@@ -111,6 +111,10 @@ class PatchesTable(TableAccess):
             )
         except ClientError as exc:
             raise StoreError(f"releasing the summary of {patch}: {exc}") from exc
+
+    def mark_patch_announced(self, patch: CascadeId) -> None:
+        """Its "Patch Completed" event is on the bus (logic/announce.py)."""
+        self._update(keys.patch_key(patch.base, patch.digest), "SET announced = :t", {":t": True})
 
     def put_cascade(self, cascade: CascadeId, nodes: Iterable[Node]) -> int:
         """Write every node of a cascade in batches of 25; returns how many."""

@@ -10,7 +10,7 @@ from patchprop.adapters.dynamodb import keys
 from patchprop.adapters.dynamodb.table import TableAccess
 from patchprop.domain.alerts import Alert
 from patchprop.domain.errors import StoreError
-from patchprop.domain.records import FINAL_STATUSES, Finish, Promotion, Rebuild, RebuildStatus
+from patchprop.domain.records import FINAL_STATUSES, Finish, Outcome, Promotion, Rebuild, RebuildStatus
 
 _ALERT_BYTES = 300_000  # of a DynamoDB item's 400 KB, what a rebuild's stored alert may take
 
@@ -149,6 +149,10 @@ class RebuildsTable(TableAccess):
 
     def mark_notified(self, rebuild_id: str) -> None:
         self._update(keys.rebuild_key(rebuild_id), "SET notified = :t", {":t": True})
+
+    def mark_announced(self, rebuild_id: str, outcome: Outcome) -> None:
+        """Its outcome event for `outcome` is on the bus (logic/announce.py)."""
+        self._update(keys.rebuild_key(rebuild_id), "SET announced = :o", {":o": outcome.value})
 
     def record_promotion(self, rebuild_id: str, promotion: Promotion) -> Rebuild | None:
         """Record that a finished rebuild's tag moved (or was moved away): outcome, who, when, why."""
