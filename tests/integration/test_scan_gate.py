@@ -132,6 +132,7 @@ def test_a_rebuild_that_brings_a_new_high_of_its_own_is_blocked_against_the_last
         "base": BASE,
         "owner": "team-a",
         "rebuild_id": second.rebuild_id,
+        "method": "rebuilt",
     }
 
 

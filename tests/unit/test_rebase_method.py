@@ -79,7 +79,6 @@ def test_a_rebase_safe_image_is_rebased_and_its_build_verifies_the_candidate_onl
     ("req", "error", "reason"),
     [
         (request(rebase_safe=False, why="RUN at line 4"), None, "not rebase-safe: RUN at line 4"),
-        (request(rebase_safe=None), None, "not rebase-safe: not known"),
         (
             request(),
             RebaseRefused("the image's first layers are not the old base's"),
@@ -94,6 +93,12 @@ def test_under_auto_what_cannot_be_rebased_is_rebuilt_and_says_why(
     rebuild, builds = start(req, FakeRebaser(error))
     assert CANDIDATE_VAR not in builds.started[0]["env"]
     assert rebuild.method == "rebuilt" and (rebuild.fallback_reason or "").startswith(reason)
+
+
+def test_under_auto_an_image_never_marked_is_rebuilt_without_a_fallback_note() -> None:
+    rebuild, builds = start(request(rebase_safe=None), FakeRebaser())
+    assert CANDIDATE_VAR not in builds.started[0]["env"]
+    assert (rebuild.method, rebuild.fallback_reason) == ("rebuilt", None)
 
 
 def test_rebuild_never_rebases_and_says_no_fallback() -> None:

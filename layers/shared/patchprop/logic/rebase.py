@@ -52,9 +52,10 @@ def choose_method(request: RebuildRequest, *, rebaser: Rebasing | None, tag_dige
     """
     if request.patch_by == "rebuild":
         return Method(REBUILT)
-    if request.patch_by == "auto" and request.rebase_safe is not True:
-        why = request.rebase_unsafe_reason or "not known (register it with `patchprop discover`)"
-        return _fallback(request, f"not rebase-safe: {why}")
+    if request.patch_by == "auto" and request.rebase_safe is None:
+        return Method(REBUILT)  # never marked (registered without `discover`): nothing fell back
+    if request.patch_by == "auto" and request.rebase_safe is False:
+        return _fallback(request, f"not rebase-safe: {request.rebase_unsafe_reason or 'not known'}")
     if rebaser is None:
         return _fallback(request, "this rebuilder has no registry access to rebase with")
     image = parse_ref(request.image)
