@@ -138,7 +138,11 @@ class LocalRegistry:
                         "name": "patchprop",
                         "url": self.notify_url,
                         "headers": {name: [value] for name, value in self.notify_headers.items()},
-                        "timeout": "2s",
+                        # Our hook answers once each push in the envelope went through the webhook
+                        # (its state saved): on a loaded machine that took over 2 s, the registry gave
+                        # up and re-sent the same envelope, which timed out again, so every later push
+                        # waited behind it (a cascade that never started). 30 s leaves room for load.
+                        "timeout": "30s",
                         "threshold": 5,
                         "backoff": "1s",
                         # Only manifest pushes matter: every HEAD is a "pull" event and every
