@@ -139,9 +139,9 @@ class LocalRegistry:
                         "url": self.notify_url,
                         "headers": {name: [value] for name, value in self.notify_headers.items()},
                         # Our hook answers once each push in the envelope went through the webhook
-                        # (its state saved): on a loaded machine that took over 2 s, the registry gave
-                        # up and re-sent the same envelope, which timed out again, so every later push
-                        # waited behind it (a cascade that never started). 30 s leaves room for load.
+                        # (its state saved): on a loaded machine that can take over 2 s, and the
+                        # registry then sent the same envelope again, later pushes waiting behind it.
+                        # 30 s leaves room for load.
                         "timeout": "30s",
                         "threshold": 5,
                         "backoff": "1s",
