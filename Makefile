@@ -11,8 +11,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: venv system-deps
 	$(BIN)/patchprop demo
 
+# Two workers (the machine's cores); --dist loadfile keeps each module in one worker, so an e2e
+# module's local stack (in-process, module-scoped) is started once. Each worker has its own
+# tmp_path base, moto and ports (all chosen free, never fixed); see tests/conftest.py.
+PYTEST_WORKERS ?= 2
 test: venv system-deps lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 venv: $(VENV)/.installed
 

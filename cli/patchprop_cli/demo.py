@@ -124,7 +124,7 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
     step("Re-publishing the base with a security fix; watching the cascade live")
     stack.tell("mark", {})
     _build_base(work, images["base"], patch_level=2)
-    if not stack.wait_idle(timeout=180, quiet=3.0):
+    if not stack.wait_for(lambda: _cascade_told(store, images, digest), timeout=180):
         click.secho("    the cascade did not settle within 180 s", fg="red")
     after = {name: digest(name) for name in images}
 
@@ -163,6 +163,19 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
     show_fleet(info["api_url"])
     step(f"{'Done' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
     return ok
+
+
+def _cascade_told(store: Store, images: dict[str, str], digest: Any) -> bool:
+    """Each level rebuilt on its parent's digest as it is now, the rebuild ended and told.
+
+    What the demo waits for (LocalStack.wait_for delivers the events until it holds), rather than
+    for a quiet spell: the held-back image ends too, its tag unmoved, so its parent's digest is known.
+    """
+    for name, parent in (("golden", "base"), ("app-a", "golden"), ("app-b", "golden")):
+        on_parent = [r for r in store.recent_rebuilds(images[name]) if r.base_digest == digest(parent)]
+        if not any(r.status.final and r.notified for r in on_parent):
+            return False
+    return True
 
 
 def _narrate(kind: str, data: dict[str, Any]) -> None:

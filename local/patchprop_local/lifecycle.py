@@ -33,46 +33,13 @@ from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.events import EventPump
 from patchprop_local.fairlock import FairLock
 from patchprop_local.gateway import Gateway
+from patchprop_local.ports import LocalStackError, choose_port
 from patchprop_local.registry_bridge import EVENTS_PATH, RegistryBridge, ecr_env
-from patchprop_local.registry_server import LocalRegistry, free_port, port_in_use
+from patchprop_local.registry_server import LocalRegistry, release_ports
 from patchprop_local.signing import CosignSigner
 
 STATE_DIR = Path(".patchprop")
-DEFAULT_PORTS = {"api": 8780, "aws": 8781, "registry": 8782}
-
 Listener = Callable[[str, dict[str, Any]], None]
-
-
-class LocalStackError(RuntimeError):
-    """The local stack cannot start (port taken, tool missing, already running)."""
-
-
-def choose_port(name: str, wanted: int | None, notes: list[str], saved: int | None = None) -> int:
-    """The wanted port (0: any free one), or the default; if that is taken, a free one, saying which.
-
-    A port saved by the last run is kept (image references and the webhook URL name it) unless
-    another one is asked for; if something else holds it, starting fails saying what to do.
-    """
-    if saved and not wanted:
-        if port_in_use(saved):
-            raise LocalStackError(
-                f"port {saved} on 127.0.0.1 ({name}) is in use, and the images registered here name it: "
-                f"stop what listens there (`ss -ltnp 'sport = :{saved}'`), or start on another port "
-                "knowing that the references to it will not follow"
-            )
-        return saved
-    if saved and wanted != saved:
-        notes.append(f"{name} moves from port {saved} to {wanted or 'a free one'}: references to it break")
-    if wanted == 0:
-        return free_port()
-    port = wanted or DEFAULT_PORTS[name]
-    if not port_in_use(port):
-        return port
-    if wanted:
-        raise LocalStackError(f"port {port} on 127.0.0.1 ({name}) is already in use")
-    chosen = free_port()
-    notes.append(f"port {port} ({name}) is in use; using {chosen} instead")
-    return chosen
 
 
 def write_state(path: Path, data: dict[str, Any]) -> None:
@@ -111,6 +78,7 @@ class LocalStack:
         self.pump: EventPump | None = None
         self.persister: persist.Persister | None = None
         self.token = ""
+        self._held_ports: list[Any] = []  # sockets holding the free ports chosen, until bound
 
     @property
     def state_file(self) -> Path:
@@ -138,9 +106,12 @@ class LocalStack:
             raise LocalStackError(str(exc)) from None
         self.notes.extend(leftovers.clean(self.state_dir))
         old = (saved or {}).get("ports", {})
-        api_port = choose_port("api", self.ports.get("api"), self.notes, old.get("api"))
-        aws_port = choose_port("aws", self.ports.get("aws"), self.notes, old.get("aws"))
-        registry_port = choose_port("registry", self.ports.get("registry"), self.notes, old.get("registry"))
+        held = self._held_ports
+        api_port = choose_port("api", self.ports.get("api"), self.notes, old.get("api"), held)
+        aws_port = choose_port("aws", self.ports.get("aws"), self.notes, old.get("aws"), held)
+        registry_port = choose_port(
+            "registry", self.ports.get("registry"), self.notes, old.get("registry"), held
+        )
         # Only the registry we start may post its notifications: a secret of this start, in a header.
         hook_secret = secrets.token_urlsafe(32)
         self.registry = LocalRegistry(
@@ -195,6 +166,7 @@ class LocalStack:
             hook_secret=hook_secret,
         ).start()
         self.registry.start()  # after the gateway: its notifications come to us
+        release_ports(self._held_ports)  # all three listen now
         resumed = builds.resume()
         if resumed["rerun"] or resumed["retold"]:
             self.notes.append(
@@ -237,6 +209,7 @@ class LocalStack:
             self.aws = None
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
+        release_ports(self._held_ports)
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()

@@ -164,6 +164,10 @@ class Persister:
         self.path = path
         self._invoke_lock = invoke_lock
         self._save_lock = threading.Lock()
+        # Group commit: each save() takes a ticket; a snapshot begun after ticket n covers n.
+        self._tickets = threading.Lock()
+        self._issued = 0
+        self._covered = 0
         self.header = header
         self.tables = tables
         self._write = write
@@ -172,6 +176,7 @@ class Persister:
         self.saves = 0
         self.seconds = 0.0  # time spent taking and writing snapshots, for the README's figures
         self.failing: str | None = None  # why the last save failed (disk full ...), None when it worked
+        self.waiting: Callable[[int], object] = lambda ticket: None  # each save's ticket (tests)
 
     def take(self) -> dict[str, Any]:
         for attempt in range(3):  # a moto request still finishing could change a dict mid-read
@@ -189,12 +194,25 @@ class Persister:
         raise AssertionError("unreachable")
 
     def save(self) -> bool:
-        """Write a snapshot if anything changed; False if it could not be written (told, kept old)."""
+        """Write a snapshot if anything changed; False if it could not be written (told, kept old).
+
+        The caller's changes are made before it calls: a snapshot another thread began after that
+        (while this one waited for the save lock) holds them too, so one write serves a burst.
+        """
+        with self._tickets:
+            self._issued += 1
+            ticket = self._issued
+            self.waiting(ticket)
         with self._save_lock:
+            if self._covered >= ticket:
+                return True
+            with self._tickets:
+                covers = self._issued  # every caller up to here changed the state before this take
             began = time.perf_counter()
             data = self.take()
             text = json.dumps(data, sort_keys=True)
             if text == self._last:
+                self._covered = covers
                 self.seconds += time.perf_counter() - began
                 return True
             try:
@@ -215,6 +233,7 @@ class Persister:
             finally:
                 self.seconds += time.perf_counter() - began
             self._last = text
+            self._covered = covers
             self.saves += 1
             self.failing = None
             return True

@@ -8,8 +8,10 @@ the template's rule hands to the ecr-events function."""
 from __future__ import annotations
 
 import fnmatch
+import http.client
 import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -33,6 +35,37 @@ def ecr_patterns(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+TagDigest = Callable[[str, str], str | None]  # (repository, tag) -> the digest the tag names now
+TAG_WAIT = 10.0  # seconds a push's tag may take to name the pushed digest
+ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
+
+
+def registry_tag_digest(registry: str) -> TagDigest:
+    """HEAD of the tag on the local registry (plain HTTP): its Docker-Content-Digest, None if unknown."""
+    host, _, port = registry.rpartition(":")
+
+    def tag_digest(repository: str, tag: str) -> str | None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            conn.request("HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": ACCEPT})
+            answer = conn.getresponse()
+            answer.read()
+            return answer.getheader("Docker-Content-Digest") if answer.status == 200 else None
+        except OSError:
+            return None
+        finally:
+            conn.close()
+
+    return tag_digest
+
+
 class RegistryBridge:
     """Turns each tag push of `registry` (host:port) into a webhook call through `post`."""
 
@@ -44,8 +77,10 @@ class RegistryBridge:
         tell: Tell,
         ecr_like: Iterable[str] = (),
         put_event: PutEvent | None = None,
+        tag_digest: TagDigest | None = None,
     ) -> None:
         self.registry = registry
+        self.tag_digest = tag_digest or registry_tag_digest(registry)
         self.webhook_path = f"/webhooks/dockerhub/{token}"
         self.post = post
         self.tell = tell
@@ -86,6 +121,7 @@ class RegistryBridge:
                 raise ValueError("a push's target must name its repository and tag as strings")
             if not any(kind in str(target.get("mediaType", "")) for kind in MANIFEST_TYPES):
                 continue
+            self._await_tag(target["repository"], target["tag"], target.get("digest"))
             if self.is_ecr_like(target["repository"]):
                 self._tell_as_ecr(target)
                 continue
@@ -126,3 +162,16 @@ def pushed_at(event: dict[str, Any]) -> dict[str, float]:
         return {"pushed_at": datetime.fromisoformat(str(event["timestamp"])).timestamp()}
     except (KeyError, ValueError):
         return {}
+
+    def _await_tag(self, repository: str, tag: str, digest: Any) -> None:
+        """Until the tag names the pushed digest (or TAG_WAIT passes: a newer push moved it on).
+
+        distribution sends the push event when the manifest is stored, before it moves the tag: a
+        webhook that resolved the tag at once could read the old digest ("unchanged") and the push
+        was missed; on a loaded machine it did (a cascade that never started).
+        """
+        deadline = time.monotonic() + TAG_WAIT
+        while isinstance(digest, str) and self.tag_digest(repository, tag) != digest:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)  # the registry's tag write, microseconds to milliseconds behind

@@ -39,6 +39,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def reserve_port() -> socket.socket:
+    """A free port on 127.0.0.1, held by a bound (never listening) socket until it is closed.
+
+    Bound with SO_REUSEADDR, it lets our own servers (which set it too) bind and listen on the
+    port, while another process's bind(0) or connect() cannot be handed it meanwhile: free_port()
+    alone leaves a window, between choosing and binding, in which a second test worker can.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def hold_free_port(held: list[socket.socket] | None) -> int:
+    """A free port, its reserve_port() socket put in `held` (closed at once if None)."""
+    sock = reserve_port()
+    if held is None:
+        sock.close()
+    else:
+        held.append(sock)
+    return int(sock.getsockname()[1])
+
+
+def release_ports(held: list[socket.socket]) -> None:
+    while held:
+        held.pop().close()
+
+
 def port_in_use(port: int) -> bool:
     """Something listens on (or holds) 127.0.0.1:`port`; sockets in TIME-WAIT do not count.
 
@@ -110,7 +138,11 @@ class LocalRegistry:
                         "name": "patchprop",
                         "url": self.notify_url,
                         "headers": {name: [value] for name, value in self.notify_headers.items()},
-                        "timeout": "2s",
+                        # Our hook answers once each push in the envelope went through the webhook
+                        # (its state saved): on a loaded machine that can take over 2 s, and the
+                        # registry then sent the same envelope again, later pushes waiting behind it.
+                        # 30 s leaves room for load.
+                        "timeout": "30s",
                         "threshold": 5,
                         "backoff": "1s",
                         # Only manifest pushes matter: every HEAD is a "pull" event and every
