@@ -154,15 +154,6 @@ class RegistryBridge:
         self.put_event(detail)
         self.tell("ecr-push", {"image": f"{self.registry}/{target['repository']}:{target['tag']}", **detail})
 
-
-def pushed_at(event: dict[str, Any]) -> dict[str, float]:
-    """The push's time as Docker Hub's `pushed_at` (epoch seconds), from the notification's
-    `timestamp`; nothing when it has none that reads (then the detection delay is unknown)."""
-    try:
-        return {"pushed_at": datetime.fromisoformat(str(event["timestamp"])).timestamp()}
-    except (KeyError, ValueError):
-        return {}
-
     def _await_tag(self, repository: str, tag: str, digest: Any) -> None:
         """Until the tag names the pushed digest (or TAG_WAIT passes: a newer push moved it on).
 
@@ -175,3 +166,12 @@ def pushed_at(event: dict[str, Any]) -> dict[str, float]:
             if time.monotonic() > deadline:
                 return
             time.sleep(0.02)  # the registry's tag write, microseconds to milliseconds behind
+
+
+def pushed_at(event: dict[str, Any]) -> dict[str, float]:
+    """The push's time as Docker Hub's `pushed_at` (epoch seconds), from the notification's
+    `timestamp`; nothing when it has none that reads (then the detection delay is unknown)."""
+    try:
+        return {"pushed_at": datetime.fromisoformat(str(event["timestamp"])).timestamp()}
+    except (KeyError, ValueError):
+        return {}
