@@ -146,6 +146,7 @@ class Finish(DomainModel):
     promoted_by: str | None = None
     promoted_at: datetime | None = None
     evidence: list[str] | None = None
+    reason: str | None = None  # why a build failed (its failing step and log tail)
 
 
 class Promotion(DomainModel):
