@@ -24,6 +24,7 @@ from patchprop.config import ApiEnv, env_vars
 from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog
+from patchprop.logic.baseline import record_baselines
 from patchprop.logic.by_hand import (
     PromoteAnswer,
     PromoteRequest,
@@ -107,7 +108,10 @@ def register_dependent(dependent: Annotated[DependentRegistration, Body()]) -> R
     """The image, how CodeBuild rebuilds it, its bases, owner and policy. Refused with 403 when the
     CodeBuild project is not one the stack may start, and with 409 when it would close a cycle."""
     env = env_vars(ApiEnv)
-    registration = catalog.register(dependent, store=_store(), allowed_projects=env.projects)
+    adapters = wiring.adapters(env)
+    registration = catalog.register(dependent, store=adapters.store, allowed_projects=env.projects)
+    recorded, warnings = record_baselines(dependent, store=adapters.store, registry=adapters.registry)
+    registration = registration.model_copy(update={"warnings": warnings, "baselined": recorded})
     logger.info("dependent registered", extra={"image": dependent.image, "new": registration.created})
     metrics.add_metric("DependentRegistered", MetricUnit.Count, 1)
     return _answer(HTTPStatus.CREATED if registration.created else HTTPStatus.OK, registration)

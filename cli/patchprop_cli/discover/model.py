@@ -53,6 +53,8 @@ class Discovery:
     # The runtime base of each platform, when they are not all the same.
     runtime_by_platform: dict[str, str | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what was assumed or ignored, for people
+    # Why a rebuild cannot pin the runtime base (its FROM does not use ${BASE_IMAGE}); None: it can.
+    pin_warning: str | None = None
 
     @property
     def refs(self) -> list[str]:
