@@ -24,7 +24,7 @@ from patchprop.config import ApiEnv, env_vars
 from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog
-from patchprop.logic.baseline import record_baselines
+from patchprop.logic.baseline import PollAnswer, poll_now, record_baselines
 from patchprop.logic.by_hand import (
     PromoteAnswer,
     PromoteRequest,
@@ -185,6 +185,24 @@ def remove_dependent(
 )
 def list_bases() -> Response[BaseList]:
     return _answer(HTTPStatus.OK, catalog.list_bases(store=_store()))
+
+
+@app.post(
+    "/bases/poll",
+    summary="Poll tracked bases now",
+    operation_id="pollBases",
+    responses={**_ok(PollAnswer, "What each base's tag holds now"), **_errors(HTTPStatus.NOT_FOUND)},
+)
+def poll_bases_now(
+    base: Annotated[TaggedImage | None, Query(description="Only this tracked base")] = None,
+) -> Response[PollAnswer]:
+    """As the scheduled poll: one HEAD per base; a moved digest enqueues its patch."""
+    adapters = wiring.adapters(env_vars(ApiEnv))
+    answer = poll_now(
+        store=adapters.store, registry=adapters.registry, patches=adapters.patch_queue, base=base
+    )
+    logger.info("polled by hand", extra={"bases": len(answer.bases), "base": base})
+    return _answer(HTTPStatus.OK, answer)
 
 
 @app.get(

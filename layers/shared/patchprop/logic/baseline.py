@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from patchprop.domain.errors import InvalidReference, RegistryError
+from pydantic import BaseModel, ConfigDict, Field
+
+from patchprop.domain.errors import InvalidReference, NotFound, RegistryError
 from patchprop.domain.models import Dependent
 from patchprop.domain.refs import parse_ref
-from patchprop.ports import Registry, Store
+from patchprop.logic.detect import Seen, check_base, poll_bases
+from patchprop.ports import Queue, Registry, Store
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +45,34 @@ def record_baselines(
         if store.record_digest(ref, None, digest):
             recorded.append(ref)
     return recorded, warnings
+
+
+# ---- poll now: `patchprop poll [BASE]` (POST /bases/poll) ----------------------------------
+
+
+class PolledBase(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    base: str
+    seen: Seen = Field(description="untracked, unchanged, baseline, moved (a patch enqueued) or error.")
+    digest: str | None = None
+    previous_digest: str | None = None
+
+
+class PollAnswer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bases: list[PolledBase]
+
+
+def poll_now(*, store: Store, registry: Registry, patches: Queue, base: str | None = None) -> PollAnswer:
+    """Check one tracked base now (NotFound naming `base` if it is not tracked), or every one,
+    as the scheduled poll does: a moved digest enqueues its patch."""
+    if base is None:
+        checks = poll_bases(store=store, registry=registry, patches=patches)
+    else:
+        tracked = store.get_base(base)
+        if tracked is None:
+            raise NotFound(f"{base} is not a tracked base (register an image on it first)", field="base")
+        checks = [check_base(tracked, store=store, registry=registry, patches=patches, detected_by="poller")]
+    return PollAnswer(bases=[PolledBase(**vars(c)) for c in checks])
