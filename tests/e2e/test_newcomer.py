@@ -96,6 +96,9 @@ def test_a_newcomers_first_hour(local_stack: LocalStack, tmp_path: Path) -> None
     # Then it is registered, and the base's digest recorded now (not at the first push)
     assert found.returncode == 0, found.stdout + found.stderr
     assert f"Recorded the current digest of {base}" in found.stdout
+    # And `poll` finds it unchanged (the digest recorded is the registry's)
+    polled = json.loads(patchprop(local_stack, "poll", base, "--json").stdout)["bases"]
+    assert [(p["base"], p["seen"]) for p in polled] == [(base, "unchanged")]
 
     # And a Dockerfile whose FROM does not use ${BASE_IMAGE} is refused by discover, saying the line to write
     plain = tmp_path / "unpinned"
