@@ -147,8 +147,23 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
             line += f"   base.digest={short(pinned)} ({'= new ' + above if on_parent else 'STALE'})"
             ok &= changed and on_parent
         show(line, "green" if changed else "red")
+    _show_one_alert(images[HELD_BACK])
     step(f"{'Done' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
     return ok
+
+
+_ALERTS: list[dict[str, Any]] = []  # every alert the demo's stack published, in order
+
+
+def _show_one_alert(image: str) -> None:
+    """The whole alert about `image`, as email gets it (the others: `patchprop alerts`)."""
+    about = [a for a in _ALERTS if a.get("MessageAttributes", {}).get("image", {}).get("Value") == image]
+    if not about:
+        return
+    step(f"The alert about {image}, in full, as email gets it")
+    click.echo(f"    Subject: {about[-1].get('Subject')}")
+    for line in str(about[-1].get("Message", "")).splitlines():
+        click.echo(f"    {line}")
 
 
 def _narrate(kind: str, data: dict[str, Any]) -> None:
@@ -172,6 +187,7 @@ def _narrate(kind: str, data: dict[str, Any]) -> None:
             color,
         )
     elif kind == "sns":
+        _ALERTS.append(data)
         attributes = {k: v["Value"] for k, v in data.get("MessageAttributes", {}).items()}
         show(
             f"SNS  {data.get('Subject')}  "
