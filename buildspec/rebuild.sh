@@ -53,8 +53,72 @@
 # The dependent's Dockerfile declares `ARG BASE_IMAGE` and starts `FROM ${BASE_IMAGE}`.
 set -euo pipefail
 
+# Every failure says why: the EXIT trap writes RESULT_FILE with "failure": {"step", "exit",
+# "message", "tail"} (the step that failed, and the last lines of its output), so the record,
+# the rebuild table and the alert carry the reason, not only a link to the log.
+RESULT_FILE=${RESULT_FILE:-./patchprop-result.json}
+# Only bash builtins until the tools are checked (a machine without them is told so, by name).
+workdir=$(mktemp -d 2>/dev/null) || workdir=""
+step="checking its inputs"
+failure_message=""
+result=""
 log() { printf '[patchprop] %s\n' "$*"; }
-die() { printf '[patchprop] ERROR: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() {
+  failure_message="$1"
+  printf '[patchprop] ERROR: %s\n' "$1" >&2
+  [[ -z $workdir ]] || printf '[patchprop] ERROR: %s\n' "$1" >>"$workdir/steps.log"
+  exit "${2:-1}"
+}
+# A command whose output is kept for the failure's tail (and still logged).
+logged() { "$@" 2>&1 | tee -a "$workdir/steps.log"; }
+json() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
+# A file's text as a JSON string: invalid UTF-8 and control characters dropped, the rest escaped.
+json_text() {
+  local s
+  if command -v iconv >/dev/null 2>&1; then
+    s=$(iconv -f UTF-8 -t UTF-8 -c <"$1" | LC_ALL=C tr -d '\000-\010\013\014\016-\037\177'; printf x)
+  else
+    s=$(LC_ALL=C tr -d '\000-\010\013\014\016-\037\177\200-\377' <"$1"; printf x)
+  fi
+  json_string "${s%x}"
+}
+# A string as JSON (builtins only): control characters other than tab, CR and LF dropped.
+json_string() {
+  local s=$1
+  s=${s//[$'\001'-$'\010'$'\013'$'\014'$'\016'-$'\037'$'\177']/}
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\n'/\\n}
+  printf '"%s"' "$s"
+}
+finish() {
+  printf '%s}\n' "$result" >"$RESULT_FILE"
+  log "result written to $RESULT_FILE"
+}
+FAILURE_TAIL_LINES=15
+on_exit() {
+  local code=$? lines=() tail=""
+  set +e
+  if [[ $code -ne 0 ]]; then
+    [[ -n $failure_message ]] || failure_message="$step failed with exit code $code"
+    if [[ -n $workdir && -f $workdir/steps.log ]]; then
+      mapfile -t lines <"$workdir/steps.log"  # a builtin: no tool is needed to tell a failure
+      local first=$((${#lines[@]} > FAILURE_TAIL_LINES ? ${#lines[@]} - FAILURE_TAIL_LINES : 0))
+      printf -v tail '%s\n' "${lines[@]:first}"
+      ((${#tail} <= 2000)) || tail=${tail: -2000}
+    fi
+    [[ -n $result ]] || result="{\"image\": $(json "${TARGET_IMAGE:-}"), \"base\": $(json "${BASE_IMAGE:-}")"
+    result+=", \"failure\": {\"step\": $(json "$step"), \"exit\": $code, \"message\": $(json "$failure_message")"
+    result+=", \"tail\": $(json_string "$tail")}"
+    [[ $RESULT_FILE != */* ]] || mkdir -p "${RESULT_FILE%/*}" 2>/dev/null
+    [[ $RESULT_FILE != */* || -d ${RESULT_FILE%/*} ]] && finish
+  fi
+  [[ -z $workdir ]] || rm -rf "$workdir" 2>/dev/null
+  return "$code"
+}
+trap on_exit EXIT
 
 for name in BASE_IMAGE BASE_IMAGE_NAME BASE_IMAGE_DIGEST TARGET_IMAGE PATCHPROP_REBUILD_ID; do
   [[ -n ${!name:-} ]] || die "$name is not set: it is one of the variables patchprop passes to every rebuild" 2
@@ -65,7 +129,6 @@ done
 CONTEXT_DIR=${CONTEXT_DIR:-.}
 DOCKERFILE=${DOCKERFILE:-Dockerfile}
 [[ $DOCKERFILE == /* ]] || DOCKERFILE="$CONTEXT_DIR/$DOCKERFILE"
-RESULT_FILE=${RESULT_FILE:-./patchprop-result.json}
 REGISTRY_TLS_VERIFY=${REGISTRY_TLS_VERIFY:-true}
 BUILDAH_STORAGE_DRIVER=${BUILDAH_STORAGE_DRIVER:-vfs}
 BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
@@ -134,6 +197,7 @@ done
 
 # Fail closed: with a key configured, nothing is built on a base that does not verify.
 if [[ -n ${COSIGN_VERIFY_KEY:-} ]]; then
+  step="verifying the base's signature"
   log "verifying the signature of $BASE_IMAGE"
   verify=(--key "$COSIGN_VERIFY_KEY")
   [[ $REGISTRY_TLS_VERIFY == true ]] || verify+=(--allow-insecure-registry)
@@ -142,21 +206,52 @@ if [[ -n ${COSIGN_VERIFY_KEY:-} ]]; then
     || die "the signature of $BASE_IMAGE does not verify with $COSIGN_VERIFY_KEY: not building on it" 4
 fi
 
-workdir=$(mktemp -d)
-trap 'rm -rf "$workdir"' EXIT
 digest_file="$workdir/digest"
 
 storage=(--storage-driver "$BUILDAH_STORAGE_DRIVER")
 [[ -z ${BUILDAH_ROOT:-} ]] || storage+=(--root "$BUILDAH_ROOT")
 [[ -z ${BUILDAH_RUNROOT:-} ]] || storage+=(--runroot "$BUILDAH_RUNROOT")
 
+# Never claim a pin that did not happen: the image is annotated base.digest=BASE_IMAGE_DIGEST, so
+# the build must have used BASE_IMAGE. A Dockerfile whose FROM does not use ${BASE_IMAGE} builds
+# on whatever its FROM names (buildah and BuildKit only warn that BASE_IMAGE was not consumed);
+# that rebuild fails here, before anything is pushed.
+verify_pin_consumed() {
+  step="verifying the pin"
+  if grep -i 'not consumed' "$workdir/steps.log" | grep -qw BASE_IMAGE; then
+    die "the image was not built on the pinned base $BASE_IMAGE_NAME@$BASE_IMAGE_DIGEST: no FROM of its \
+Dockerfile uses \${BASE_IMAGE} (the build did not consume it). Write ARG BASE_IMAGE=$BASE_IMAGE_NAME \
+before the first FROM, and FROM \${BASE_IMAGE} for the final stage" 6
+  fi
+}
+
+# With buildah, the layers tell whether the pinned base is the final image's (its first layers)
+# or a build stage's (COPY --from a builder): said in the log, as either is a pin that happened.
+verify_pin_buildah() {
+  verify_pin_consumed
+  local base_id base_layers image_layers
+  base_id=$(buildah "${storage[@]}" pull --quiet --tls-verify="$REGISTRY_TLS_VERIFY" "$BASE_IMAGE" 2>>"$workdir/steps.log") \
+    || die "cannot read the pinned base $BASE_IMAGE to check the image was built on it"
+  layers_of() { buildah "${storage[@]}" inspect --type image --format '{{range .OCIv1.RootFS.DiffIDs}}{{.}} {{end}}' "$1"; }
+  base_layers=$(layers_of "$base_id")
+  image_layers=$(layers_of "$(<"$workdir/image-id")")
+  if [[ $image_layers == "$base_layers"* ]]; then
+    log "the image is built on the pinned base: its first layers are $BASE_IMAGE_DIGEST's"
+  else
+    log "the pinned base built a stage of the image, not its final stage (its layers are not the image's first)"
+  fi
+}
+
 build_with_buildah() {
   log "building"
+  step="building"
   # --format oci: a Docker v2s2 manifest has no annotations; an OCI one carries them.
-  buildah "${storage[@]}" bud --isolation "$BUILDAH_ISOLATION" --format oci \
+  logged buildah "${storage[@]}" bud --isolation "$BUILDAH_ISOLATION" --format oci \
     --tls-verify="$REGISTRY_TLS_VERIFY" --pull=missing \
     "${build_args[@]}" "${metadata[@]}" --iidfile "$workdir/image-id" \
     --file "$DOCKERFILE" --tag "$TARGET_IMAGE" "$CONTEXT_DIR"
+  verify_pin_buildah
+  step="pushing"
   if [[ $PUSH == candidate ]]; then
     # A candidate is pushed by digest only: no tag, so nothing a consumer pulls changes until
     # the gate promotes it. (A candidate tag would outlive its rebuild: docker-registry 2.8
@@ -164,13 +259,13 @@ build_with_buildah() {
     # digest it does not know yet, so: an OCI layout first (its digest is the push's), then
     # skopeo copies it byte for byte (--preserve-digests) to repository@digest.
     log "pushing $TARGET_IMAGE as a candidate, by digest only"
-    buildah "${storage[@]}" push --format oci --digestfile "$digest_file" \
+    logged buildah "${storage[@]}" push --format oci --digestfile "$digest_file" \
       "$(<"$workdir/image-id")" "oci:$workdir/candidate:candidate"
-    skopeo copy --quiet --preserve-digests --dest-tls-verify="$REGISTRY_TLS_VERIFY" \
+    logged skopeo copy --quiet --preserve-digests --dest-tls-verify="$REGISTRY_TLS_VERIFY" \
       "oci:$workdir/candidate:candidate" "docker://$repository@$(<"$digest_file")"
   else
     log "pushing $TARGET_IMAGE"
-    buildah "${storage[@]}" push --format oci --tls-verify="$REGISTRY_TLS_VERIFY" \
+    logged buildah "${storage[@]}" push --format oci --tls-verify="$REGISTRY_TLS_VERIFY" \
       --digestfile "$digest_file" "$TARGET_IMAGE" "docker://$TARGET_IMAGE"
   fi
   # The local copy stays: removing it while another build commits on the same storage makes
@@ -200,10 +295,12 @@ build_with_docker() {
     || output="type=image,name=$repository,push-by-digest=true,name-canonical=true,push=true,oci-mediatypes=true"
   log "building and pushing $TARGET_IMAGE$([[ $PUSH == candidate ]] && echo ' as a candidate, by digest only')"
   # SLSA provenance as an attestation in the pushed index (--provenance=false: a plain manifest).
-  docker buildx build --builder patchprop --provenance="$provenance" --pull \
+  step="building"
+  logged docker buildx build --builder patchprop --provenance="$provenance" --pull \
     "${build_args[@]}" "${annotations[@]}" \
     --output "$output" \
     --metadata-file "$workdir/metadata.json" --file "$DOCKERFILE" "$CONTEXT_DIR"
+  verify_pin_consumed  # BuildKit pushes as it builds: a failed check leaves the image unpromoted, untagged
   grep -o '"containerimage.digest": *"sha256:[0-9a-f]*"' "$workdir/metadata.json" \
     | grep -o 'sha256:[0-9a-f]*' >"$digest_file"
 }
@@ -233,28 +330,6 @@ publish() {
     printf 'file://%s' "$1"
   fi
 }
-json() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
-# A file's text as a JSON string: invalid UTF-8 and control characters dropped, the rest escaped.
-json_text() {
-  local s
-  if command -v iconv >/dev/null 2>&1; then
-    s=$(iconv -f UTF-8 -t UTF-8 -c <"$1" | LC_ALL=C tr -d '\000-\010\013\014\016-\037\177'; printf x)
-  else
-    s=$(LC_ALL=C tr -d '\000-\010\013\014\016-\037\177\200-\377' <"$1"; printf x)
-  fi
-  s=${s%x}
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\t'/\\t}
-  s=${s//$'\r'/\\r}
-  s=${s//$'\n'/\\n}
-  printf '"%s"' "$s"
-}
-finish() {
-  printf '%s}\n' "$result" >"$RESULT_FILE"
-  log "result written to $RESULT_FILE"
-}
-
 result="{\"image\": $(json "$TARGET_IMAGE"), \"digest\": $(json "$digest"), \"base\": $(json "$BASE_IMAGE")"
 [[ $PUSH != candidate ]] || result+=", \"candidate\": true"
 
@@ -266,6 +341,7 @@ result="{\"image\": $(json "$TARGET_IMAGE"), \"digest\": $(json "$digest"), \"ba
 SMOKE_TAIL_BYTES=4096
 smoke_test() {
   local code timed_out=false tail_file="$workdir/smoke.tail" container
+  step="smoke test"
   log "smoke test, at most ${TEST_TIMEOUT}s: $PATCHPROP_TEST_COMMAND"
   set +e
   if [[ $BUILDER == buildah ]]; then
@@ -313,6 +389,7 @@ if [[ $SBOM != off && -n $SYFT ]]; then
   syft_env=(SYFT_CHECK_FOR_APP_UPDATE=false)
   [[ $REGISTRY_TLS_VERIFY == true ]] \
     || syft_env+=(SYFT_REGISTRY_INSECURE_USE_HTTP=true SYFT_REGISTRY_INSECURE_SKIP_TLS_VERIFY=true)
+  step="SBOM"
   log "SBOM of $pushed (syft)"
   env "${syft_env[@]}" "$SYFT" scan --quiet "registry:$pushed" -o "cyclonedx-json=$reports_dir/sbom.cdx.json"
   sbom=$(publish "$reports_dir/sbom.cdx.json")
@@ -324,6 +401,7 @@ if [[ $SCAN != off ]] && command -v trivy >/dev/null 2>&1; then
   [[ $REGISTRY_TLS_VERIFY == true ]] || trivy_args+=(--insecure)
   vex=()
   [[ -z ${PATCHPROP_BASE_VEX:-} ]] || vex=(--vex "$PATCHPROP_BASE_VEX")
+  step="scanning"
   log "scanning $pushed"
   trivy "${trivy_args[@]}" "${vex[@]}" --format json --output "$reports_dir/report.json" "$pushed"
   report=$(publish "$reports_dir/report.json")
@@ -352,6 +430,7 @@ if [[ -n ${COSIGN_KMS_KEY:-} && $PUSH == candidate ]]; then
 elif [[ -n ${COSIGN_KMS_KEY:-} ]]; then
   key=$COSIGN_KMS_KEY
   [[ $key == awskms://* ]] || key="awskms:///$key"
+  step="signing"
   log "signing $pushed"
   sign=(--yes --key "$key" --tlog-upload="${COSIGN_TLOG_UPLOAD:-false}")
   [[ $REGISTRY_TLS_VERIFY == true ]] || sign+=(--allow-insecure-registry)

@@ -6,6 +6,7 @@ The API's URL comes from `--api-url` or PATCHPROP_API_URL (the stack's ApiUrl ou
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -37,9 +38,19 @@ class ApiError(click.ClickException):
         return f"{self.message} (HTTP {self.status})"
 
 
+def find_local_state(state_file: Path = LOCAL_STATE) -> Path | None:
+    """`.patchprop/local.json` here or in the nearest folder above, as git finds `.git`."""
+    if state_file.is_absolute():
+        return state_file if state_file.is_file() else None
+    here = Path.cwd()
+    return next((d / state_file for d in (here, *here.parents) if (d / state_file).is_file()), None)
+
+
 def resolve_api_url(api_url: str | None = None, state_file: Path = LOCAL_STATE) -> str:
-    """The API to talk to: the one given, PATCHPROP_API_URL, or the running `patchprop local`'s."""
+    """The API to talk to: the one given, PATCHPROP_API_URL, or the running `patchprop local`'s
+    (its `.patchprop/` found here or in a folder above)."""
     url = api_url or os.environ.get(API_URL_ENV)
+    state_file = (find_local_state(state_file) or state_file) if not url else state_file
     if not url and state_file.is_file():
         try:
             url = json.loads(state_file.read_text(encoding="utf-8")).get("api_url")
@@ -48,7 +59,7 @@ def resolve_api_url(api_url: str | None = None, state_file: Path = LOCAL_STATE) 
     if not url:
         raise click.UsageError(
             "no API to talk to: pass --api-url (the stack's ApiUrl output) or set PATCHPROP_API_URL, "
-            "or start `patchprop local` in this directory"
+            "or start `patchprop local` in this directory (or one above it)"
         )
     return url.rstrip("/")
 
@@ -154,7 +165,22 @@ def _json_or_error(answer: requests.Response) -> Any:
         message = str(data.get("error") or data.get("message") or data)
         field = data.get("field")
         raise ApiError(answer.status_code, message, str(field) if field else None)
-    raise ApiError(answer.status_code, answer.text.strip()[:500] or answer.reason)
+    raise ApiError(answer.status_code, _one_line(answer))
+
+
+def _one_line(answer: requests.Response) -> str:
+    """A non-JSON error page (a proxy's or a load balancer's HTML) as one line: its title or its
+    first words, never the raw page."""
+    text = answer.text or ""
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title:
+        text = title.group(1)
+    elif "<" in text:
+        text = re.sub(r"<[^>]+>", " ", re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", text))
+    words = " ".join(html.unescape(text).split())
+    reason = words[:200] + ("…" if len(words) > 200 else "")
+    where = f"{answer.url}" if answer.url else "the API"
+    return f"{reason or answer.reason or 'no answer'} (not the API's JSON: is {where} the patchprop API?)"
 
 
 def register_dependent(

@@ -18,7 +18,7 @@ from patchprop_cli.options import (
     dependent_options,
     refusals_name_options,
 )
-from patchprop_cli.output import echo_json, progress, short, table, when
+from patchprop_cli.output import echo_json, progress, short, table, tell_registered, when
 from patchprop_cli.rebuilds_cmd import rebuild_table
 
 
@@ -44,8 +44,13 @@ def register(
 ) -> None:
     """Register an image built on one or more bases (or replace its registration)."""
     from patchprop_cli.client import register_dependent
+    from patchprop_cli.source_checks import local_source, pin_warnings
 
     args = build_args_of(build_args)
+    source = local_source(source_location)
+    for warning in pin_warnings(source) if source else []:
+        click.echo(f"warning: {warning}", err=True)
+    source_location = str(source) if source else source_location
     client = ApiClient.for_url(api_url)
     with refusals_name_options():
         answer = register_dependent(
@@ -72,10 +77,7 @@ def register(
         f"{verb} {dependent['image']} on {', '.join(dependent['bases'])} "
         f"(CodeBuild project {dependent['project']})"
     )
-    if answer["created"]:
-        click.echo(
-            "The next poll or webhook records each base's current digest; changes after that rebuild it."
-        )
+    tell_registered(answer)
 
 
 @click.command()

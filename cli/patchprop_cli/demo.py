@@ -157,6 +157,7 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
             line += f"   base.digest={short(pinned)} ({'= new ' + above if on_parent else 'STALE'})"
             ok &= changed and on_parent
         show(line, "green" if changed else "red")
+    _show_one_alert(images[HELD_BACK])
     step("patchprop status, and the patch report")
     from patchprop_cli.demo_report import show_fleet
 
@@ -176,6 +177,20 @@ def _cascade_told(store: Store, images: dict[str, str], digest: Any) -> bool:
         if not any(r.status.final and r.notified for r in on_parent):
             return False
     return True
+
+
+_ALERTS: list[dict[str, Any]] = []  # every alert the demo's stack published, in order
+
+
+def _show_one_alert(image: str) -> None:
+    """The whole alert about `image`, as email gets it (the others: `patchprop alerts`)."""
+    about = [a for a in _ALERTS if a.get("MessageAttributes", {}).get("image", {}).get("Value") == image]
+    if not about:
+        return
+    step(f"The alert about {image}, in full, as email gets it")
+    click.echo(f"    Subject: {about[-1].get('Subject')}")
+    for line in str(about[-1].get("Message", "")).splitlines():
+        click.echo(f"    {line}")
 
 
 def _narrate(kind: str, data: dict[str, Any]) -> None:
@@ -200,6 +215,7 @@ def _narrate(kind: str, data: dict[str, Any]) -> None:
             color,
         )
     elif kind == "sns":
+        _ALERTS.append(data)
         attributes = {k: v["Value"] for k, v in data.get("MessageAttributes", {}).items()}
         show(
             f"SNS  {data.get('Subject')}  "

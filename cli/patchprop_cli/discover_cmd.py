@@ -18,7 +18,8 @@ from patchprop_cli.discover import (
     discover_all,
     normalize_platform,
 )
-from patchprop_cli.options import build_args_of
+from patchprop_cli.options import api_url_option, build_args_of, dependent_options, refusals_name_options
+from patchprop_cli.source_checks import local_source
 
 
 class DiscoverFailed(click.ClickException):
@@ -42,6 +43,8 @@ def _dependent(discovery: Discovery, image: str | None) -> dict[str, Any]:
         "notes": _notes(discovery),
         "rebase_safe": discovery.rebase_safe,
         "rebase_unsafe_reason": discovery.rebase_unsafe,
+        # Why a rebuild cannot pin the runtime base (null: it can): registering is refused.
+        "pin_warning": discovery.pin_warning,
     }
     if discovery.runtime_by_platform:
         out["runtime_by_platform"] = discovery.runtime_by_platform
@@ -97,6 +100,8 @@ def _table(dependents: list[dict[str, Any]]) -> str:
             else f"  rebase-safe: no ({dependent['rebase_unsafe_reason']})"
         )
         lines += [f"  note: {note}" for note in dependent["notes"]]
+        if dependent["pin_warning"]:
+            lines.append(f"  warning: {dependent['pin_warning']}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -111,9 +116,6 @@ def _marks(found: dict[str, Any]) -> str:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--build-arg", "build_args", multiple=True, metavar="NAME=VALUE", help="A build argument (repeatable)."
-)
-@click.option(
     "--platform",
     "platforms",
     multiple=True,
@@ -122,25 +124,27 @@ def _marks(found: dict[str, Any]) -> str:
     " sets TARGETPLATFORM, TARGETARCH, … as BuildKit does.",
 )
 @click.option("--image", default=None, help="Your image built from these Dockerfiles (e.g. acme/api:2.4).")
-@click.option("--project", default=None, help="The CodeBuild project that rebuilds it.")
-@click.option("--owner", default=None, help="Team or person told about its rebuilds.")
+@dependent_options(registering=False, skip=("bases",))
 @click.option("--dry-run", is_flag=True, help="Print what would be registered; register nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print JSON.")
+@api_url_option
 def discover(
     paths: tuple[Path, ...],
-    build_args: tuple[str, ...],
     platforms: tuple[str, ...],
     image: str | None,
-    project: str | None,
-    owner: str | None,
     dry_run: bool,
     as_json: bool,
+    api_url: str | None,
+    build_args: tuple[str, ...],
+    **settings: Any,
 ) -> None:
     """Find the base images of Dockerfiles (FROM, COPY --from, RUN --mount from) and register
     the image built from them as a dependent of all of them.
 
     PATH is a Dockerfile or Containerfile, or a directory holding some. Every file is reported,
-    read or refused (with its file and line); the exit status is 2 if any was refused.
+    read or refused (with its file and line); the exit status is 2 if any was refused. Registering
+    takes the options of `patchprop register` (but the bases, read from the file), and needs a
+    source to rebuild from (--source-location).
     """
     args = build_args_of(build_args)
     try:
@@ -148,9 +152,19 @@ def discover(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--platform") from exc
     if not dry_run:
-        missing = [name for name, value in (("--image", image), ("--project", project)) if not value]
+        needed = (
+            ("--image", image),
+            ("--project", settings["project"]),
+            ("--source-location", settings["source_location"]),
+        )
+        missing = [name for name, value in needed if not value]
         if missing:
-            raise click.UsageError(f"registering needs {' and '.join(missing)} (or use --dry-run)")
+            raise click.UsageError(
+                f"registering needs {', '.join(missing)} (or use --dry-run): --source-location is what a "
+                "rebuild builds (a directory for `patchprop local`, a repository for CodeBuild)"
+            )
+        source = local_source(settings["source_location"])
+        settings["source_location"] = str(source) if source else settings["source_location"]
     if image is not None:
         try:
             image = str(parse_ref(image))
@@ -178,24 +192,44 @@ def discover(
 
     if errors:
         raise DiscoverFailed(str(errors[0]))
-    from patchprop_cli.client import register_dependent
+    assert image is not None  # checked above
+    _register(dependents[0], image, args, api_url, settings)
 
-    assert image is not None and project is not None  # checked above
-    dependent = dependents[0]
+
+def _register(
+    dependent: dict[str, Any], image: str, args: dict[str, str], api_url: str | None, settings: dict[str, Any]
+) -> None:
+    """Register what one Dockerfile is built on, with `patchprop register`'s settings."""
+    from patchprop_cli.client import ApiClient, register_dependent
+    from patchprop_cli.output import tell_registered
+
     for note in dependent["notes"]:
         click.echo(f"note: {note}", err=True)
     if not dependent["tracked"]:
         raise DiscoverFailed(
             f"{dependent['dockerfile']}: no base image to track for {image} (pinned or scratch)"
         )
-    register_dependent(
-        image=image,
-        bases=dependent["tracked"],
-        project=project,
-        owner=owner,
-        build_args=args,
-        rebase_safe=dependent["rebase_safe"],
-        rebase_unsafe_reason=dependent["rebase_unsafe_reason"],
-    )
+    if dependent["pin_warning"]:
+        raise DiscoverFailed(f"{dependent['dockerfile']}: {dependent['pin_warning']}")
+    auto = settings["auto_rebuild"]
+    with refusals_name_options():
+        answer = register_dependent(
+            image=image,
+            bases=dependent["tracked"],
+            project=settings["project"],
+            owner=settings["owner"],
+            build_args=args,
+            source_location=settings["source_location"],
+            source_version=settings["source_version"],
+            auto_rebuild=True if auto is None else auto,
+            cooldown_seconds=settings["cooldown_seconds"] or 0,
+            policy=settings["policy"],
+            test_command=settings["test_command"],
+            patch_by=settings.get("patch_by") or "auto",
+            rebase_safe=dependent["rebase_safe"],
+            rebase_unsafe_reason=dependent["rebase_unsafe_reason"],
+            client=ApiClient.for_url(api_url),
+        )
     runtime = dependent["runtime_base"]
     click.echo(f"registered {image} on {', '.join(dependent['tracked'])} (runtime base {runtime})")
+    tell_registered(answer)

@@ -8,6 +8,8 @@ import click
 
 from patchprop_cli import commands, rebuilds_cmd
 
+QUIET_LOGS = {"POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"}
+
 
 @click.group()
 def cli() -> None:
@@ -45,6 +47,9 @@ def demo() -> None:
     metavar="KEY",
     help="Sign each promoted digest (only those) with cosign and KEY. Default: PATCHPROP_COSIGN_KEY.",
 )
+@click.option(
+    "--verbose", is_flag=True, help="Also print the handlers' own logs (Powertools JSON), as Lambda would."
+)
 def local(
     port: int | None,
     aws_port: int | None,
@@ -52,6 +57,7 @@ def local(
     projects: tuple[str, ...],
     poll_interval: float | None,
     cosign_key: str | None,
+    verbose: bool,
 ) -> None:
     """Run the whole system on this machine (127.0.0.1 only) until Ctrl-C."""
     import signal
@@ -67,9 +73,13 @@ def local(
         projects=projects,
         poll_interval=poll_interval,
         signing_key=cosign_key,
-        # CloudWatch's embedded metric lines mean nothing on a terminal; logs stay on.
-        env={"POWERTOOLS_METRICS_DISABLED": "true"},
+        # CloudWatch's embedded metric lines mean nothing on a terminal; logs with --verbose.
+        env={"POWERTOOLS_METRICS_DISABLED": "true", **({} if verbose else QUIET_LOGS)},
     )
+    from patchprop_local.narrate import Narrator
+
+    # One line per event (push, build, alert), and every alert kept in .patchprop/outbox/.
+    stack.listeners.append(Narrator(stack.state_dir, lambda line: click.echo(line)))
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
@@ -102,14 +112,18 @@ cli.add_command(rebuilds_cmd.rebuilds)
 cli.add_command(rebuilds_cmd.graph)
 
 
+from patchprop_cli.alerts_cmd import alerts  # noqa: E402
 from patchprop_cli.discover_cmd import discover  # noqa: E402
 from patchprop_cli.gate_cmd import gate_command  # noqa: E402
+from patchprop_cli.poll_cmd import poll  # noqa: E402
 from patchprop_cli.promote_cmd import promote, rollback  # noqa: E402
 
 cli.add_command(discover)
 cli.add_command(gate_command)
 cli.add_command(promote)
 cli.add_command(rollback)
+cli.add_command(poll)
+cli.add_command(alerts)
 
 from patchprop_cli.status_cmd import report, status  # noqa: E402
 

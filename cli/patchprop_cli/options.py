@@ -38,11 +38,15 @@ OPTION_OF_FIELD = {
 }
 
 
-def dependent_options(*, registering: bool) -> Callable[[F], F]:
-    """The dependent's settings as options: with Dependent's defaults when registering, else unset."""
+def dependent_options(*, registering: bool, skip: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """The dependent's settings as options: with Dependent's defaults when registering, else unset.
+
+    `skip`: fields the command finds itself (discover reads the bases from the Dockerfile)."""
 
     def decorate(command: F) -> F:
         for name, option, settings in reversed(DEPENDENT_OPTIONS):
+            if name in skip:
+                continue
             field = Dependent.model_fields[name]
             extra: dict[str, Any] = {"help": field.description}
             if registering:
@@ -62,6 +66,11 @@ def api_options(command: F) -> F:
     command = click.option(
         "--json", "as_json", is_flag=True, help="Print the API's JSON answer (for scripts)."
     )(command)
+    return api_url_option(command)
+
+
+def api_url_option(command: F) -> F:
+    """--api-url alone, for a command with a --json of its own (discover)."""
     return click.option(
         "--api-url",
         envvar="PATCHPROP_API_URL",

@@ -46,3 +46,13 @@ def short(digest: str | None) -> str:
 def when(stamp: str | None) -> str:
     """An ISO timestamp to the second, `T` as a space."""
     return stamp[:19].replace("T", " ") if stamp else "-"
+
+
+def tell_registered(answer: dict[str, Any]) -> None:
+    """What registering did about the bases' digests, and what it could not check (on stderr)."""
+    for warning in answer.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    if answer.get("baselined"):
+        click.echo(
+            f"Recorded the current digest of {', '.join(answer['baselined'])}: its next move rebuilds it."
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
@@ -13,6 +14,8 @@ from patchprop_cli.output import echo_json, short, table, when
 
 
 def rebuild_table(rebuilds: list[dict[str, Any]], with_image: bool = True) -> str:
+    """The rebuilds, one a line (outcome, duration, pushed digest, the reason's first line), then
+    the full reason of each failed one: its failing step and the last lines of its build log."""
     headers = [
         "DETECTED",
         *(["IMAGE"] if with_image else []),
@@ -20,11 +23,18 @@ def rebuild_table(rebuilds: list[dict[str, Any]], with_image: bool = True) -> st
         "BASE DIGEST",
         "STATUS",
         "METHOD",
+        "OUTCOME",
+        "TOOK",
+        "PUSHED",
         "BUILD / REASON",
     ]
     rows = []
+    whys = []
     for r in rebuilds:
         status = r["status"] + (" !" if mark({"last_rebuild": r}) else "")
+        reason = r.get("reason") or ""
+        if "\n" in reason:
+            whys.append(f"Why {r['image']} ({r.get('rebuild_id', '-')}) failed:\n" + _indent(reason))
         rows.append(
             [
                 when(r.get("detected_at")),
@@ -33,10 +43,28 @@ def rebuild_table(rebuilds: list[dict[str, Any]], with_image: bool = True) -> st
                 short(r.get("base_digest")),
                 status,
                 method_cell(r),
-                r.get("build_id") or r.get("reason"),
+                r.get("outcome"),
+                _took(r.get("started_at"), r.get("finished_at")),
+                short(r.get("image_digest")),
+                reason.split("\n", 1)[0] or r.get("build_id"),
             ]
         )
-    return table(headers, rows)
+    return "\n\n".join([table(headers, rows), *whys])
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _took(started: str | None, finished: str | None) -> str | None:
+    """How long a rebuild's build took, as `1m05s`; None while it runs or if it never started."""
+    if not started or not finished:
+        return None
+    try:
+        seconds = int((datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds())
+    except ValueError:
+        return None
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def method_cell(rebuild: dict[str, Any]) -> str:

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from patchprop import wiring
 from patchprop.config import ApiEnv, env_vars
 from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog, report
+from patchprop.logic.baseline import PollAnswer, poll_now, record_baselines
 from patchprop.logic.by_hand import (
     PromoteAnswer,
     PromoteRequest,
@@ -46,12 +45,13 @@ from patchprop.logic.catalog import (
 from patchprop.logic.report import FleetStatus, Report
 from patchprop.ports import Store
 from patchprop.web import answer_errors
+from patchprop.web import error_responses as _errors
+from patchprop.web import json_answer as _answer
+from patchprop.web import ok_response as _ok
 
 # Response bodies at DEBUG would repeat every registration in the logs; keep them above it.
 for _noisy in ("botocore", "aws_lambda_powertools.event_handler"):
     logging.getLogger(_noisy).setLevel(logging.INFO)
-
-M = TypeVar("M", bound=BaseModel)
 
 logger = Logger()
 tracer = Tracer()
@@ -59,36 +59,8 @@ metrics = Metrics()
 app = answer_errors(APIGatewayRestResolver(enable_validation=True))
 
 
-class FieldError(BaseModel):
-    field: str
-    error: str
-
-
-class ErrorBody(BaseModel):
-    error: str
-    field: str | None = None
-    details: list[FieldError] | None = None
-
-
-def _errors(*codes: HTTPStatus) -> dict[int, OpenAPIResponse]:
-    return {
-        int(code): {"description": code.phrase, "content": {"application/json": {"model": ErrorBody}}}
-        for code in codes
-    }
-
-
-def _ok(
-    model: type[BaseModel], description: str, code: HTTPStatus = HTTPStatus.OK
-) -> dict[int, OpenAPIResponse]:
-    return {int(code): {"description": description, "content": {"application/json": {"model": model}}}}
-
-
 def _store() -> Store:
     return wiring.adapters(env_vars(ApiEnv)).store
-
-
-def _answer(status: HTTPStatus, model: M) -> Response[M]:
-    return Response(status_code=int(status), content_type="application/json", body=model)
 
 
 # ---- routes ----------------------------------------------------------------------------------
@@ -108,7 +80,10 @@ def register_dependent(dependent: Annotated[DependentRegistration, Body()]) -> R
     """The image, how CodeBuild rebuilds it, its bases, owner and policy. Refused with 403 when the
     CodeBuild project is not one the stack may start, and with 409 when it would close a cycle."""
     env = env_vars(ApiEnv)
-    registration = catalog.register(dependent, store=_store(), allowed_projects=env.projects)
+    adapters = wiring.adapters(env)
+    registration = catalog.register(dependent, store=adapters.store, allowed_projects=env.projects)
+    recorded, warnings = record_baselines(dependent, store=adapters.store, registry=adapters.registry)
+    registration = registration.model_copy(update={"warnings": warnings, "baselined": recorded})
     logger.info("dependent registered", extra={"image": dependent.image, "new": registration.created})
     metrics.add_metric("DependentRegistered", MetricUnit.Count, 1)
     return _answer(HTTPStatus.CREATED if registration.created else HTTPStatus.OK, registration)
@@ -162,7 +137,10 @@ def show_dependent(
     "/dependents",
     summary="Remove a dependent image",
     operation_id="removeDependent",
-    responses={**_ok(Removal, "Removed"), **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)},
+    responses={
+        **_ok(Removal, "Removed"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
+    },
 )
 def remove_dependent(
     image: Annotated[TaggedImage, Query(description="The registered image")],
@@ -184,11 +162,35 @@ def list_bases() -> Response[BaseList]:
     return _answer(HTTPStatus.OK, catalog.list_bases(store=_store()))
 
 
+@app.post(
+    "/bases/poll",
+    summary="Poll tracked bases now",
+    operation_id="pollBases",
+    responses={
+        **_ok(PollAnswer, "What each base's tag holds now"),
+        **_errors(HTTPStatus.NOT_FOUND),
+    },
+)
+def poll_bases_now(
+    base: Annotated[TaggedImage | None, Query(description="Only this tracked base")] = None,
+) -> Response[PollAnswer]:
+    """As the scheduled poll: one HEAD per base; a moved digest enqueues its patch."""
+    adapters = wiring.adapters(env_vars(ApiEnv))
+    answer = poll_now(
+        store=adapters.store, registry=adapters.registry, patches=adapters.patch_queue, base=base
+    )
+    logger.info("polled by hand", extra={"bases": len(answer.bases), "base": base})
+    return _answer(HTTPStatus.OK, answer)
+
+
 @app.get(
     "/rebuilds",
     summary="Rebuild history",
     operation_id="listRebuilds",
-    responses={**_ok(RebuildList, "Rebuilds, newest first"), **_errors(HTTPStatus.BAD_REQUEST)},
+    responses={
+        **_ok(RebuildList, "Rebuilds, newest first"),
+        **_errors(HTTPStatus.BAD_REQUEST),
+    },
 )
 def list_rebuilds(
     image: Annotated[TaggedImage | None, Query(description="Only this image's rebuilds")] = None,

@@ -235,6 +235,8 @@ class LocalCodeBuild:
                     status = self._execute(build, out)
                 except BuildFailed as exc:
                     note(out, str(exc))
+                    if not (build.result or {}).get("failure"):  # failed before the script could tell
+                        build.result = {**(build.result or {}), "failure": {"message": str(exc)}}
                 except Exception as exc:
                     log.exception("local build %s failed", build.id)
                     note(out, f"internal error: {exc!r}")

@@ -196,6 +196,32 @@ def test_failing_dockerfile_fails_alone_with_its_log(
     assert "[patchprop] build FAILED" in text
     # And the other still succeeded
     assert_statuses(events, good_id, ["IN_PROGRESS", "SUCCEEDED"])
+    # And its result says why: the failing step and the last lines of its log
+    failure = (builds.build_result(bad_id) or {})["failure"]
+    assert (failure["step"], failure["exit"]) == ("building", 3)
+    assert 'building at STEP "RUN exit 3": exit status 3' in failure["tail"]
+
+
+def test_a_dockerfile_that_does_not_take_the_pin_fails_and_pushes_nothing(
+    base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a dependent whose FROM names the base's tag, not ${BASE_IMAGE}
+    src = context(tmp_path, "unpinned", f"FROM {base.name}\nRUN echo hi > /hello\n")
+    # When rebuilt "pinned" to the base's digest
+    build_id = start(builds, base, "acme/unpinned:1", src)
+    assert builds.wait(120)
+    # Then it fails, saying the pin did not happen and which lines to write
+    assert statuses(events, build_id) == ["IN_PROGRESS", "FAILED"]
+    failure = (builds.build_result(build_id) or {})["failure"]
+    assert failure["step"] == "verifying the pin"
+    assert "not built on the pinned base" in failure["message"]
+    assert "FROM ${BASE_IMAGE}" in failure["message"]
+    # And nothing was pushed, so nothing is annotated as pinned
+    missing = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{base.registry}/acme/unpinned:1"],
+        capture_output=True,
+    )
+    assert missing.returncode != 0
 
 
 def test_missing_build_context_fails_with_a_clear_line(

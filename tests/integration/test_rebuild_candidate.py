@@ -242,4 +242,7 @@ def test_bad_settings_are_refused_before_building(
 ) -> None:
     base = Base("127.0.0.1:1/none/base:1", "sha256:" + "0" * 64)
     done, result = rebuild(tmp_path, base, {}, "127.0.0.1:1/none/app:1", **{variable: value})
-    assert done.returncode == 2 and message in done.stderr and result is None
+    assert done.returncode == 2 and message in done.stderr
+    # And nothing was built: the result holds only why (the step and the message)
+    assert result is not None and "digest" not in result
+    assert result["failure"]["step"] == "checking its inputs" and message in result["failure"]["message"]

@@ -586,6 +586,12 @@ def test_command_dry_run_json_prints_exactly_what_it_would_register(tmp_path: Pa
                 "pinned": [],
                 "platforms": ["linux/amd64"],
                 "notes": [],
+                "pin_warning": (
+                    "line 5: the runtime stage's FROM does not use ${BASE_IMAGE}, so a rebuild cannot pin "
+                    "it to the new base's digest (and patchprop refuses such a rebuild); write "
+                    "`ARG BASE_IMAGE=docker.io/library/node:20-slim` before the first FROM and "
+                    "`FROM ${BASE_IMAGE} AS runtime` on line 5"
+                ),
                 "found": [
                     {
                         "ref": "docker.io/library/node:20-slim",
@@ -628,50 +634,78 @@ def test_command_dry_run_table_marks_the_runtime_base(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == str(path)
     assert lines[1].split() == ["REF", "KIND", "STAGE", "LINE", "RUNTIME"]
-    assert [line.split() for line in lines[2:]] == [
+    assert [line.split() for line in lines[2:6]] == [
         ["docker.io/library/node:22-slim", "from", "runtime", "5", "runtime"],
         ["docker.io/library/golang:1.23", "from", "build", "8"],
         ["ghcr.io/astral-sh/uv:0.5.11", "copy-from", "final", "14"],
         ["rebase-safe:", "no", "(RUN", "at", "line", "6)"],
+    ]
+    # And, as its runtime FROM does not use ${BASE_IMAGE}, the line to write
+    assert lines[6:] == [
+        "  warning: line 5: the runtime stage's FROM does not use ${BASE_IMAGE}, so a rebuild cannot pin "
+        "it to the new base's digest (and patchprop refuses such a rebuild); write "
+        "`ARG BASE_IMAGE=docker.io/library/node:22-slim` before the first FROM and "
+        "`FROM ${BASE_IMAGE} AS runtime` on line 5"
     ]
 
 
 @pytest.mark.parametrize(
     ("options", "missing"),
     [
-        ([], "--image and --project"),
-        (["--image", "acme/api:1"], "--project"),
-        (["--project", "api-build"], "--image"),
+        ([], "--image, --project, --source-location"),
+        (["--image", "acme/api:1", "--source-location", "."], "--project"),
+        (["--project", "api-build", "--source-location", "."], "--image"),
+        (["--image", "acme/api:1", "--project", "api-build"], "--source-location"),
     ],
 )
-def test_command_without_dry_run_requires_image_and_project(
+def test_command_without_dry_run_requires_image_project_and_source(
     tmp_path: Path, options: list[str], missing: str
 ) -> None:
     # Given a Dockerfile
     path = write(tmp_path, ACCEPTANCE)
-    # When `discover` runs to register without --image and/or --project
+    # When `discover` runs to register without --image, --project and/or a source to rebuild
     result = run(str(path), *options)
     # Then it is a usage error naming what is missing
     assert result.exit_code == 2
     assert f"registering needs {missing}" in result.stderr
 
 
+def fake_client(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """A client module that records what it is asked to register (and answers as the API)."""
+    calls: list[dict[str, Any]] = []
+    client = types.ModuleType("patchprop_cli.client")
+
+    def register_dependent(**kwargs: Any) -> dict[str, Any]:
+        calls.append({k: v for k, v in kwargs.items() if k != "client"})
+        return {"dependent": kwargs, "created": True, "baselined": kwargs["bases"][:1]}
+
+    client.register_dependent = register_dependent  # type: ignore[attr-defined]
+    client.ApiClient = types.SimpleNamespace(for_url=lambda url: None)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "patchprop_cli.client", client)
+    return calls
+
+
+PINNABLE = ACCEPTANCE.replace(
+    "\nFROM --platform=$BUILDPLATFORM ${REGISTRY}/library/node:${NODE_VERSION}-slim AS runtime",
+    "ARG BASE_IMAGE=${REGISTRY}/library/node:${NODE_VERSION}-slim\nFROM ${BASE_IMAGE} AS runtime",
+)
+
+
 def test_command_registers_the_image_on_all_its_bases(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a Dockerfile and a client that records what it is asked to register
-    path = write(tmp_path, ACCEPTANCE)
-    calls: list[dict[str, Any]] = []
-    client = types.ModuleType("patchprop_cli.client")
-    client.register_dependent = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "patchprop_cli.client", client)
-    # When `discover` runs with --image, --project, --owner and a build arg
+    # Given a Dockerfile whose runtime FROM takes the pin, and a client that records the calls
+    path = write(tmp_path, PINNABLE)
+    calls = fake_client(monkeypatch)
+    # When `discover` runs with register's options: --image, --project, --owner, a source, ...
     result = run(
         str(path),
         *("--image", "acme/api:2.4", "--project", "api-build", "--owner", "team-a"),
-        *("--build-arg", "NODE_VERSION=20"),
+        *("--build-arg", "NODE_VERSION=20", "--source-location", str(tmp_path)),
+        *("--source-version", "main", "--policy", "fail-on: [CRITICAL]", "--no-auto-rebuild"),
+        *("--cooldown", "30", "--test-command", "true"),
     )
-    # Then the image is registered once on all three bases, with the build args
+    # Then the image is registered once on all three bases, with every setting given
     assert result.exit_code == 0, result.output
     assert calls == [
         {
@@ -686,9 +720,40 @@ def test_command_registers_the_image_on_all_its_bases(
             "build_args": {"NODE_VERSION": "20"},
             "rebase_safe": False,
             "rebase_unsafe_reason": "RUN at line 6",
+            "source_location": str(tmp_path),
+            "source_version": "main",
+            "auto_rebuild": False,
+            "cooldown_seconds": 30,
+            "policy": "fail-on: [CRITICAL]",
+            "test_command": "true",
+            "patch_by": "auto",
         }
     ]
-    assert "registered docker.io/acme/api:2.4" in result.stdout
+    # And it says the runtime base's digest was recorded (its next move rebuilds the image)
+    assert "Recorded the current digest of docker.io/library/node:20-slim" in result.stdout
+
+
+def test_command_refuses_to_register_a_dockerfile_that_cannot_take_the_pin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a Dockerfile whose runtime FROM names its base (no ${BASE_IMAGE})
+    path = write(tmp_path, ACCEPTANCE)
+    calls = fake_client(monkeypatch)
+    # When `discover` is asked to register it
+    result = run(str(path), "--image", "a:1", "--project", "p", "--source-location", str(tmp_path))
+    # Then nothing is registered, and the refusal says which line to write
+    assert result.exit_code == 2 and calls == []
+    assert "does not use ${BASE_IMAGE}" in result.stderr
+    assert "`FROM ${BASE_IMAGE} AS runtime` on line 5" in result.stderr
+
+
+def test_command_refuses_a_local_source_directory_that_does_not_exist(tmp_path: Path) -> None:
+    # Given a good Dockerfile, When registered from a directory that is not there
+    path = write(tmp_path, PINNABLE)
+    result = run(str(path), "--image", "a:1", "--project", "p", "--source-location", str(tmp_path / "nope"))
+    # Then it is a usage error naming the option
+    assert result.exit_code == 2
+    assert "--source-location" in result.stderr and "no such directory" in result.stderr
 
 
 def test_command_reports_a_bad_dockerfile_with_file_and_line_and_exit_2(tmp_path: Path) -> None:
@@ -815,13 +880,11 @@ def test_command_registers_tags_only_and_says_a_pinned_base_is_not_tracked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a digest-only build stage base and a tag@digest runtime base
-    path = write(tmp_path, f"FROM golang@{DIGEST} AS build\nFROM node:22@{DIGEST}\nCOPY --from=build /b /b\n")
-    calls: list[dict[str, Any]] = []
-    client = types.ModuleType("patchprop_cli.client")
-    client.register_dependent = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "patchprop_cli.client", client)
+    text = f"ARG BASE_IMAGE=node:22@{DIGEST}\nFROM golang@{DIGEST} AS build\nFROM ${{BASE_IMAGE}}\n"
+    path = write(tmp_path, text + "COPY --from=build /b /b\n")
+    calls = fake_client(monkeypatch)
     # When registered
-    result = run(str(path), "--image", "acme/api:1", "--project", "p")
+    result = run(str(path), "--image", "acme/api:1", "--project", "p", "--source-location", str(tmp_path))
     # Then only the tag is registered (the API takes tags), and the pinned base is named
     assert result.exit_code == 0, result.output
     assert calls[0]["bases"] == ["docker.io/library/node:22"]

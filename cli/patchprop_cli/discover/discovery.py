@@ -96,6 +96,25 @@ def discover(
         runtime_by_platform=runtimes if len(set(runtimes.values())) > 1 else {},
         notes=_notes(walks, first, args, commands, {base.ref for base in bases}),
         rebase_unsafe=rebase_unsafe(first, commands),
+        pin_warning=pin_warning(first),
+    )
+
+
+PIN_ARG = "BASE_IMAGE"  # what a rebuild passes: the base pinned by digest (buildspec/rebuild.sh)
+
+
+def pin_warning(walk: Walk) -> str | None:
+    """Why a rebuild cannot pin this Dockerfile's runtime base, and the lines to write; None if it can."""
+    runtime = walk.runtime_stage()
+    if runtime.image is None or PIN_ARG in runtime.uses:
+        return None
+    tracked = FoundBase(runtime.image, "from", runtime.label, runtime.line).tracked or runtime.image
+    alias = f" AS {runtime.name}" if runtime.name else ""
+    return (
+        f"line {runtime.line}: the runtime stage's FROM does not use ${{{PIN_ARG}}}, so a rebuild cannot "
+        f"pin it to the new base's digest (and patchprop refuses such a rebuild); write "
+        f"`ARG {PIN_ARG}={tracked}` before the first FROM and `FROM ${{{PIN_ARG}}}{alias}` "
+        f"on line {runtime.line}"
     )
 
 

@@ -60,6 +60,9 @@ class Discovery:
     def rebase_safe(self) -> bool:
         return self.rebase_unsafe is None
 
+    # Why a rebuild cannot pin the runtime base (its FROM does not use ${BASE_IMAGE}); None: it can.
+    pin_warning: str | None = None
+
     @property
     def refs(self) -> list[str]:
         return [base.ref for base in self.bases]

@@ -41,6 +41,7 @@ class _Stage:
     parent: int | None = None  # the earlier stage it is built FROM
     image: str | None = None  # the image it is built FROM (None: scratch, or a parent stage)
     needs: dict[int, int] = field(default_factory=dict)  # stages it copies or mounts from -> line
+    uses: frozenset[str] = frozenset()  # the ARGs its FROM expands (BASE_IMAGE: it takes the pin)
 
     @property
     def label(self) -> str | int:
@@ -143,7 +144,7 @@ class Walk:
         elif len(args) != 1:
             raise self.error(line, "FROM requires either one or three arguments")
         stage = _Stage(index=len(self.stages), name=name, line=line)
-        base_name, missing = self.expand_from(args[0], line)
+        base_name, missing, stage.uses = self.expand_from(args[0], line)
         earlier = {s.name: s.index for s in self.stages if s.name is not None}
         if base_name in earlier:
             stage.parent = earlier[base_name]
@@ -160,7 +161,7 @@ class Walk:
             )
         self.stages.append(stage)
 
-    def expand_from(self, text: str, line: int) -> tuple[str, list[str]]:
+    def expand_from(self, text: str, line: int) -> tuple[str, list[str], frozenset[str]]:
         word = Word(text, self.env, self.escape)
         try:
             result = word.expand()
@@ -172,7 +173,7 @@ class Walk:
         if not result:
             reason = self.missing_reason(text, word.missing) if word.missing else ""
             raise self.error(line, reason or f"base name ({text}) should not be blank")
-        return result, word.missing
+        return result, word.missing, frozenset(word.used)
 
     def missing_reason(self, text: str, names: list[str]) -> str:
         name = names[0]

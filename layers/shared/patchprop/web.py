@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ValidationError
 
 from patchprop.domain.errors import (
@@ -124,3 +125,34 @@ def answer_errors(app: APIGatewayRestResolver) -> APIGatewayRestResolver:
     for kind, answer in HTTP_ERRORS.items():
         app.exception_handler(kind)(answer)
     return app
+
+
+# ---- the management API's OpenAPI response shapes and its JSON answers ----------------------
+
+
+class FieldError(BaseModel):
+    field: str
+    error: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    field: str | None = None
+    details: list[FieldError] | None = None
+
+
+def error_responses(*codes: HTTPStatus) -> dict[int, OpenAPIResponse]:
+    return {
+        int(code): {"description": code.phrase, "content": {"application/json": {"model": ErrorBody}}}
+        for code in codes
+    }
+
+
+def ok_response(
+    model: type[BaseModel], description: str, code: HTTPStatus = HTTPStatus.OK
+) -> dict[int, OpenAPIResponse]:
+    return {int(code): {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+def json_answer(status: HTTPStatus, model: M) -> Response[M]:
+    return Response(status_code=int(status), content_type="application/json", body=model)

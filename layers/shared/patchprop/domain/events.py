@@ -87,6 +87,24 @@ class SmokeResult(DomainModel):
     tail: str = ""  # the last 4 KB of its output
 
 
+class BuildFailure(DomainModel):
+    """Why the rebuild script failed: the step, its exit code, its message, its output's last lines."""
+
+    step: str = ""
+    exit: int | None = None
+    message: str = ""
+    tail: str = ""
+
+    @property
+    def reason(self) -> str:
+        """One reason for the record, the tables and the alert's "Why:" line."""
+        why = self.message or f"{self.step or 'the build'} failed with exit code {self.exit}"
+        if self.step and self.step not in why:
+            why = f"{self.step}: {why}"
+        tail = self.tail.strip()
+        return f"{why}\nLast lines of the build log:\n{tail}" if tail else why
+
+
 class BuildResult(DomainModel):
     """The rebuild script's result: the pushed image and where its scan reports are.
 
@@ -102,3 +120,4 @@ class BuildResult(DomainModel):
     sbom: str | None = None
     candidate: bool = False  # pushed by digest only: the tag moves when the gate promotes it
     smoke: SmokeResult | None = None
+    failure: BuildFailure | None = None  # the script failed: the step and why (rebuild.sh's EXIT trap)

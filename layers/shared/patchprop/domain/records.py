@@ -161,6 +161,7 @@ class Finish(DomainModel):
     fixed_findings: dict[str, int] | None = None
     blocking_findings: dict[str, int] | None = None
     open_findings: dict[str, int] | None = None
+    reason: str | None = None  # why a build failed (its failing step and log tail)
 
 
 class Promotion(DomainModel):

@@ -108,6 +108,12 @@ class _Out(BaseModel):
 class Registration(_Out):
     dependent: Dependent
     created: bool = Field(description="False when an existing registration was replaced.")
+    warnings: list[str] = Field(
+        default_factory=list, description="What could not be checked (e.g. a base the registry lacks)."
+    )
+    baselined: list[str] = Field(
+        default_factory=list, description="Bases whose current digest was recorded at registration."
+    )
 
 
 class Removal(_Out):

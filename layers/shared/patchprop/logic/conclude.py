@@ -85,8 +85,14 @@ def record_build_event(
             if ecr is None  # ScanSource=ecr: ECR's findings (ScanPending while it scans)
             else judge_on_ecr(rebuild, raw, store=store, reports=reports, require_scan=require_scan, ecr=ecr)
         )
+    reason = _failure_reason(result, status) or rebuild.reason
     finished = rebuild.model_copy(
-        update={"status": status, "build_id": detail.build_key, "log_url": log_url or rebuild.log_url}
+        update={
+            "status": status,
+            "build_id": detail.build_key,
+            "log_url": log_url or rebuild.log_url,
+            "reason": reason,
+        }
     )
     alert = Alert.from_rebuild(finished, verdict.result, report_url=report_link(verdict.report_uri))
     notes = [*method_note(rebuild), *verdict.notes, *_smoke_notes(result, rebuild.rebuild_id)]
@@ -122,11 +128,24 @@ def record_build_event(
         promoted_by="patchprop" if on_tag_at else None,
         promoted_at=on_tag_at,
         **finding_counts(verdict.result if verdict.report_uri else None),
+        reason=reason,
     )
     recorded = store.record_finished(rebuild.rebuild_id, finish, alert)
     if recorded is not None and recorded.on_tag and evidence is not None:
         recorded = _with_evidence(recorded, result, verdict, store=store, evidence=evidence)
     return recorded or rebuild
+
+
+def _failure_reason(result: BuildResult | None, status: RebuildStatus) -> str | None:
+    """Why a build failed: the step and the last lines of its log, as the rebuild script told."""
+    if status is not RebuildStatus.FAILED:
+        return None
+    failure = result.failure if result else None
+    if failure is None:
+        return "the build failed and left no reason (see its log)"
+    if result is not None and result.smoke is not None and not result.smoke.passed:
+        return failure.message or failure.reason  # the smoke note carries its output's tail
+    return failure.reason
 
 
 def _smoke_notes(result: BuildResult | None, rebuild_id: str) -> list[str]:

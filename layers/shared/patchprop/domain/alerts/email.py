@@ -17,7 +17,7 @@ def email(alert: Alert, list_limit: int = LIST_LIMIT) -> tuple[str, str]:
     lines = [_summary(alert), ""]
     reasons = _reasons(alert)
     if reasons:
-        lines += ["Why:", *[f"  - {reason}" for reason in reasons], ""]
+        lines += ["Why:", *[f"  - {reason}".replace("\n", "\n    ") for reason in reasons], ""]
     lines += [
         f"Image:          {alert.image}",
         f"Base:           {alert.base}",
