@@ -41,6 +41,7 @@
 #   SYFT                   path of the syft binary when it is not on PATH (e.g. a virtualenv's bin)
 #   SCAN                   auto (scan if trivy is installed) | required (fail without trivy) | off
 #   PATCHPROP_BASE_VEX     a VEX document of the base (trivy --vex), applied to both scans
+#   PATCHPROP_BASE_REPORT  the base's report from patchprop's base check: the base is not scanned
 #   REPORTS_URI            s3://bucket/prefix: reports go to <prefix>/<rebuild id>/ (default:
 #                          kept next to RESULT_FILE, named by file:// URIs)
 #   COSIGN_KMS_KEY         KMS key (ARN or awskms:///…) to sign the pushed image by digest; PUSH=tag
@@ -313,7 +314,11 @@ if [[ $SCAN != off ]] && command -v trivy >/dev/null 2>&1; then
     result+=", \"sbom\": $(json "$sbom")"
   fi
   # Without the base's report new findings cannot be told apart from the base's: say so, go on.
-  if trivy "${trivy_args[@]}" "${vex[@]}" --format json --output "$reports_dir/base-report.json" "$BASE_IMAGE"; then
+  # PATCHPROP_BASE_REPORT: the base was scanned once, by patchprop's base check: not again here.
+  if [[ -n ${PATCHPROP_BASE_REPORT:-} ]]; then
+    log "the base's report is the base check's: $PATCHPROP_BASE_REPORT (not scanned again)"
+    result+=", \"base_report\": $(json "$PATCHPROP_BASE_REPORT")"
+  elif trivy "${trivy_args[@]}" "${vex[@]}" --format json --output "$reports_dir/base-report.json" "$BASE_IMAGE"; then
     base_report=$(publish "$reports_dir/base-report.json")
     result+=", \"base_report\": $(json "$base_report")"
   else
