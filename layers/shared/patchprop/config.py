@@ -42,6 +42,11 @@ class Resources(EnvVars):
     SLACK_WEBHOOK_SECRET_ID: str = ""
     # Which builder starts rebuilds: CodeBuild, or one registered by name (`patchprop local`).
     PATCHPROP_BUILDS: str = "codebuild"
+    # What the base check reads (adapters/base_sources.py): the base reports' folder, a KEV list,
+    # and a syft binary to make a base's SBOM when none is attached (`patchprop local`).
+    BASE_REPORTS_URI: str = ""
+    KEV_SOURCE: str = ""
+    BASE_SYFT: str = ""
 
 
 class WebhookEnv(Resources):
@@ -64,6 +69,8 @@ class PlannerEnv(Resources):
     TABLE_NAME: str
     REBUILD_QUEUE_URL: str
     IDEMPOTENCY_TABLE_NAME: str
+    BASE_CHECKS: str = ""  # per-base settings of the base check (domain/urgency.py)
+    NOTIFY_FORMAT: NotifyFormat = "email"
 
 
 class RebuilderEnv(Resources):

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from patchprop.adapters.registry import RegistryClient
+from patchprop.adapters.registry import RegistryClient, is_loopback
 from patchprop.domain.base_check import (
     BaseContents,
     SignatureError,
@@ -192,7 +192,7 @@ class BaseSourcesAdapter:
     def _syft(self, image: ImageRef, notes: list[str]) -> bytes | None:
         """Real syft on the registry image: its packages and config (syft JSON)."""
         env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
-        if self.insecure:
+        if self.insecure or is_loopback(image.api_host):
             env |= {
                 "SYFT_REGISTRY_INSECURE_USE_HTTP": "true",
                 "SYFT_REGISTRY_INSECURE_SKIP_TLS_VERIFY": "true",
