@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fakes import FakeQueue, FakeTopic, InMemoryStore  # type: ignore[import-not-found]
+from fakes import FakeQueue, FakeTopic, InMemoryStore
 
 from patchprop.domain.base_check import BaseContents
 from patchprop.domain.findings import Finding, ScanReport, Severity
