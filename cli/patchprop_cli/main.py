@@ -104,12 +104,14 @@ cli.add_command(rebuilds_cmd.graph)
 
 from patchprop_cli.discover_cmd import discover  # noqa: E402
 from patchprop_cli.gate_cmd import gate_command  # noqa: E402
+from patchprop_cli.patch_cmd import patch  # noqa: E402
 from patchprop_cli.promote_cmd import promote, rollback  # noqa: E402
 
 cli.add_command(discover)
 cli.add_command(gate_command)
 cli.add_command(promote)
 cli.add_command(rollback)
+cli.add_command(patch)
 
 if __name__ == "__main__":
     cli()

@@ -24,6 +24,7 @@ from patchprop.config import ApiEnv, env_vars
 from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog
+from patchprop.logic.base_check import patch_now
 from patchprop.logic.by_hand import (
     PromoteAnswer,
     PromoteRequest,
@@ -290,6 +291,28 @@ def rollback_dependent(
     return _answer(
         HTTPStatus.OK, RollbackAnswer(image=image, from_digest=before, to_digest=after, rolled_back_by=who)
     )
+
+
+class PatchNowAnswer(BaseModel):
+    base: str
+    digest: str
+    previous_digest: str | None = None
+    queued: bool = True
+
+
+@app.post(
+    "/bases/patch",
+    summary="Rebuild what is built on a base now",
+    operation_id="patchBaseNow",
+    responses={**_ok(PatchNowAnswer, "Sent to the planner, forced now"), **_errors(HTTPStatus.NOT_FOUND)},
+)
+def patch_base_now(base: Annotated[TaggedImage, Query(description="The tracked base")]) -> PatchNowAnswer:
+    """The base's current digest rebuilds its dependents at once, whatever its urgency (batched,
+    skipped); a base whose signature failed stays refused. 404: not tracked; 409: no digest yet."""
+    adapters = wiring.adapters(env_vars(ApiEnv))
+    patch = patch_now(base, store=adapters.store, patches=adapters.patch_queue)
+    logger.info("base patched now", extra={"base": base, "digest": patch.digest, "by": _caller()})
+    return PatchNowAnswer(base=patch.base, digest=patch.digest, previous_digest=patch.previous_digest)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -354,3 +354,28 @@ def test_a_build_that_finished_keeps_its_report_for_the_children(world) -> None:
     assert released == [app]
     child = [m for m in queue.messages if isinstance(m, RebuildRequest) and m.image == app]
     assert child[0].base_report == "s3://r/golden.json"
+
+
+def test_patch_now_sends_the_current_digest_forced_and_refuses_an_unknown_base(world) -> None:
+    from patchprop.domain.errors import NotFound, NotPromotable
+    from patchprop.logic.base_check import patch_now
+
+    store, queue, _topic, sources = world
+    fleet(store, 2)
+    sources.by_digest = {NEW: contents(FIXES, NEW), OLD: contents(FIXES, OLD)}
+    assert admit(world, patch_of()).check.urgency == "skip"
+    # When an owner says `patchprop patch BASE --now`
+    patches = FakeQueue()
+    sent = patch_now(BASE, store=store, patches=patches)
+    # Then the base's current digest goes to the planner, forced, and rebuilds
+    assert sent.force_now and sent.digest == NEW and sent.detected_by == "person"
+    assert admit(world, sent).check.urgency == "now"
+    assert len([m for m in queue.messages if isinstance(m, RebuildRequest)]) == 2
+    # and an unknown base, or one with no digest yet, is refused naming the field
+    with pytest.raises(NotFound) as unknown:
+        patch_now("docker.io/library/nope:1", store=store, patches=patches)
+    store.bases[OTHER] = Base(ref=OTHER)
+    with pytest.raises(NotPromotable) as early:
+        patch_now(OTHER, store=store, patches=patches)
+    assert unknown.value.field == early.value.field == "base"
+    assert len(patches.messages) == 1

@@ -779,6 +779,7 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
     assert sorted(reports) == [
         ("ApiFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         ("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*"),
+        ("PlannerFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # the base check
     ]
     assert _grants(cfn, "s3:PutObject") == [("RebuildProjectRole", "${ReportsBucket.Arn}/reports/*")]
 

@@ -101,6 +101,7 @@ class BuildEventsEnv(Resources):
 class ApiEnv(Resources):
     TABLE_NAME: str
     REBUILD_PROJECTS: str
+    PATCH_QUEUE_URL: str = ""  # `patchprop patch BASE --now`
     # Promote and rollback by hand tell the topic and release the cascade below.
     TOPIC_ARN: str = ""
     REBUILD_QUEUE_URL: str = ""

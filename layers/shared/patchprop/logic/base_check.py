@@ -19,6 +19,7 @@ from patchprop.domain.alerts import Template
 from patchprop.domain.alerts.base_moved import base_moved_message
 from patchprop.domain.base_check import BaseJudgement, SignatureError, diff_base
 from patchprop.domain.cascade import affected
+from patchprop.domain.errors import NotFound, NotPromotable
 from patchprop.domain.models import PatchRequest, utcnow
 from patchprop.domain.records import Hold
 from patchprop.domain.refs import parse_ref
@@ -201,3 +202,22 @@ def release_due(*, store: Store, patches: Queue, now: datetime | None = None) ->
         if store.drop_hold(hold.patch.base, hold.patch.digest):
             released.append(str(hold.patch.cascade_id))
     return released
+
+
+def patch_now(base: str, *, store: Store, patches: Queue) -> PatchRequest:
+    """An owner's `patchprop patch BASE --now`: the base's current digest goes to the planner, forced
+    now (a batched or skipped digest rebuilds at once; a refused signature stays refused)."""
+    tracked = store.get_base(base)
+    if tracked is None:
+        raise NotFound(f"{base} is not a tracked base", field="base")
+    if tracked.digest is None:
+        raise NotPromotable(f"no digest of {base} is recorded yet: the next poll records one", field="base")
+    patch = PatchRequest(
+        base=tracked.ref,
+        digest=tracked.digest,
+        previous_digest=tracked.previous_digest,
+        detected_by="person",
+        force_now=True,
+    )
+    patches.send(patch)
+    return patch
