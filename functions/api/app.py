@@ -304,7 +304,10 @@ class PatchNowAnswer(BaseModel):
     "/bases/patch",
     summary="Rebuild what is built on a base now",
     operation_id="patchBaseNow",
-    responses={**_ok(PatchNowAnswer, "Sent to the planner, forced now"), **_errors(HTTPStatus.NOT_FOUND)},
+    responses={
+        **_ok(PatchNowAnswer, "Sent to the planner, forced now"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
 )
 def patch_base_now(base: Annotated[TaggedImage, Query(description="The tracked base")]) -> PatchNowAnswer:
     """The base's current digest rebuilds its dependents at once, whatever its urgency (batched,
