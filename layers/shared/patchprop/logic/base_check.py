@@ -146,8 +146,9 @@ def _act(
     if check.urgency == "now":
         if hold is not None:  # an older held digest: this one supersedes it
             store.drop_hold(patch.base, hold.patch.digest)
-        plan = _plan(patch, check, store, rebuild_queue)
-        return Admission(check, plan, told=_tell(check, plan.rebuilds, store, topic, template))
+        # Told first, so the message comes before any rebuild (a retry plans; it tells once).
+        told = _tell(check, _count(patch.base, store), store, topic, template)
+        return Admission(check, _plan(patch, check, store, rebuild_queue), told=told)
     # skip or refused: the patch is recorded with its check, and nothing is rebuilt
     if store.get_patch(patch.base, patch.digest) is None:
         store.record_patch(patch, rebuilds=0, base_check=check)
