@@ -149,3 +149,13 @@ def test_config_changes_of_user_entrypoint_env_and_architectures_are_told() -> N
         "env: +['A=2'] -['A=1']",
     ]
     assert not diff.metadata_only
+
+
+def test_a_huge_diff_is_cut_to_fit_one_item_and_says_so() -> None:
+    old = {f"pkg{i}": "1" for i in range(1000)}
+    new = {f"pkg{i}": "2" for i in range(1000)}
+    diff = diff_base(BaseContents(packages=new), BaseContents(packages=old)).capped(200)
+    assert len(diff.changed) == 200
+    assert diff.cut == "lists cut to 200 (changed: 1000)"
+    assert "Shown in part: lists cut to 200 (changed: 1000)." in diff.said()
+    assert not diff.metadata_only

@@ -22,6 +22,7 @@ from patchprop.domain.findings import Finding, ScanReport, ScanReportError, Seve
 
 SignatureState = Literal["verified", "failed", "not_configured"]
 MAX_SBOM_BYTES = 100 * 2**20
+MAX_LISTED = 200  # entries of each list of a diff kept on the check (a table item is 400 KB at most)
 
 
 class SignatureError(PatchpropError):
@@ -69,6 +70,7 @@ class BaseDiff(Frozen):
     config: list[str] = Field(default_factory=list)  # e.g. "user: root -> app"
     packages_compared: bool = False
     findings_compared: bool = False
+    cut: str = ""  # what `capped` left out, said
 
     @property
     def metadata_only(self) -> bool:
@@ -78,6 +80,15 @@ class BaseDiff(Frozen):
             and not (self.added or self.removed or self.changed or self.config)
             and not (self.fixed or self.new)
         )
+
+    def capped(self, limit: int = MAX_LISTED) -> BaseDiff:
+        """At most `limit` of each list, so the check fits one table item (the counts are said)."""
+        lists = ("added", "removed", "changed", "fixed", "new")
+        if all(len(getattr(self, name)) <= limit for name in lists):
+            return self
+        cut = {name: getattr(self, name)[:limit] for name in lists}
+        said = [f"{name}: {len(getattr(self, name))}" for name in lists if len(getattr(self, name)) > limit]
+        return self.model_copy(update={**cut, "cut": f"lists cut to {limit} ({', '.join(said)})"})
 
     def highest_fixed(self) -> Severity | None:
         return max((f.severity for f in self.fixed), key=lambda s: s.order, default=None)
@@ -98,6 +109,7 @@ class BaseDiff(Frozen):
                     f"{len(names)} package(s) {word}: {', '.join(names[:limit])}{_more(names, limit)}."
                 )
         lines += [f"Config changed: {change}." for change in self.config]
+        lines += [f"Shown in part: {self.cut}."] if self.cut else []
         if not self.packages_compared:
             lines.append("Packages not compared: no SBOM of one of the two digests.")
         elif self.metadata_only:

@@ -66,7 +66,7 @@ def check_digest(patch: PatchRequest, settings: BaseSettings, *, sources: BaseSo
         scanned=new.report is not None,
         report_uri=new.report_uri if new.report is not None else None,
         previous_report_uri=old.report_uri if old and old.report is not None else None,
-        diff=diff_base(new, old),
+        diff=diff_base(new, old).capped(),
         notes=notes,
         checked_at=utcnow(),
     )
