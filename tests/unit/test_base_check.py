@@ -379,3 +379,43 @@ def test_patch_now_sends_the_current_digest_forced_and_refuses_an_unknown_base(w
         patch_now(OTHER, store=store, patches=patches)
     assert unknown.value.field == early.value.field == "base"
     assert len(patches.messages) == 1
+
+
+def test_a_fix_no_dependent_carries_is_no_hurry(world) -> None:
+    from patchprop.domain.records import Finish, Outcome
+
+    # Given dependents whose last reports on their tags do not have the base's fixed findings
+    store, queue, _topic, sources = world
+    images = fleet(store, 2)
+    sources.by_digest = {NEW: contents(CLEAN, NEW, {"x": "2"}), OLD: contents(FIXES, OLD, {"x": "1"})}
+    for n, image in enumerate(images):
+        request = RebuildRequest.for_dependent(store.dependents[image], patch_of(digest=OLD, previous=NEW))
+        store.record_started(Rebuild.started(request, f"pp:{n}"))
+        store.record_finished(
+            request.rebuild_id,
+            Finish(
+                status=RebuildStatus.SUCCEEDED, build_id=f"pp:{n}", outcome=Outcome.PROMOTED,
+                report_uri=f"s3://r/{n}.json", promoted_at=utcnow(),
+            ),
+        )  # fmt: skip
+
+    class OwnReports:
+        def read_report(self, uri: str) -> bytes:
+            return REBUILT  # their own finding only (the base's were removed in their Dockerfiles)
+
+    # When the base moves with fixes of findings none of them has
+    admission = admit(world, patch_of(), reports=OwnReports())
+    # Then it is batched, not rebuilt now
+    assert admission.check.urgency == "batch" and queue.messages == []
+    # and the same move, for dependents that do carry them, rebuilds now
+    carrying = InMemoryStore(rebuilds=store.rebuilds, dependents=store.dependents, bases=dict(store.bases))
+    now = admit((carrying, FakeQueue(), FakeTopic(), sources), patch_of(), reports=FakeReportsOf(FIXES))
+    assert now.check.urgency == "now"
+
+
+class FakeReportsOf:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read_report(self, uri: str) -> bytes:
+        return self.data

@@ -20,14 +20,17 @@ from patchprop.domain.alerts.base_moved import base_moved_message
 from patchprop.domain.base_check import BaseJudgement, SignatureError, diff_base
 from patchprop.domain.cascade import affected
 from patchprop.domain.errors import NotFound, NotPromotable
+from patchprop.domain.findings import ScanReportError
 from patchprop.domain.models import PatchRequest, utcnow
 from patchprop.domain.records import Hold
 from patchprop.domain.refs import parse_ref
+from patchprop.domain.scan import parse_report
 from patchprop.domain.urgency import HOLDING, BaseSettings, decide, settings_for
 from patchprop.logic.plan import DependentsOf, Plan, cascade_rebuilding, plan_rebuilds
-from patchprop.ports import BaseSources, Queue, Store, Topic
+from patchprop.ports import BaseSources, Queue, Reports, Store, Topic
 
 log = logging.getLogger(__name__)
+CARRIED_READS = 50  # past this many direct dependents, each is taken to carry the base's findings
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,12 @@ def admit_patch(
     settings: Mapping[str, BaseSettings],
     template: Template = "email",
     now: datetime | None = None,
+    reports: Reports | None = None,
 ) -> Admission:
-    """Check the patch's digest once, decide its urgency, and plan, hold, skip or refuse it."""
+    """Check the patch's digest once, decide its urgency, and plan, hold, skip or refuse it.
+
+    With `reports`, a fix is urgent only when a dependent's last report on its tag has it (when
+    every direct dependent has one); otherwise every dependent is taken to carry the base's."""
     now = now or utcnow()
     if patch.detected_by == "cascade" or cascade_rebuilding(patch.base, patch.digest, store=store):
         # Our own push of a rebuilt image: it was judged by its gate, its cascade goes on.
@@ -107,6 +114,7 @@ def admit_patch(
             config,
             now=now,
             kev=sources.kev() if check.diff.fixed else frozenset(),
+            carried=carried_findings(patch.base, store, reports) if reports and check.diff.fixed else None,
             forced=patch.force_now,
             held_until=older.release_at if older and config.soak_hours == 0 else None,
         )
@@ -192,6 +200,25 @@ def _tell_owners(check: BaseJudgement, store: Store, topic: Topic, template: Tem
         store.release_base_told(check.base, check.digest, check.urgency)
         raise
     return True
+
+
+def carried_findings(
+    base: str, store: Store, reports: Reports, limit: int = CARRIED_READS
+) -> set[tuple[str, str]] | None:
+    """The findings the base's direct dependents carry, from each one's last report on its tag;
+    None (every dependent carries the base's findings) unless every one of them has such a report."""
+    carried: set[tuple[str, str]] = set()
+    for count, dependent in enumerate(store.dependents_of(base)):
+        last = next(
+            (r for r in store.recent_rebuilds(dependent.image, limit=20) if r.on_tag and r.report_uri), None
+        )
+        if count >= limit or last is None or last.report_uri is None:
+            return None
+        try:
+            carried |= {f.key for f in parse_report(reports.read_report(last.report_uri)).findings}
+        except ScanReportError:
+            return None
+    return carried or None
 
 
 def release_due(*, store: Store, patches: Queue, now: datetime | None = None) -> list[str]:
