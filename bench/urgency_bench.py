@@ -200,7 +200,8 @@ def main() -> None:
         print(
             f"a change without a fix waited {min(on.change_wait_hours):.0f}-"
             f"{max(on.change_wait_hours):.0f} h "
-            f"(batch window 24 h; {len(on.change_wait_hours)} of them rebuilt, the rest superseded)"
+            f"(batch window 24 h; {len(on.change_wait_hours)} of {on.urgencies['batch']} batched digests "
+            "rebuilt, the others superseded by a later digest)"
         )
     print(f"wall: off {off.seconds:.1f} s, on {on.seconds:.1f} s")
 
