@@ -41,6 +41,8 @@
 #   SYFT                   path of the syft binary when it is not on PATH (e.g. a virtualenv's bin)
 #   SCAN                   auto (scan if trivy is installed) | required (fail without trivy) | off
 #   PATCHPROP_BASE_VEX     a VEX document of the base (trivy --vex), applied to both scans
+#   PATCHPROP_BASE_REPORT  the base's report from patchprop's base check: the base is not scanned
+#   PATCHPROP_MODE         rebuild (default) | base-check (scan the base alone: see below)
 #   REPORTS_URI            s3://bucket/prefix: reports go to <prefix>/<rebuild id>/ (default:
 #                          kept next to RESULT_FILE, named by file:// URIs)
 #   COSIGN_KMS_KEY         KMS key (ARN or awskms:///…) to sign the pushed image by digest; PUSH=tag
@@ -119,6 +121,42 @@ on_exit() {
   return "$code"
 }
 trap on_exit EXIT
+
+# PATCHPROP_MODE=base-check: scan the base alone, once per digest, and leave its reports where the
+# base check reads them (BASE_REPORTS_URI/<registry>/<repository>/<digest hex>/: report.json with
+# trivy, sbom.json with syft); nothing is built. RESULT_FILE: {"base", "report", "sbom"}.
+if [[ ${PATCHPROP_MODE:-rebuild} == base-check ]]; then
+  [[ -n ${BASE_IMAGE:-} && $BASE_IMAGE == *@sha256:* ]] || die "BASE_IMAGE must be registry/repo@sha256:…" 2
+  [[ ${BASE_REPORTS_URI:-} == s3://?* || ${BASE_REPORTS_URI:-} == file:///* ]] \
+    || die "BASE_REPORTS_URI must be s3://bucket/prefix or file:///folder" 2
+  digest=${BASE_IMAGE##*@}
+  folder="${BASE_REPORTS_URI%/}/${BASE_IMAGE%@*}/${digest#sha256:}"
+  out=$(mktemp -d)
+  insecure=()
+  [[ ${REGISTRY_TLS_VERIFY:-true} == true ]] || insecure=(SYFT_REGISTRY_INSECURE_USE_HTTP=true)
+  result="{\"base\": \"$BASE_IMAGE\""
+  if command -v trivy >/dev/null 2>&1; then
+    log "scanning the base $BASE_IMAGE"
+    trivy image --quiet --format json --output "$out/report.json" "$BASE_IMAGE"
+  fi
+  syft=${SYFT:-$(command -v syft || true)}
+  if [[ -n $syft ]]; then
+    log "SBOM of the base $BASE_IMAGE (syft)"
+    env SYFT_CHECK_FOR_APP_UPDATE=false "${insecure[@]}" "$syft" scan --quiet "registry:$BASE_IMAGE" -o syft-json >"$out/sbom.json"
+  fi
+  for file in report sbom; do
+    [[ -f $out/$file.json ]] || continue
+    if [[ $folder == s3://* ]]; then
+      aws s3 cp --only-show-errors "$out/$file.json" "$folder/$file.json"
+    else
+      mkdir -p "${folder#file://}" && cp "$out/$file.json" "${folder#file://}/$file.json"
+    fi
+    result+=", \"$file\": \"$folder/$file.json\""
+  done
+  printf '%s}\n' "$result" >"${RESULT_FILE:-./patchprop-result.json}"
+  log "base check reports of $BASE_IMAGE in $folder"
+  exit 0
+fi
 
 for name in BASE_IMAGE BASE_IMAGE_NAME BASE_IMAGE_DIGEST TARGET_IMAGE PATCHPROP_REBUILD_ID; do
   [[ -n ${!name:-} ]] || die "$name is not set: it is one of the variables patchprop passes to every rebuild" 2
@@ -412,7 +450,11 @@ if [[ $SCAN != off ]] && command -v trivy >/dev/null 2>&1; then
     result+=", \"sbom\": $(json "$sbom")"
   fi
   # Without the base's report new findings cannot be told apart from the base's: say so, go on.
-  if trivy "${trivy_args[@]}" "${vex[@]}" --format json --output "$reports_dir/base-report.json" "$BASE_IMAGE"; then
+  # PATCHPROP_BASE_REPORT: the base was scanned once, by patchprop's base check: not again here.
+  if [[ -n ${PATCHPROP_BASE_REPORT:-} ]]; then
+    log "the base's report is the base check's: $PATCHPROP_BASE_REPORT (not scanned again)"
+    result+=", \"base_report\": $(json "$PATCHPROP_BASE_REPORT")"
+  elif trivy "${trivy_args[@]}" "${vex[@]}" --format json --output "$reports_dir/base-report.json" "$BASE_IMAGE"; then
     base_report=$(publish "$reports_dir/base-report.json")
     result+=", \"base_report\": $(json "$base_report")"
   else

@@ -14,12 +14,14 @@ from pydantic import BaseModel
 from support import FakeBuilds
 
 from patchprop.domain.alerts import Alert, Message
+from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.cascade import Node
 from patchprop.domain.errors import NotFound
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest, utcnow
 from patchprop.domain.records import (
     CascadeNode,
     Finish,
+    Hold,
     NodeStatus,
     Outcome,
     Patch,
@@ -45,6 +47,9 @@ class InMemoryStore:
     alerts: dict[str, Alert] = field(default_factory=dict)
     builds: dict[str, str] = field(default_factory=dict)
     in_flight: int = 0
+    base_checks: dict[tuple[str, str], BaseJudgement] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)
+    told: set[tuple[str, str, str]] = field(default_factory=set)
     # Images whose stored record does not read (image -> its bases): skipped, and named as such.
     unreadable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -87,8 +92,45 @@ class InMemoryStore:
             raise NotFound(f"no dependent image {image}")
 
     # ---- patches and cascades
-    def record_patch(self, patch: PatchRequest, rebuilds: int) -> None:
-        self.patches[patch.cascade_id] = Patch(**patch.model_dump(), rebuilds=rebuilds)
+    def record_patch(
+        self, patch: PatchRequest, rebuilds: int, base_check: BaseJudgement | None = None
+    ) -> None:
+        self.patches[patch.cascade_id] = Patch(**patch.model_dump(), rebuilds=rebuilds, base_check=base_check)
+
+    # ---- base checks and holds
+    def get_base_check(self, base: str, digest: str) -> BaseJudgement | None:
+        return self.base_checks.get((base, digest))
+
+    def put_base_check(self, judgement: BaseJudgement, replace: bool = False) -> BaseJudgement:
+        key = (judgement.base, judgement.digest)
+        if replace or key not in self.base_checks:
+            self.base_checks[key] = judgement
+        return self.base_checks[key]
+
+    def claim_base_told(self, base: str, digest: str, urgency: str) -> bool:
+        if (base, digest, urgency) in self.told:
+            return False
+        self.told.add((base, digest, urgency))
+        return True
+
+    def release_base_told(self, base: str, digest: str, urgency: str) -> None:
+        self.told.discard((base, digest, urgency))
+
+    def get_hold(self, base: str) -> Hold | None:
+        return self.holds.get(base)
+
+    def put_hold(self, hold: Hold) -> None:
+        self.holds[hold.patch.base] = hold
+
+    def due_holds(self, now: datetime) -> Iterator[Hold]:
+        yield from [h for h in self.holds.values() if h.release_at <= now]
+
+    def drop_hold(self, base: str, digest: str) -> bool:
+        hold = self.holds.get(base)
+        if hold is None or hold.patch.digest != digest:
+            return False
+        del self.holds[base]
+        return True
 
     def get_patch(self, base: str, digest: str) -> Patch | None:
         return self.patches.get(CascadeId.of(base, digest))

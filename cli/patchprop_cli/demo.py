@@ -2,8 +2,11 @@
 
 It starts the local stack (moto, a real registry, the handlers, a buildah-based CodeBuild),
 builds a small base image (a static busybox in `FROM scratch`, no network), builds a golden
-image on it and two apps on the golden image, registers that chain, re-publishes the base with
-a change, and shows live what happens: the registry push reaches the webhook, the golden image
+image on it and two apps on the golden image, registers that chain, re-publishes the base
+once with no package change (the base check, run once per digest with syft and the publisher's
+attached scan report, skips it: nothing rebuilds, and its "base moved" message says why), then
+with a security fix (the check finds the fixed HIGH and CRITICAL findings: it rebuilds at once),
+and shows live what happens: the registry push reaches the webhook, the golden image
 is rebuilt on the new base digest, its push cascades to the two apps, and SNS tells each
 outcome. app-a's final stage only copies a file, so it is rebased (its own layer put on golden's
 new layers with the registry API, then verified by the same build project without a build);
@@ -31,10 +34,13 @@ from patchprop.adapters.registry import RegistryClient
 from patchprop.domain.models import Dependent
 from patchprop.domain.refs import parse_ref
 from patchprop_cli.discover import discover
-from patchprop_local import resources
+from patchprop_local import base_reports, resources
 from patchprop_local.lifecycle import LocalStack
 
 EXAMPLES = resources.CHECKOUT / "examples" / "chain"  # the demo runs from a checkout
+# The publisher's scan reports of the base: before the fix (HIGH and CRITICAL findings), and fixed.
+CARRIES = (EXAMPLES / "base-reports" / "carries-fixes.trivy.json").read_bytes()
+FIXED = (EXAMPLES / "base-reports" / "fixed.trivy.json").read_bytes()
 PROJECT = "patchprop-rebuild"
 # The handlers' JSON logs and metrics would bury the story; warnings and errors still show.
 # Each image's smoke test, run inside its rebuilt image before promotion. app-b's fails on purpose.
@@ -118,18 +124,32 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
         )
         how = "rebased" if found.rebase_safe else f"rebuilt ({found.rebase_unsafe})"
         show(f"{images[name]:42} FROM {images[parent]}   smoke test: {SMOKE_TESTS[name]}   {how}")
+    base_reports.attach(stack.state_dir, f"{registry}/acme/base@{before['base']}", "report.json", CARRIES)
     stack.run_schedules()  # the first poll records each base's current digest
-    show("first poll recorded the current digests")
+    show("first poll recorded the current digests; the publisher's report of the base attached")
 
-    step("Re-publishing the base with a security fix; watching the cascade live")
+    step("Re-publishing the base with no package change (a nightly re-stamp): judged once, skipped")
+    restamped = _publish_base(stack, work, images["base"], patch_level=1, report=CARRIES)
+    if not stack.wait_idle(timeout=180, quiet=3.0):
+        click.secho("    the base check did not settle within 180 s", fg="red")
+    skipped = _told(store, images["base"], restamped)
+    unmoved = digest("golden") == before["golden"]
+    ok_skip = skipped.startswith("skip") and unmoved
+    show(
+        f"base check: {skipped}; golden {'not rebuilt' if unmoved else 'REBUILT'}",
+        "green" if ok_skip else "red",
+    )
+
+    step("Re-publishing the base with a security fix (its report: fixed); the cascade starts at once")
     stack.tell("mark", {})
-    _build_base(work, images["base"], patch_level=2)
+    fixed = _publish_base(stack, work, images["base"], patch_level=2, report=FIXED)
     if not stack.wait_for(lambda: _cascade_told(store, images, digest), timeout=180):
         click.secho("    the cascade did not settle within 180 s", fg="red")
     after = {name: digest(name) for name in images}
+    show(f"base check: {_told(store, images['base'], fixed)}")
 
     step(f"Result: each level promoted on its parent's new digest, {HELD_BACK} held back by its smoke test")
-    ok = True
+    ok = ok_skip and _told(store, images["base"], fixed).startswith("now")
     levels: list[tuple[str, str | None]] = [
         ("base", None),
         ("golden", "base"),
@@ -224,6 +244,23 @@ def _narrate(kind: str, data: dict[str, Any]) -> None:
         )
     elif kind == "error":
         show(f"error in {data['where']}: {data['error']}", "red")
+
+
+def _told(store: Store, base: str, digest: str) -> str:
+    """The urgency the base check decided for `digest`, and why (as its "base moved" message says)."""
+    check = store.get_base_check(base, digest)
+    return f"{check.urgency} ({check.urgency_reason})" if check else "not checked"
+
+
+def _publish_base(stack: LocalStack, work: Path, image: str, patch_level: int, report: bytes) -> str:
+    """As a publisher does: push the new base, attach its scan report, then move its tag."""
+    staging = image.rsplit(":", 1)[0] + ":staging"  # not tracked: its push moves nothing
+    _build_base(work, staging, patch_level)
+    pinned = f"{staging.rsplit(':', 1)[0]}@{RegistryClient().resolve_digest(parse_ref(staging))}"
+    base_reports.attach(stack.state_dir, pinned, "report.json", report)
+    _run(["skopeo", "copy", "-q", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false",
+          f"docker://{pinned}", f"docker://{image}"])  # fmt: skip
+    return pinned.rsplit("@", 1)[1]
 
 
 def _build_base(work: Path, image: str, patch_level: int) -> None:

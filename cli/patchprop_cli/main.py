@@ -115,6 +115,7 @@ cli.add_command(rebuilds_cmd.graph)
 from patchprop_cli.alerts_cmd import alerts  # noqa: E402
 from patchprop_cli.discover_cmd import discover  # noqa: E402
 from patchprop_cli.gate_cmd import gate_command  # noqa: E402
+from patchprop_cli.patch_cmd import patch  # noqa: E402
 from patchprop_cli.poll_cmd import poll  # noqa: E402
 from patchprop_cli.promote_cmd import promote, rollback  # noqa: E402
 
@@ -129,6 +130,7 @@ from patchprop_cli.status_cmd import report, status  # noqa: E402
 
 cli.add_command(status)
 cli.add_command(report)
+cli.add_command(patch)
 
 if __name__ == "__main__":
     cli()

@@ -22,6 +22,7 @@ from patchprop.config import ApiEnv, env_vars
 from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog, report
+from patchprop.logic.base_check import PatchNowAnswer, patch_now
 from patchprop.logic.baseline import PollAnswer, poll_now, record_baselines
 from patchprop.logic.by_hand import (
     PromoteAnswer,
@@ -44,7 +45,7 @@ from patchprop.logic.catalog import (
 )
 from patchprop.logic.report import FleetStatus, Report
 from patchprop.ports import Store
-from patchprop.web import answer_errors
+from patchprop.web import answer_errors, caller
 from patchprop.web import error_responses as _errors
 from patchprop.web import json_answer as _answer
 from patchprop.web import ok_response as _ok
@@ -263,12 +264,6 @@ def show_report(
 # ---- people stay in charge -------------------------------------------------------------------
 
 
-def _caller() -> str:
-    """Who called: the IAM principal API Gateway authenticated (AWS_IAM), "local" without one."""
-    identity = app.current_event.request_context.identity
-    return identity.user_arn or identity.caller or identity.user or "local"
-
-
 @app.post(
     "/rebuilds/<rebuild_id>/promote",
     summary="Promote a rebuild by hand",
@@ -283,7 +278,7 @@ def promote_rebuild(rebuild_id: str, request: Annotated[PromoteRequest, Body()])
     tells it, and continues its cascade. 404: no such rebuild; 409: still running, promoted
     already, no image, or a newer image is on the tag (nothing changed)."""
     adapters = wiring.adapters(env_vars(ApiEnv))
-    who = _caller()
+    who = caller(app)
     rebuild, released = promote_by_hand(
         rebuild_id,
         who=who,
@@ -298,15 +293,7 @@ def promote_rebuild(rebuild_id: str, request: Annotated[PromoteRequest, Body()])
     )
     logger.info("promoted by hand", extra={"rebuild_id": rebuild_id, "by": who})
     metrics.add_metric("PromotedByHand", MetricUnit.Count, 1)
-    answer = PromoteAnswer(
-        rebuild_id=rebuild.rebuild_id,
-        image=rebuild.image,
-        digest=rebuild.image_digest or "",
-        promoted_by=rebuild.promoted_by or who,
-        promoted_at=(rebuild.promoted_at.isoformat() if rebuild.promoted_at else ""),
-        released=released,
-    )
-    return _answer(HTTPStatus.OK, answer)
+    return _answer(HTTPStatus.OK, PromoteAnswer.of(rebuild, who, released))
 
 
 @app.post(
@@ -325,7 +312,7 @@ def rollback_dependent(
     """Moves the tag back to the digest it had before the promotion on it now (or to `to`).
     404: not registered; 409: no earlier promoted digest, or the tag is not patchprop's."""
     adapters = wiring.adapters(env_vars(ApiEnv))
-    who = _caller()
+    who = caller(app)
     before, after = rollback(
         image, request.to, who=who, store=adapters.store, tag_mover=adapters.tag_mover, topic=adapters.topic
     )
@@ -334,6 +321,24 @@ def rollback_dependent(
     return _answer(
         HTTPStatus.OK, RollbackAnswer(image=image, from_digest=before, to_digest=after, rolled_back_by=who)
     )
+
+
+@app.post(
+    "/bases/patch",
+    summary="Rebuild what is built on a base now",
+    operation_id="patchBaseNow",
+    responses={
+        **_ok(PatchNowAnswer, "Sent to the planner, forced now"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def patch_base_now(base: Annotated[TaggedImage, Query(description="The tracked base")]) -> PatchNowAnswer:
+    """The base's current digest rebuilds its dependents at once, whatever its urgency (batched,
+    skipped); a base whose signature failed stays refused. 404: not tracked; 409: no digest yet."""
+    adapters = wiring.adapters(env_vars(ApiEnv))
+    patch = patch_now(base, store=adapters.store, patches=adapters.patch_queue)
+    logger.info("base patched now", extra={"base": base, "digest": patch.digest, "by": caller(app)})
+    return PatchNowAnswer.of(patch)
 
 
 @logger.inject_lambda_context(log_event=False)

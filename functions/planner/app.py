@@ -1,4 +1,9 @@
-"""Patch queue consumer: plan one rebuild per dependent of the moved base, once per patch."""
+"""Patch queue consumer: judge the moved base once, then plan one rebuild per dependent, once.
+
+The base check (logic/base_check.py) verifies and diffs the new digest and decides its urgency:
+planned now, held for a batch window or a soak (the poller's tick releases it), skipped, or
+refused. A released patch comes back `admitted` and is planned without a new check.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchprop import wiring
 from patchprop.config import PlannerEnv, env_vars
 from patchprop.domain.models import PatchRequest
-from patchprop.logic.plan import plan_rebuilds
+from patchprop.domain.urgency import parse_base_settings
+from patchprop.logic.base_check import admit_patch
 
 logger = Logger()
 tracer = Tracer()
@@ -30,18 +36,37 @@ processor = BatchProcessor(
     # Report every record as failed rather than raise: SQS retries just those, the same way.
     raise_on_entire_batch_failure=False,
 )
-# One plan per (base, digest), however many webhooks, polls and redeliveries report it.
-idempotency = IdempotencyConfig(event_key_jmespath="[base, digest]", expires_after_seconds=24 * 3600)
+# One admission per (base, digest) and stage, however many webhooks, polls and redeliveries
+# report it: the first sight, its release from a hold, and an owner's --now are each one.
+idempotency = IdempotencyConfig(
+    event_key_jmespath="[base, digest, admitted, force_now]", expires_after_seconds=24 * 3600
+)
 persistence = wiring.idempotency_store(lambda: env_vars(PlannerEnv).IDEMPOTENCY_TABLE_NAME)
 
 
 @idempotent_function(data_keyword_argument="patch", config=idempotency, persistence_store=persistence)
 def plan(patch: PatchRequest) -> dict:
-    adapters = wiring.adapters(env_vars(PlannerEnv))
-    result = plan_rebuilds(patch, store=adapters.store, rebuild_queue=adapters.rebuild_queue)
-    answer = {"patch": result.patch_id, "rebuilds": result.rebuilds, "released": result.released}
-    logger.info("patch planned", extra={**answer, "skipped": result.skipped})
-    if result.unreadable:  # the others were planned; these need re-registering
+    env = env_vars(PlannerEnv)
+    adapters = wiring.adapters(env)
+    admitted = admit_patch(
+        patch,
+        store=adapters.store,
+        rebuild_queue=adapters.rebuild_queue,
+        topic=adapters.topic,
+        sources=adapters.base_sources,
+        settings=parse_base_settings(env.BASE_CHECKS),
+        template=env.NOTIFY_FORMAT,
+        reports=adapters.reports,  # the dependents' last reports: a fix none of them has is no hurry
+    )
+    result = admitted.plan
+    answer = {
+        "patch": str(patch.cascade_id),
+        "urgency": admitted.check.urgency,
+        "rebuilds": result.rebuilds if result else 0,
+        "released": result.released if result else 0,
+    }
+    logger.info("patch admitted", extra={**answer, "reason": admitted.check.urgency_reason})
+    if result and result.unreadable:  # the others were planned; these need re-registering
         logger.error("dependents not planned: their records do not read", extra={"images": result.unreadable})
     return answer
 

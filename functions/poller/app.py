@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop import wiring
 from patchprop.config import PollerEnv, env_vars
+from patchprop.logic.base_check import release_due
 from patchprop.logic.detect import poll_bases
 from patchprop.logic.reconcile import reconcile_slots
 
@@ -30,7 +31,10 @@ def handler(event: dict, context: LambdaContext) -> dict:
     counts = Counter(c.seen.value for c in checks)
     for seen, n in counts.items():
         metrics.add_metric(f"Base{seen.capitalize()}", MetricUnit.Count, n)
-    logger.info("poll done", extra={"bases": len(checks), **counts})
+    # Base digests whose batch window or soak ended go to the planner (each once).
+    released = release_due(store=adapters.store, patches=adapters.patch_queue)
+    metrics.add_metric("BaseReleased", MetricUnit.Count, len(released))
+    logger.info("poll done", extra={"bases": len(checks), **counts, "released": released})
     projects = env_vars(PollerEnv).projects
     slots = reconcile_slots(slots=adapters.store, builds=adapters.builds, projects=projects)
     metrics.add_metric("BuildSlotsReleased", MetricUnit.Count, slots.released)

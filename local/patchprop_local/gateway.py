@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,12 @@ class BurstServer(ThreadingHTTPServer):
 
     request_queue_size = 1024  # the kernel caps it at net.core.somaxconn
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A sender that hung up before its answer (the registry's notifier times out while a slow
+        handler, e.g. the base check's syft, holds the lock) is not an error: it sends again."""
+        if not isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            super().handle_error(request, client_address)
 
 
 def _json_answer(status: int, error: str) -> dict[str, Any]:

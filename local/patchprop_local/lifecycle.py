@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from patchprop import config, wiring
-from patchprop_local import leftovers, persist
+from patchprop_local import base_reports, leftovers, persist
 from patchprop_local.aws import LocalAws
 from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.events import EventPump
@@ -120,9 +120,9 @@ class LocalStack:
             notify_url=f"http://127.0.0.1:{api_port}{EVENTS_PATH}",
             notify_headers={"Authorization": f"Bearer {hook_secret}"},
         )
-        # Local builds scan only where trivy is installed: an unscanned rebuild is told as
-        # "succeeded" rather than failed, unless the caller's env says REQUIRE_SCAN=true.
-        env = {"REQUIRE_SCAN": "false", "PATCHPROP_BUILDS": "local", **ecr_env(self.registry), **self.env}
+        # Unscanned rebuilds are "succeeded" unless the caller's env says REQUIRE_SCAN=true; base
+        # reports are read from the state folder, and syft makes the base's SBOM (base_reports.py).
+        env = {**base_reports.local_env(self.state_dir), **ecr_env(self.registry), **self.env}
         if shutil.which("trivy") is None:
             self.notes.append(
                 "trivy not found: rebuilt images are not scanned, and their outcome is "

@@ -842,6 +842,8 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
     assert sorted(reports) == [
         ("ApiFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         ("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*"),
+        ("PlannerFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # the base check
+        ("PlannerFunctionRole", "${ReportsBucket.Arn}/reports/*"),
     ]
     assert _grants(cfn, "s3:PutObject") == [("RebuildProjectRole", "${ReportsBucket.Arn}/reports/*")]
 

@@ -44,6 +44,11 @@ class Resources(EnvVars):
     PATCHPROP_BUILDS: str = "codebuild"
     # Outcome events ("Image Promoted", ...) go to this EventBridge bus; empty: none are put.
     EVENT_BUS_NAME: str = ""
+    # What the base check reads (adapters/base_sources.py): the base reports' folder, a KEV list,
+    # and a syft binary to make a base's SBOM when none is attached (`patchprop local`).
+    BASE_REPORTS_URI: str = ""
+    KEV_SOURCE: str = ""
+    BASE_SYFT: str = ""
 
 
 class WebhookEnv(Resources):
@@ -74,6 +79,8 @@ class PlannerEnv(Resources):
     TABLE_NAME: str
     REBUILD_QUEUE_URL: str
     IDEMPOTENCY_TABLE_NAME: str
+    BASE_CHECKS: str = ""  # per-base settings of the base check (domain/urgency.py)
+    NOTIFY_FORMAT: NotifyFormat = "email"
 
 
 class RebuilderEnv(Resources):
@@ -107,6 +114,7 @@ class BuildEventsEnv(Resources):
 class ApiEnv(Resources):
     TABLE_NAME: str
     REBUILD_PROJECTS: str
+    PATCH_QUEUE_URL: str = ""  # `patchprop patch BASE --now`
     # Promote and rollback by hand tell the topic and release the cascade below.
     TOPIC_ARN: str = ""
     REBUILD_QUEUE_URL: str = ""

@@ -10,11 +10,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from patchprop.domain.alerts import Alert, Message
+from patchprop.domain.base_check import BaseContents, BaseJudgement
 from patchprop.domain.cascade import Node
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
 from patchprop.domain.outcome_events import OutcomeEvent
 from patchprop.domain.rebase import Rebase
-from patchprop.domain.records import CascadeNode, Finish, NodeStatus, Outcome, Patch, Promotion, Rebuild
+from patchprop.domain.records import CascadeNode, Finish, Hold, NodeStatus, Outcome, Patch, Promotion, Rebuild
 from patchprop.domain.refs import ImageRef
 from patchprop.domain.scan.ecr import EcrScan
 
@@ -37,7 +38,9 @@ class Catalog(Protocol):
 class Patches(Protocol):
     """Patches (a base moved to a digest) with their counters, and the nodes of their cascades."""
 
-    def record_patch(self, patch: PatchRequest, rebuilds: int) -> None: ...
+    def record_patch(
+        self, patch: PatchRequest, rebuilds: int, base_check: BaseJudgement | None = None
+    ) -> None: ...
     def get_patch(self, base: str, digest: str) -> Patch | None: ...
     def patches_of(self, base: str) -> Iterator[Patch]: ...
     def count_finished(
@@ -92,7 +95,29 @@ class SlotLedger(Protocol):
         ...
 
 
-class Store(Catalog, Patches, Rebuilds, BuildSlots, SlotLedger, Protocol):
+class BaseChecks(Protocol):
+    """The one check of each (base, digest), and the digests held for a batch window or a soak."""
+
+    def get_base_check(self, base: str, digest: str) -> BaseJudgement | None: ...
+    def put_base_check(self, judgement: BaseJudgement, replace: bool = False) -> BaseJudgement:
+        """Record the check unless one is recorded already (or `replace`); returns the one recorded."""
+        ...
+
+    def claim_base_told(self, base: str, digest: str, urgency: str) -> bool:
+        """True once per (base, digest, urgency): that "base moved" message is to be sent now."""
+        ...
+
+    def release_base_told(self, base: str, digest: str, urgency: str) -> None: ...
+
+    def get_hold(self, base: str) -> Hold | None: ...
+    def put_hold(self, hold: Hold) -> None: ...
+    def due_holds(self, now: datetime) -> Iterator[Hold]: ...
+    def drop_hold(self, base: str, digest: str) -> bool:
+        """Remove the base's hold if it still holds `digest`; False if it does not (once only)."""
+        ...
+
+
+class Store(Catalog, Patches, Rebuilds, BuildSlots, SlotLedger, BaseChecks, Protocol):
     """Everything stored (one DynamoDB table in AWS)."""
 
 
@@ -191,6 +216,23 @@ class Reports(Protocol):
     """Reads scan reports by URI (s3:// in AWS, file:// on one machine)."""
 
     def read_report(self, uri: str) -> bytes: ...
+
+
+class BaseSources(Protocol):
+    """What the base check reads: the base's signature, its scan report, SBOM and config."""
+
+    def verify(self, image: ImageRef, key: str) -> None:
+        """Raises SignatureError unless `image` (pinned) has a signature that verifies with `key`."""
+        ...
+
+    def contents(self, image: ImageRef) -> BaseContents:
+        """The digest's report (the publisher's or a check-only scan's, after its VEX), packages and
+        config; what cannot be had is None with a note, never raised."""
+        ...
+
+    def kev(self) -> frozenset[str]:
+        """CVE ids in the configured KEV list (empty when none is configured)."""
+        ...
 
 
 class ChatWebhook(Protocol):

@@ -156,3 +156,9 @@ def ok_response(
 
 def json_answer(status: HTTPStatus, model: M) -> Response[M]:
     return Response(status_code=int(status), content_type="application/json", body=model)
+
+
+def caller(app: APIGatewayRestResolver) -> str:
+    """Who called: the IAM principal API Gateway authenticated (AWS_IAM), "local" without one."""
+    identity = app.current_event.request_context.identity
+    return identity.user_arn or identity.caller or identity.user or "local"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 from patchprop.adapters import idempotency, secrets
+from patchprop.adapters.base_sources import BaseRegistry, BaseSourcesAdapter
 from patchprop.adapters.codebuild import CodeBuild
 from patchprop.adapters.dynamodb import Store as DynamoDBStore
 from patchprop.adapters.ecr_scan import EcrScans
@@ -23,6 +24,7 @@ from patchprop.adapters.sqs import Queue as SQSQueue
 from patchprop.config import Resources
 from patchprop.logic.promote import Evidence
 from patchprop.ports import (
+    BaseSources,
     Builds,
     ChatWebhook,
     EventBus,
@@ -122,6 +124,16 @@ class Adapters:
         credentials = secrets.registry_credentials(self.env.REGISTRY_CREDENTIALS_SECRET_ID)
         return _rebaser(tuple(sorted(credentials.items())))
 
+    def base_sources(self) -> BaseSources:
+        credentials = secrets.registry_credentials(self.env.REGISTRY_CREDENTIALS_SECRET_ID)
+        return BaseSourcesAdapter(
+            _base_registry(tuple(sorted(credentials.items()))),
+            self.reports,
+            self.env.BASE_REPORTS_URI or None,
+            syft=self.env.BASE_SYFT or None,
+            kev_source=self.env.KEV_SOURCE or None,
+        )
+
     @property
     def tag_mover(self) -> TagMover:
         return TagMovers(self.writer)
@@ -156,6 +168,11 @@ def _registry(credentials: tuple) -> RegistryClient:
 
 
 @lru_cache(maxsize=4)
+def _base_registry(credentials: tuple) -> BaseRegistry:
+    return BaseRegistry(credentials=dict(credentials))
+
+
+@lru_cache(maxsize=4)
 def _writer(credentials: tuple) -> RegistryWriter:
     return RegistryWriter(credentials=dict(credentials))
 
@@ -180,7 +197,7 @@ def idempotency_store(table_name: Callable[[], str]) -> idempotency.LazyDynamoDB
 
 def reset() -> None:
     """Forget every adapter and secret (a new container: tests switch AWS endpoints)."""
-    for factory in (adapters, _registry, _writer, _rebaser, _slack_webhook):
+    for factory in (adapters, _registry, _base_registry, _writer, _rebaser, _slack_webhook):
         factory.cache_clear()
     idempotency.forget_all()
     secrets.clear_cache()

@@ -245,10 +245,13 @@ class PatchRequest(DomainModel):
     base: TaggedImage
     digest: Digest
     previous_digest: Digest | None = None
-    detected_by: Literal["webhook", "poller", "cascade"]
+    detected_by: Literal["webhook", "poller", "cascade", "person"]
     detected_at: datetime = Field(default_factory=utcnow)
     # When the registry says the base was pushed (a Docker Hub webhook's pushed_at); None: unknown.
     pushed_at: datetime | None = None
+    # The base check released it (now, or its batch window or soak ended): plan it, check no more.
+    admitted: bool = False
+    force_now: bool = False  # an owner asked for it at once (`patchprop patch BASE --now`)
 
     @property
     def cascade_id(self) -> CascadeId:
@@ -269,6 +272,8 @@ class RebuildFields(DomainModel):
     detected_at: datetime
     # The patch whose cascade this rebuild belongs to, if any.
     cascade: CascadeId | None = None
+    # The base's one scan report (the base check's, or the rebuilt parent's): no rebuild scans it.
+    base_report: str | None = None
 
     @property
     def pinned_base(self) -> str:
@@ -301,9 +306,14 @@ class RebuildRequest(RebuildFields):
 
     @classmethod
     def for_dependent(
-        cls, dependent: Dependent, patch: PatchRequest, cascade: CascadeId | None = None
+        cls,
+        dependent: Dependent,
+        patch: PatchRequest,
+        cascade: CascadeId | None = None,
+        base_report: str | None = None,
     ) -> RebuildRequest:
         return cls(
+            base_report=base_report,
             cascade=cascade,
             cooldown_seconds=dependent.cooldown_seconds,
             rebuild_id=rebuild_id_for(dependent.image, patch.base, patch.digest),

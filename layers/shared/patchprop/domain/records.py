@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.cascade import Node
 from patchprop.domain.models import (
     CascadeId,
@@ -192,6 +193,12 @@ class Patch(PatchRequest):
     summarized: bool = False
     last_finished_at: datetime | None = None
     announced: bool = False  # its "Patch Completed" event is on the bus
+    base_check: BaseJudgement | None = None  # the one check of the new digest (logic/base_check.py)
+
+    @field_validator("base_check", mode="before")
+    @classmethod
+    def _stored_json(cls, value: object) -> object:
+        return BaseJudgement.model_validate_json(value) if isinstance(value, str) else value
 
     @property
     def complete(self) -> bool:
@@ -222,3 +229,13 @@ class CascadeNode(DomainModel):
     def as_node(self) -> Node:
         """As the cascade algorithm's node, to order a wave."""
         return Node(self.dependent, priority=self.priority)
+
+
+class Hold(DomainModel):
+    """A new digest of a base held back (a batch window, a soak) until `release_at`; one per base,
+    the latest digest replacing an older one. Stored, so a restart loses and repeats nothing."""
+
+    patch: PatchRequest
+    release_at: datetime
+    urgency: str
+    reason: str = ""

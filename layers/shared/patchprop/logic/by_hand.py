@@ -33,6 +33,17 @@ class PromoteAnswer(BaseModel):
     promoted_at: str
     released: list[str] = Field(description="Images of its cascade enqueued now")
 
+    @classmethod
+    def of(cls, rebuild: Rebuild, who: str, released: list[str]) -> PromoteAnswer:
+        return cls(
+            rebuild_id=rebuild.rebuild_id,
+            image=rebuild.image,
+            digest=rebuild.image_digest or "",
+            promoted_by=rebuild.promoted_by or who,
+            promoted_at=(rebuild.promoted_at.isoformat() if rebuild.promoted_at else ""),
+            released=released,
+        )
+
 
 class RollbackRequest(BaseModel):
     to: Digest | None = Field(None, description="An earlier digest of the tag (default: the previous)")

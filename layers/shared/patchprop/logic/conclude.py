@@ -239,7 +239,13 @@ def _release_children(
         detected_at=rebuild.detected_at,
     )
     wave = release_order(n.as_node() for n in ready if n)
-    rebuild_queue.send_batch([RebuildRequest.for_dependent(n.dependent, moved, cascade) for n in wave])
+    # The parent's own scan is its children's base report: no child scans its base again.
+    rebuild_queue.send_batch(
+        [
+            RebuildRequest.for_dependent(n.dependent, moved, cascade, base_report=rebuild.report_uri)
+            for n in wave
+        ]
+    )
     return [n.image for n in wave]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.cascade import affected, plan_cascade, release_order
 from patchprop.domain.models import CascadeId, Dependent, PatchRequest, RebuildRequest
 from patchprop.domain.records import SKIPPED, NodeStatus
@@ -22,25 +23,32 @@ class Plan:
     unreadable: tuple[str, ...] = ()  # dependents whose record does not read: not planned
 
 
-def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) -> Plan:
+def plan_rebuilds(
+    patch: PatchRequest, *, store: Store, rebuild_queue: Queue, base_check: BaseJudgement | None = None
+) -> Plan:
     """Plan the cascade of `patch`, once; enqueue the images with no patched parent.
 
     Safe to run again for the same patch: a planned cascade is not written twice, and the
     first wave is sent again with the same rebuild ids, which the rebuilder starts once.
+    The base check's one report of the base goes with each rebuild: none scans the base again.
     """
     producer = cascade_rebuilding(patch.base, patch.digest, store=store)
     if producer:
         # Our own push of a rebuilt image: its cascade releases the images built on it.
         return Plan(patch.cascade_id, 0, 0, skipped=f"rebuilt by the cascade of {producer}")
     cascade = patch.cascade_id
-    if store.get_patch(patch.base, patch.digest) is None:
+    planned = store.get_patch(patch.base, patch.digest)
+    skipped_before = (
+        planned is not None and planned.base_check is not None and planned.base_check.urgency == "skip"
+    )
+    if planned is None or (skipped_before and not planned.rebuilds):  # skipped, now forced
         tracked = {b.ref for b in store.list_bases()}
         dependents_of = DependentsOf(store)
         nodes = plan_cascade(patch.base, affected(patch.base, dependents_of, tracked))
         unreadable = tuple(sorted(set(dependents_of.skipped)))
         supersede_older(patch, store=store)
         store.put_cascade(cascade, nodes.values())
-        store.record_patch(patch, rebuilds=len(nodes))
+        store.record_patch(patch, rebuilds=len(nodes), base_check=base_check)
         first_wave = [n for n in release_order(nodes.values()) if not n.parents]
         total = len(nodes)
     else:  # planned before (a redelivery after a crash): send the first wave again
@@ -50,7 +58,11 @@ def plan_rebuilds(patch: PatchRequest, *, store: Store, rebuild_queue: Queue) ->
         )
         total = len(stored)
         unreadable = ()
-    rebuild_queue.send_batch([RebuildRequest.for_dependent(n.dependent, patch, cascade) for n in first_wave])
+        base_check = planned.base_check or base_check
+    report = base_check.report_uri if base_check else None
+    rebuild_queue.send_batch(
+        [RebuildRequest.for_dependent(n.dependent, patch, cascade, base_report=report) for n in first_wave]
+    )
     return Plan(cascade, total, len(first_wave), unreadable=unreadable)
 
 

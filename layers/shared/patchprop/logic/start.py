@@ -38,6 +38,8 @@ def build_env(request: RebuildRequest) -> dict[str, str]:
     }
     if request.test_command:
         env["PATCHPROP_TEST_COMMAND"] = request.test_command
+    if request.base_report:  # the base was scanned once, before the cascade: not again here
+        env["PATCHPROP_BASE_REPORT"] = request.base_report
     for name, value in sorted(request.build_args.items()):
         env[f"BUILD_ARG_{name}"] = value
     return env

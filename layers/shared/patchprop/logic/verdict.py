@@ -68,7 +68,8 @@ def judge(
             failure += f" ({result.report})"
         return Verdict(GateResult.failed(failure), report_uri=result.report, image_digest=digest)
     notes: list[str] = []
-    base = _optional(result.base_report, "the base's", reports, notes)
+    # The base's one report (its base check's, or the rebuilt parent's), else the build's own.
+    base = _optional(rebuild.base_report or result.base_report, "the base's", reports, notes)
     last = last_promoted(rebuild, store=store)
     previous = _optional(last.report_uri if last else None, "the previous build's", reports, notes)
     decided = judge_reports(report, previous, base, policy, notes)

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from patchprop.adapters.dynamodb import keys
 from patchprop.adapters.dynamodb.table import TableAccess
+from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.cascade import Node
 from patchprop.domain.errors import StoreError
 from patchprop.domain.models import CascadeId, PatchRequest
@@ -31,13 +32,17 @@ class PatchesTable(TableAccess):
     """The `Patches` port on DynamoDB. A node's `waiting` is the string set of patched parents
     not yet rebuilt (absent when none)."""
 
-    def record_patch(self, patch: PatchRequest, rebuilds: int) -> None:
+    def record_patch(
+        self, patch: PatchRequest, rebuilds: int, base_check: BaseJudgement | None = None
+    ) -> None:
+        check = {"base_check": base_check.model_dump_json()} if base_check else {}
         self._put(
             {
                 **keys.patch_key(patch.base, patch.digest),
                 "kind": "patch",
                 **keys.dump(patch),
                 "rebuilds": rebuilds,
+                **check,
             }
         )
 
