@@ -124,6 +124,7 @@ class Adapters:
         credentials = secrets.registry_credentials(self.env.REGISTRY_CREDENTIALS_SECRET_ID)
         return _rebaser(tuple(sorted(credentials.items())))
 
+    @property
     def base_sources(self) -> BaseSources:
         credentials = secrets.registry_credentials(self.env.REGISTRY_CREDENTIALS_SECRET_ID)
         return BaseSourcesAdapter(
