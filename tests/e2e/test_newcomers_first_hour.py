@@ -155,8 +155,11 @@ def test_a_newcomers_first_hour(local_stack: LocalStack, tmp_path: Path) -> None
     with pytest.raises(Exception):  # noqa: B017 - the tag was never pushed
         digest(unpinned)
 
-    # When the app's Dockerfile gains a failing step, and the base moves again
+    # When the app's Dockerfile gains a failing step, the app is set to be rebuilt from its source
+    # (discover marked it rebase-safe, and a rebase patches the image as built: it reads no source),
+    # and the base moves again
     (source / "Dockerfile").write_text(APP.format(base=base, extra="RUN false\n"))
+    assert patchprop(local_stack, "update", app, "--patch-by", "rebuild").returncode == 0
     _build_base(tmp_path, base, patch_level=3)
     again = digest(base)
     assert local_stack.wait_for(ended(local_stack, app, again), timeout=240)
