@@ -177,6 +177,8 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
             line += f"   base.digest={short(pinned)} ({'= new ' + above if on_parent else 'STALE'})"
             ok &= changed and on_parent
         show(line, "green" if changed else "red")
+    if note := scan_note():
+        show(note, "yellow")
     _show_one_alert(images[HELD_BACK])
     step("patchprop status, and the patch report")
     from patchprop_cli.demo_report import show_fleet
@@ -184,6 +186,16 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
     show_fleet(info["api_url"])
     step(f"{'Done' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
     return ok
+
+
+def scan_note() -> str | None:
+    """Why the outcomes read "succeeded" (not promoted or blocked), when no scanner is installed."""
+    if shutil.which("trivy") is not None:
+        return None
+    return (
+        'outcomes are "succeeded", not promoted/blocked: trivy is not installed, so rebuilds are '
+        "built and smoke-tested but not scanned (install trivy to have them scanned and gated)"
+    )
 
 
 def _cascade_told(store: Store, images: dict[str, str], digest: Any) -> bool:
