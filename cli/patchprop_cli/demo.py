@@ -159,8 +159,13 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
     for level, above in levels:
         changed = before[level] != after[level]
         line = f"{images[level]:42} {short(before[level])} -> {short(after[level])}"
+        rebuilds = list(store.recent_rebuilds(images[level], limit=1)) if above else []
+        if above and not rebuilds:  # the cascade never reached it: say so, do not crash
+            ok = False
+            show(f"{line}   not rebuilt", "red")
+            continue
         if level == HELD_BACK:
-            (rebuild,) = store.recent_rebuilds(images[level], limit=1)
+            (rebuild,) = rebuilds
             smoke = any("smoke test" in reason for reason in rebuild.reasons)
             line += (
                 f"   tag unmoved ({rebuild.told_outcome.value}: {'its smoke test' if smoke else 'not smoke'})"
@@ -169,7 +174,7 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
             show(line, "yellow" if ok else "red")
             continue
         if above:
-            (latest,) = store.recent_rebuilds(images[level], limit=1)
+            (latest,) = rebuilds
             line += f"   {latest.method or '?'}"
             annotations = _annotations(images[level])
             pinned = annotations.get("org.opencontainers.image.base.digest")
