@@ -251,6 +251,8 @@ def _narrate(kind: str, data: dict[str, Any]) -> None:
             f"@{short(env.get('BASE_IMAGE_DIGEST'))}{verify}",
             color,
         )
+    elif kind == "error":  # a failing delivery or handler: shown, never swallowed
+        show(f"error in {data.get('where')}: {data.get('error')}", "red")
     elif kind == "sns":
         _ALERTS.append(data)
         attributes = {k: v["Value"] for k, v in data.get("MessageAttributes", {}).items()}
