@@ -20,19 +20,27 @@ test: venv system-deps lint typecheck
 
 venv: $(VENV)/.installed
 
+# Said before each step: the first run installs for about a minute, and should say so.
 $(VENV)/.installed: pyproject.toml layers/shared/requirements.txt
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@test -d $(VENV) || { echo "patchprop: creating the virtualenv $(VENV) (once)"; $(PYTHON) -m venv $(VENV); }
+	@echo "patchprop: upgrading pip in $(VENV)"
 	$(BIN)/pip install -q --upgrade pip
+	@echo "patchprop: installing patchprop (editable) and its tools: boto3, Powertools, pydantic, moto,"
+	@echo "           pytest, ruff, mypy, cfn-lint, syft... (about a minute the first time)"
 	$(BIN)/pip install -q -e '.[dev]'
-	touch $@
+	@touch $@
+	@echo "patchprop: $(VENV) is ready"
 
 # Debian packages the local registry and image builds need; installed only where missing.
 system-deps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	  echo "patchprop: updating the apt package lists, to install:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  echo "patchprop: installing Debian packages:$$missing (registry, image builds)" && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null && \
+	  echo "patchprop: installed:$$missing"; \
 	fi
 
 lint: venv

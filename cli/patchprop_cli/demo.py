@@ -159,8 +159,13 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
     for level, above in levels:
         changed = before[level] != after[level]
         line = f"{images[level]:42} {short(before[level])} -> {short(after[level])}"
+        rebuilds = list(store.recent_rebuilds(images[level], limit=1)) if above else []
+        if above and not rebuilds:  # the cascade never reached it: say so, do not crash
+            ok = False
+            show(f"{line}   not rebuilt", "red")
+            continue
         if level == HELD_BACK:
-            (rebuild,) = store.recent_rebuilds(images[level], limit=1)
+            (rebuild,) = rebuilds
             smoke = any("smoke test" in reason for reason in rebuild.reasons)
             line += (
                 f"   tag unmoved ({rebuild.told_outcome.value}: {'its smoke test' if smoke else 'not smoke'})"
@@ -169,7 +174,7 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
             show(line, "yellow" if ok else "red")
             continue
         if above:
-            (latest,) = store.recent_rebuilds(images[level], limit=1)
+            (latest,) = rebuilds
             line += f"   {latest.method or '?'}"
             annotations = _annotations(images[level])
             pinned = annotations.get("org.opencontainers.image.base.digest")
@@ -177,6 +182,8 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
             line += f"   base.digest={short(pinned)} ({'= new ' + above if on_parent else 'STALE'})"
             ok &= changed and on_parent
         show(line, "green" if changed else "red")
+    if note := scan_note():
+        show(note, "yellow")
     _show_one_alert(images[HELD_BACK])
     step("patchprop status, and the patch report")
     from patchprop_cli.demo_report import show_fleet
@@ -184,6 +191,16 @@ def _cascade(stack: LocalStack, info: dict[str, Any], work: Path, started: float
     show_fleet(info["api_url"])
     step(f"{'Done' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
     return ok
+
+
+def scan_note() -> str | None:
+    """Why the outcomes read "succeeded" (not promoted or blocked), when no scanner is installed."""
+    if shutil.which("trivy") is not None:
+        return None
+    return (
+        'outcomes are "succeeded", not promoted/blocked: trivy is not installed, so rebuilds are '
+        "built and smoke-tested but not scanned (install trivy to have them scanned and gated)"
+    )
 
 
 def _cascade_told(store: Store, images: dict[str, str], digest: Any) -> bool:
@@ -234,6 +251,8 @@ def _narrate(kind: str, data: dict[str, Any]) -> None:
             f"@{short(env.get('BASE_IMAGE_DIGEST'))}{verify}",
             color,
         )
+    elif kind == "error":  # a failing delivery or handler: shown, never swallowed
+        show(f"error in {data.get('where')}: {data.get('error')}", "red")
     elif kind == "sns":
         _ALERTS.append(data)
         attributes = {k: v["Value"] for k, v in data.get("MessageAttributes", {}).items()}

@@ -23,7 +23,7 @@ from patchprop.domain.models import TaggedImage
 from patchprop.domain.records import RebuildStatus
 from patchprop.logic import catalog, report
 from patchprop.logic.base_check import PatchNowAnswer, patch_now
-from patchprop.logic.baseline import PollAnswer, poll_now, record_baselines
+from patchprop.logic.baseline import PollAnswer, behind_bases, poll_now, record_baselines
 from patchprop.logic.by_hand import (
     PromoteAnswer,
     PromoteRequest,
@@ -84,7 +84,9 @@ def register_dependent(dependent: Annotated[DependentRegistration, Body()]) -> R
     adapters = wiring.adapters(env)
     registration = catalog.register(dependent, store=adapters.store, allowed_projects=env.projects)
     recorded, warnings = record_baselines(dependent, store=adapters.store, registry=adapters.registry)
-    registration = registration.model_copy(update={"warnings": warnings, "baselined": recorded})
+    behind, late = behind_bases(dependent, store=adapters.store, built_on=adapters.built_on)
+    update = {"warnings": warnings + late, "baselined": recorded, "behind": behind}
+    registration = registration.model_copy(update=update)
     logger.info("dependent registered", extra={"image": dependent.image, "new": registration.created})
     metrics.add_metric("DependentRegistered", MetricUnit.Count, 1)
     return _answer(HTTPStatus.CREATED if registration.created else HTTPStatus.OK, registration)

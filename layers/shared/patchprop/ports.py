@@ -168,6 +168,15 @@ class Registry(Protocol):
     def resolve_digest(self, ref: ImageRef) -> str: ...
 
 
+class BuiltOn(Protocol):
+    """What an image says it is built on: its org.opencontainers.image.base.* annotations."""
+
+    def base_annotations(self, image: ImageRef) -> Mapping[str, str]:
+        """The manifest's annotations, else the config's labels; {} when it has none.
+        Raises RegistryError when the image cannot be read."""
+        ...
+
+
 class TagMover(Protocol):
     """Moves an image's tag to a manifest already in its repository; copies no layers."""
 

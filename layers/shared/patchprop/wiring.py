@@ -9,6 +9,7 @@ from functools import cached_property, lru_cache
 
 from patchprop.adapters import idempotency, secrets
 from patchprop.adapters.base_sources import BaseRegistry, BaseSourcesAdapter
+from patchprop.adapters.built_on import BuiltOnReader
 from patchprop.adapters.codebuild import CodeBuild
 from patchprop.adapters.dynamodb import Store as DynamoDBStore
 from patchprop.adapters.ecr_scan import EcrScans
@@ -26,6 +27,7 @@ from patchprop.logic.promote import Evidence
 from patchprop.ports import (
     BaseSources,
     Builds,
+    BuiltOn,
     ChatWebhook,
     EventBus,
     Queue,
@@ -134,6 +136,10 @@ class Adapters:
             syft=self.env.BASE_SYFT or None,
             kev_source=self.env.KEV_SOURCE or None,
         )
+
+    @property
+    def built_on(self) -> BuiltOn:
+        return BuiltOnReader(self.writer)
 
     @property
     def tag_mover(self) -> TagMover:

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from patchprop.domain.errors import InvalidReference, NotFound, RegistryError
 from patchprop.domain.models import Dependent
+from patchprop.domain.rebase import BASE_DIGEST, BASE_NAME
 from patchprop.domain.refs import parse_ref
 from patchprop.logic.detect import Seen, check_base, poll_bases
-from patchprop.ports import Queue, Registry, Store
+from patchprop.ports import BuiltOn, Queue, Registry, Store
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,46 @@ def record_baselines(
         if store.record_digest(ref, None, digest):
             recorded.append(ref)
     return recorded, warnings
+
+
+def behind_bases(dependent: Dependent, *, store: Store, built_on: BuiltOn) -> tuple[list[str], list[str]]:
+    """The bases `dependent` is built on an older digest of than patchprop knows now, from the
+    image's own base.digest annotation (its base.name picks the base; one base needs no name).
+
+    Returns (those bases, one warning each). An image without the annotation, or one the registry
+    cannot read, says nothing: its next move rebuilds it as before."""
+    try:
+        annotations = built_on.base_annotations(parse_ref(dependent.image))
+    except (RegistryError, InvalidReference, ValueError) as exc:
+        logger.info("could not read what %s is built on: %s", dependent.image, exc)
+        return [], []
+    digest = annotations.get(BASE_DIGEST)
+    if not digest:
+        return [], []
+    named = annotations.get(BASE_NAME)
+    candidates = [ref for ref in dependent.bases if named and _same_image(ref, named)]
+    if not candidates and len(dependent.bases) == 1:
+        candidates = list(dependent.bases)
+    behind: list[str] = []
+    warnings: list[str] = []
+    for ref in candidates:
+        base = store.get_base(ref)
+        if base is None or not base.digest or base.digest == digest:
+            continue
+        behind.append(ref)
+        warnings.append(
+            f"bases: {dependent.image} is built on {ref}@{digest}, but {ref} is at {base.digest} now: "
+            "it is behind, and the base's next move rebuilds it"
+        )
+    return behind, warnings
+
+
+def _same_image(ref: str, named: str) -> bool:
+    try:
+        a, b = parse_ref(ref), parse_ref(named)
+    except InvalidReference:
+        return False
+    return (a.name, a.tag) == (b.name, b.tag)
 
 
 # ---- poll now: `patchprop poll [BASE]` (POST /bases/poll) ----------------------------------

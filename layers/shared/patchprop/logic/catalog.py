@@ -114,6 +114,9 @@ class Registration(_Out):
     baselined: list[str] = Field(
         default_factory=list, description="Bases whose current digest was recorded at registration."
     )
+    behind: list[str] = Field(
+        default_factory=list, description="Bases the image is built on an older digest of (see warnings)."
+    )
 
 
 class Removal(_Out):
