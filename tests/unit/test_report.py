@@ -140,6 +140,18 @@ def test_detection_delay_by_source_with_unknown_push_times() -> None:
     }  # fmt: skip
 
 
+def test_an_ecr_push_event_has_its_own_detection_row() -> None:
+    # A patch the ECR push event found (pushed at the event's time), next to the webhook's and poller's.
+    ecr = Patch(base=B1, digest=F1, previous_digest=D2, detected_by="ecr", detected_at=T2 + MIN,
+                pushed_at=T2 + MIN - timedelta(seconds=2))  # fmt: skip
+    got = report(patches=[*PATCHES, ecr]).detection
+    assert sorted(got) == ["ecr", "poller", "webhook"]
+    assert got["ecr"].model_dump() == {
+        "patches": 1, "known": 1, "unknown": 0, "median_seconds": 2.0, "max_seconds": 2.0
+    }  # fmt: skip
+    assert got["webhook"].patches == 1
+
+
 def test_outcomes_methods_and_findings() -> None:
     got = report().outcomes
     assert got.rebuilds == 6

@@ -235,7 +235,7 @@ def _share(part: int, whole: int) -> float:
 
 
 def detection(patches: Sequence[Patch]) -> dict[str, Delay]:
-    """Pushed -> detected by source (webhook, ECR event, poller); no push time: unknown."""
+    """Pushed -> detected by source (webhook, ecr, poller); no push time: unknown."""
     delays: dict[str, Delay] = {}
     for source in sorted({p.detected_by for p in patches}):
         mine = [p for p in patches if p.detected_by == source]
