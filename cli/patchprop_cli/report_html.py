@@ -214,10 +214,11 @@ def render_html(r: dict[str, Any]) -> str:
         ]
     )  # fmt: skip
     audit = _rows(
-        [(label, figure(f"compliance.{key}", comp[key])) for label, key in (
+        [(label, figure(f"compliance.{key}", comp.get(key, 0))) for label, key in (
             ("promoted images", "promoted_images"), ("with SBOM", "with_sbom"), ("signed", "with_signature"),
             ("signature unknown", "signature_unknown"), ("base verified", "base_verified"),
-            ("base verification unknown", "base_verified_unknown"), ("with provenance", "with_provenance"))]
+            ("base verification unknown", "base_verified_unknown"), ("with provenance", "with_provenance"),
+            ("base with no signature key", "base_not_configured"), ("base refused", "base_refused"))]
         + [("FIPS bases", escape(", ".join(comp["fips_bases"]) or "none")),
            ("images on FIPS bases", escape(", ".join(comp["fips_images"]) or "none"))]
     )  # fmt: skip

@@ -153,7 +153,8 @@ def report_text(r: dict[str, Any]) -> str:
         f"triage avoided: {eff['triage_avoided']} findings",
         f"Compliance ({comp['promoted_images']} promoted images): SBOM {comp['with_sbom']}, "
         f"signed {comp['with_signature']} (unknown {comp['signature_unknown']}), base verified "
-        f"{comp['base_verified']} (unknown {comp['base_verified_unknown']}), "
+        f"{comp['base_verified']} (no key {comp.get('base_not_configured', 0)}, refused "
+        f"{comp.get('base_refused', 0)}, unknown {comp['base_verified_unknown']}), "
         f"provenance {comp['with_provenance']}",
         f"FIPS bases: {', '.join(comp['fips_bases']) or 'none'}; images on them: "
         f"{', '.join(comp['fips_images']) or 'none'}",

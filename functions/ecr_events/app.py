@@ -40,6 +40,7 @@ def handler(event: EcrImageActionEvent, context: LambdaContext) -> dict:
         registry=adapters.registry,
         patches=adapters.patch_queue,
         registry_host=env.ECR_REGISTRY_HOST,
+        pushed_at=event.time,
     )
     metrics.add_metric(f"EcrPush{check.seen.value.capitalize()}", MetricUnit.Count, 1)
     answer = {"status": check.seen.value, "base": check.base, "digest": check.digest}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -91,6 +92,10 @@ def test_a_push_by_someone_else_moves_the_base_once_whatever_the_duplicates(aws,
     assert [a["status"] for a in answers] == ["moved", "unchanged"]
     (patch,) = queue_bodies(aws, "PatchQueue")
     assert (patch["base"], patch["previous_digest"], patch["digest"]) == (ref, first, second)
+    # ... detected by the ECR event (its own row in the report), pushed at the event's time
+    assert patch["detected_by"] == "ecr"
+    pushed, detected = (datetime.fromisoformat(patch[k]) for k in ("pushed_at", "detected_at"))
+    assert detected - timedelta(minutes=1) < pushed <= detected
     assert Store(aws.refs["PatchpropTable"]).get_base(ref).digest == second
 
 

@@ -7,22 +7,28 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from fakes import FakeReports, InMemoryStore
 from pydantic import ValidationError
 
+from patchprop.domain.events import BuildResult
 from patchprop.domain.findings import Finding, ScanReport, Severity
 from patchprop.domain.gate import Policy, gate
 from patchprop.domain.receipt import (
     OPENVEX_CONTEXT,
+    RECEIPT_ARTIFACT_TYPE,
     BaseMove,
     PackageChange,
     Promoter,
+    Receipt,
     ReceiptError,
     build_receipt,
     fixed_vex,
     oci_purl,
     package_changes,
 )
+from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.domain.refs import parse_ref
+from patchprop.logic.promote import Evidence, attach_evidence
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
@@ -177,3 +183,65 @@ def test_a_blocked_rebuild_gets_a_receipt_only_when_a_named_person_promotes_it_w
     receipt = _receipt(ana, blocked, Policy(), _report())
     assert receipt.promoted_by == ana and receipt.gate.outcome == "blocked"
     assert [f.id for f in receipt.remaining.own] == ["CVE-2026-66"]
+
+
+# ---- how it was patched (issue 13's method, on the receipt) ------------------------------------
+
+
+class Attached:
+    """Referrers that keep what is attached, by artifact type."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def attach_referrer(self, subject, artifact_type, blob, media_type, annotations=None):  # type: ignore[no-untyped-def]
+        self.blobs[artifact_type] = blob
+        return {"digest": "sha256:" + "cd" * 32}
+
+
+def _promoted_rebuild(**fields: object) -> Rebuild:
+    return Rebuild(
+        rebuild_id="rb-9", image="registry.example/acme/app:1", base="docker.io/library/alpine:3",
+        base_digest="sha256:" + "03" * 32, previous_digest="sha256:" + "02" * 32, project="p",
+        detected_at=NOW, status=RebuildStatus.SUCCEEDED, image_digest=DIGEST, **fields,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "method", "reason"),
+    [
+        ({"method": "rebased"}, "rebased", None),
+        (
+            {"method": "rebuilt", "fallback_reason": "not rebase-safe: RUN at line 4"},
+            "rebuilt",
+            "not rebase-safe: RUN at line 4",
+        ),
+        ({}, None, None),  # a rebuild recorded before methods: not said, never "rebuilt"
+    ],
+)
+def test_the_attached_receipt_says_how_the_image_was_patched_and_why_not_rebased(
+    fields: dict[str, object], method: str | None, reason: str | None
+) -> None:
+    # Given a promoted rebuild with its method (and fallback reason) and the SBOM its build left
+    rebuild = _promoted_rebuild(**fields)
+    reports = FakeReports({"s3://b/sbom.json": json.dumps(_sbom(_apk("zlib", "1.3.1"))).encode()})
+    referrers = Attached()
+    # When its evidence is attached
+    _, notes = attach_evidence(
+        rebuild,
+        BuildResult(digest=DIGEST, sbom="s3://b/sbom.json"),
+        None,
+        Promoter(by="patchprop", at=NOW),
+        store=InMemoryStore(),
+        evidence=Evidence(referrers=referrers, reports=reports),
+    )
+    # Then the receipt names the method and the fallback reason
+    assert notes == []
+    receipt = json.loads(referrers.blobs[RECEIPT_ARTIFACT_TYPE])
+    assert (receipt["method"], receipt["fallback_reason"]) == (method, reason)
+
+
+def test_a_receipt_written_before_methods_still_reads() -> None:
+    stored = json.loads(_receipt(Promoter(by="patchprop", at=NOW)).to_json())
+    del stored["method"], stored["fallback_reason"]
+    assert Receipt.model_validate(stored).method is None

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.fleet import State, fleet_status
 from patchprop.domain.history import build_report
 from patchprop.domain.models import Base, Dependent
@@ -139,6 +140,18 @@ def test_detection_delay_by_source_with_unknown_push_times() -> None:
     }  # fmt: skip
 
 
+def test_an_ecr_push_event_has_its_own_detection_row() -> None:
+    # A patch the ECR push event found (pushed at the event's time), next to the webhook's and poller's.
+    ecr = Patch(base=B1, digest=F1, previous_digest=D2, detected_by="ecr", detected_at=T2 + MIN,
+                pushed_at=T2 + MIN - timedelta(seconds=2))  # fmt: skip
+    got = report(patches=[*PATCHES, ecr]).detection
+    assert sorted(got) == ["ecr", "poller", "webhook"]
+    assert got["ecr"].model_dump() == {
+        "patches": 1, "known": 1, "unknown": 0, "median_seconds": 2.0, "max_seconds": 2.0
+    }  # fmt: skip
+    assert got["webhook"].patches == 1
+
+
 def test_outcomes_methods_and_findings() -> None:
     got = report().outcomes
     assert got.rebuilds == 6
@@ -163,6 +176,40 @@ def test_compliance_over_the_images_on_their_tags() -> None:
     assert (got.with_sbom, got.with_signature, got.signature_unknown) == (2, 1, 1)
     assert (got.base_verified, got.base_verified_unknown, got.with_provenance) == (0, 3, 1)
     assert got.fips_bases == [B2] and got.fips_images == [image("app-c")]
+
+
+def checked(patch: Patch, signature: str) -> Patch:
+    """The patch with its base check's signature verdict (issue 14 records it on the patch)."""
+    check = BaseJudgement(base=patch.base, digest=patch.digest, signature=signature)  # type: ignore[arg-type]
+    return patch.model_copy(update={"base_check": check})
+
+
+def test_compliance_takes_the_base_signature_from_the_patchs_base_check() -> None:
+    # P1 (app-b and app-d on its digest) verified, P2 (app-a) with no key configured.
+    patches = [checked(PATCHES[0], "verified"), checked(PATCHES[1], "not_configured")]
+    got = report(patches=patches).compliance
+    assert (got.base_verified, got.base_not_configured, got.base_refused, got.base_verified_unknown) == (
+        2, 1, 0, 0,
+    )  # fmt: skip
+
+
+def test_a_refused_base_counts_refused_and_a_patch_never_checked_stays_unknown() -> None:
+    got = report(patches=[checked(PATCHES[0], "failed"), PATCHES[1]]).compliance
+    assert (got.base_verified, got.base_not_configured, got.base_refused, got.base_verified_unknown) == (
+        0, 0, 2, 1,
+    )  # fmt: skip
+
+
+def test_a_check_of_another_digest_says_nothing_of_a_rebuild() -> None:
+    # A cascade child is built on its parent image, whose new digest no base check judged.
+    child = rebuild("app-e", D1, T1, Outcome.PROMOTED, 30 * MIN).model_copy(update={"base": image("app-a")})
+    dependents = [*DEPENDENTS, Dependent(image=image("app-e"), project="p1", bases=[image("app-a")])]
+    got = report(
+        dependents=dependents,
+        patches=[checked(PATCHES[0], "verified"), PATCHES[1]],
+        rebuilds_by_image={**REBUILDS, image("app-e"): [child]},
+    ).compliance
+    assert (got.promoted_images, got.base_verified, got.base_verified_unknown) == (4, 2, 2)
 
 
 def test_weeks_outcomes_times_and_coverage_over_time() -> None:

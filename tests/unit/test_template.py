@@ -453,10 +453,76 @@ def test_ecr_and_event_grants_write_only_to_named_repositories_and_the_named_bus
 
 def test_ecr_reads_and_their_token_exist_only_with_readable_repositories(cfn_with_ecr: Template) -> None:
     readers = {name for name, _, _ in _ecr_policy_grants(cfn_with_ecr)} - {"OutcomeEventsPolicy"}
-    readers -= {n for n in readers if n.startswith("PromoteIn") or n.endswith("FunctionPolicy")}
+    readers -= {n for n in readers if n.startswith(("PromoteIn", "RebaseIn")) or n.endswith("FunctionPolicy")}
     assert readers == {"EcrAuthorizationPolicy", "ReadFromteamgolden", "ReadFromteamapp"}
     resources = cfn_with_ecr["Resources"]
     assert {resources[n]["Condition"] for n in readers} == {"HasReadableRepositories"}
+
+
+def _ecr_grants_to_role(cfn: Template, role: str) -> list[tuple[str, str, set[str]]]:
+    """(policy, ECR action, resource texts) of every policy attached to `role` (RolePolicy or Policy)."""
+    found = []
+    for name, resource in cfn["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::RolePolicy":
+            attached = [props["RoleName"]]
+        elif resource["Type"] == "AWS::IAM::Policy":
+            attached = _as_list(props.get("Roles", []))
+        else:
+            continue
+        if role not in {referenced_id(r) for r in attached}:
+            continue
+        for statement in _as_list(props["PolicyDocument"]["Statement"]):
+            for branch in _branches(statement):
+                for action in _as_list(branch.get("Action", [])):
+                    if str(action).startswith("ecr:"):
+                        texts = {"".join(literal_strings(r)) for r in _as_list(branch["Resource"])}
+                        found.append((name, str(action), texts))
+    return found
+
+
+REBASE_WRITES = {
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:PutImage",
+}
+
+
+def test_the_rebuilder_pushes_rebased_candidates_only_into_the_promotable_repositories() -> None:
+    # Given the deployed template with two promotable repositories (one read elsewhere too)
+    cfn = sam_to_cfn.translate(
+        TEMPLATE, {"ReadableRepositories": "team/golden", "PromotableRepositories": "team/app,api"}
+    )
+    grants: dict[str, set[str]] = {}
+    for _, action, texts in _ecr_grants_to_role(cfn, _role_of(cfn, "RebuilderFunction")):
+        grants.setdefault(action, set()).update(texts)
+    arn = "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/"
+    mine = {arn + "team/app", arn + "api"}
+    # Then it may upload layers and put the image, and read what it rebases, on exactly those
+    for action in [*REBASE_WRITES, "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]:
+        assert mine <= grants[action], action
+    for action in REBASE_WRITES:
+        assert grants[action] == mine, action  # never "*", never another repository
+    # And its token is the only account-wide ECR action (AWS has no resource-level permission)
+    assert {a for a, rs in grants.items() if "*" in rs} == {"ecr:GetAuthorizationToken"}
+    assert iam_findings(cfn) == []
+
+
+def test_without_promotable_repositories_the_rebuilder_writes_no_ecr_repository(cfn: Template) -> None:
+    # Given the default (no repository named): every ECR write the rebuilder's policies hold
+    writers = {
+        policy
+        for policy, action, _ in _ecr_grants_to_role(cfn, _role_of(cfn, "RebuilderFunction"))
+        if action in REBASE_WRITES
+    }
+    # Then is in a RebaseIn policy that exists only with promotable repositories
+    assert writers and all(n.startswith("RebaseIn") for n in writers)
+    assert {cfn["Resources"][n]["Condition"] for n in writers} == {"HasPromotableRepositories"}
+    assert cfn["Conditions"]["HasPromotableRepositories"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": [",", {"Ref": "PromotableRepositories"}]}, ""]}]
+    }
 
 
 def _role_with(*statements: Any, managed: list[Any] | None = None) -> Template:

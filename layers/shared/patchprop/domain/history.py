@@ -180,7 +180,7 @@ def build_report(
         detection=detection([p for p in window_patches if owner is None or str(p.cascade_id) in by_patch]),
         outcomes=outcomes(in_window),
         effort=effort(in_window, minutes_per_patch),
-        compliance=compliance(dependents, bases, newest_on_tag),
+        compliance=compliance(dependents, bases, newest_on_tag, patches),
         weeks=weeks(dependents, by_ref, by_image, patches, events, since, now),
     )
 

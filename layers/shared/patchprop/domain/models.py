@@ -245,7 +245,7 @@ class PatchRequest(DomainModel):
     base: TaggedImage
     digest: Digest
     previous_digest: Digest | None = None
-    detected_by: Literal["webhook", "poller", "cascade", "person"]
+    detected_by: Literal["webhook", "poller", "cascade", "person", "ecr"]  # ecr: an ECR push event
     detected_at: datetime = Field(default_factory=utcnow)
     # When the registry says the base was pushed (a Docker Hub webhook's pushed_at); None: unknown.
     pushed_at: datetime | None = None

@@ -4,7 +4,8 @@ One receipt per promoted rebuild, attached to the promoted image as an OCI refer
 (`RECEIPT_ARTIFACT_TYPE`): the base it moved from and to, the packages that changed (two
 CycloneDX SBOMs compared), the findings it fixed as an OpenVEX document (`fixed` statements
 about the new image's digest), the findings that remain (the image's own and the base's),
-the gate's policy and verdict, and who promoted it (patchprop, or a named person and why).
+the gate's policy and verdict, who promoted it (patchprop, or a named person and why), and how
+the image was patched (`rebased` with the registry API, or `rebuilt`, and why not rebased).
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ class Receipt(BaseModel):
     remaining: Remaining
     gate: Verdict
     promoted_by: Promoter
+    # How it was patched (logic/rebase.py): "rebased" or "rebuilt"; None: not recorded (a
+    # rebuild from before methods). Why a rebase was not done when the image's method allowed one.
+    method: str | None = None
+    fallback_reason: str | None = None
 
     def to_json(self) -> bytes:
         """The receipt's bytes, stable for the same receipt."""
@@ -246,6 +251,8 @@ def build_receipt(
     old_sbom: Mapping[str, Any] | None,
     new_sbom: Mapping[str, Any],
     base_report: ScanReport | None,
+    method: str | None = None,
+    fallback_reason: str | None = None,
 ) -> Receipt:
     """The receipt of a promoted rebuild; refuses one the gate did not promote and no person did."""
     if gate_result.outcome != "promoted" and promoted_by.by != "person":
@@ -279,4 +286,6 @@ def build_receipt(
         remaining=remaining,
         gate=Verdict(policy=policy, outcome=gate_result.outcome, reasons=list(gate_result.reasons)),
         promoted_by=promoted_by,
+        method=method,
+        fallback_reason=fallback_reason,
     )

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 
+from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.fleet import SEVERITIES, ImageStatus, State, is_fips
 from patchprop.domain.models import Base, Dependent, DomainModel
 from patchprop.domain.records import Patch, Rebuild
@@ -122,6 +123,10 @@ class Compliance(DomainModel):
     with_provenance: int = 0
     fips_bases: list[str] = Field(default_factory=list)
     fips_images: list[str] = Field(default_factory=list)
+    # Of those not verified: on a base with no signature key configured, and on one refused
+    # (its signature failed, promoted anyway by hand or forced).
+    base_not_configured: int = 0
+    base_refused: int = 0
 
 
 class Week(DomainModel):
@@ -230,7 +235,7 @@ def _share(part: int, whole: int) -> float:
 
 
 def detection(patches: Sequence[Patch]) -> dict[str, Delay]:
-    """Pushed -> detected by source (webhook, ECR event, poller); no push time: unknown."""
+    """Pushed -> detected by source (webhook, ecr, poller); no push time: unknown."""
     delays: dict[str, Delay] = {}
     for source in sorted({p.detected_by for p in patches}):
         mine = [p for p in patches if p.detected_by == source]
@@ -282,19 +287,38 @@ def effort(rebuilds: Sequence[Rebuild], minutes_per_patch: float) -> Effort:
     )
 
 
+def base_signature(rebuild: Rebuild, checks: Mapping[str, BaseJudgement]) -> str | None:
+    """The base check's signature verdict on the base this rebuild was built on (verified /
+    not_configured / failed), else what the rebuild recorded; None: not known (a record from
+    before base checks, or a rebuild on an image of the cascade, whose digest was not checked)."""
+    check = checks.get(f"{rebuild.base}@{rebuild.base_digest}")
+    if check is not None:
+        return check.signature
+    if rebuild.base_verified is not None:
+        return "verified" if rebuild.base_verified else "failed"
+    return None
+
+
 def compliance(
-    dependents: Sequence[Dependent], bases: Iterable[Base], on_tag: Sequence[Rebuild]
+    dependents: Sequence[Dependent],
+    bases: Iterable[Base],
+    on_tag: Sequence[Rebuild],
+    patches: Iterable[Patch] = (),
 ) -> Compliance:
-    """Over each image's newest rebuild on its tag."""
+    """Over each image's newest rebuild on its tag; the base's signature from its patch's check."""
     fips_bases = sorted(b.ref for b in bases if is_fips(b.ref))
+    checks = {f"{p.base}@{p.digest}": p.base_check for p in patches if p.base_check is not None}
+    signatures = Counter(base_signature(r, checks) for r in on_tag)
     return Compliance(
         promoted_images=len(on_tag),
         with_sbom=sum(bool(r.sbom_uri) for r in on_tag),
         with_signature=sum(r.signed is True for r in on_tag),
         signature_unknown=sum(r.signed is None for r in on_tag),
-        base_verified=sum(r.base_verified is True for r in on_tag),
-        base_verified_unknown=sum(r.base_verified is None for r in on_tag),
+        base_verified=signatures["verified"],
+        base_verified_unknown=signatures[None],
         with_provenance=sum(bool(r.sbom_uri and r.evidence) for r in on_tag),
         fips_bases=fips_bases,
         fips_images=sorted(d.image for d in dependents if any(is_fips(b) for b in d.bases)),
+        base_not_configured=signatures["not_configured"],
+        base_refused=signatures["failed"],
     )

@@ -68,7 +68,7 @@ def check_base(
     store: Store,
     registry: Registry,
     patches: Queue,
-    detected_by: Literal["webhook", "poller"],
+    detected_by: Literal["webhook", "poller", "ecr"],
     pushed_at: datetime | None = None,
 ) -> BaseCheck:
     """Resolve the base's tag (one HEAD) and, if it moved, enqueue the patch, then record it.

@@ -8,6 +8,8 @@ so duplicates, an older event arriving after a newer push, and a tag patchprop p
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from patchprop.domain.ecr_events import EcrImageAction, ecr_host
 from patchprop.domain.errors import InvalidReference
 from patchprop.domain.refs import parse_ref
@@ -34,13 +36,17 @@ def check_ecr_push(
     registry: Registry,
     patches: Queue,
     registry_host: str = "",
+    pushed_at: datetime | None = None,
 ) -> BaseCheck:
     """A tracked base whose tag was pushed is checked (and, if it moved, patched) now; anything
-    else (untracked, a push by digest only, a failed push) writes and enqueues nothing."""
+    else (untracked, a push by digest only, a failed push) writes and enqueues nothing. The patch
+    is detected by `ecr`, pushed at the event's time (ECR puts it on the bus once the push is done)."""
     if not detail.tagged_push:
         return BaseCheck(f"{detail.repository_name}@{detail.image_digest}", Seen.UNTRACKED)
     ref = pushed_ref(detail, account, region, registry_host)
     base = store.get_base(ref)
     if base is None:
         return BaseCheck(ref, Seen.UNTRACKED)
-    return check_base(base, store=store, registry=registry, patches=patches, detected_by="webhook")
+    return check_base(
+        base, store=store, registry=registry, patches=patches, detected_by="ecr", pushed_at=pushed_at
+    )

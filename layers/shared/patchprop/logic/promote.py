@@ -214,6 +214,8 @@ def _receipt(
         old_sbom=old_sbom,
         new_sbom=sbom,
         base_report=base_report,
+        method=rebuild.method,
+        fallback_reason=rebuild.fallback_reason,
     )
 
 
