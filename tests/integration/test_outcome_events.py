@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from support import FakeBuilds, drain, handler
+from support import FakeBuilds, drain, handler, receive_all
 
 from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.eventbridge import AnnounceError, EventBus
@@ -54,15 +54,6 @@ def rule_queue(pattern: dict[str, Any]) -> str:
     return url
 
 
-def taken(url: str) -> list[dict[str, Any]]:
-    sqs, found = boto3.client("sqs", region_name="us-east-1"), []
-    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        found += [json.loads(m["Body"]) for m in got]
-        for m in got:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return found
-
-
 def promoted_rebuild(stack, builds: FakeBuilds) -> tuple[RebuildRequest, dict[str, Any]]:
     """A patch of BASE planned for IMAGE, started, and its SUCCEEDED state change (clean report)."""
     store = Store(stack.refs["PatchpropTable"])
@@ -103,7 +94,7 @@ def test_one_promoted_rebuild_yields_one_image_promoted_event_the_readme_rule_ma
     for _ in range(3):
         handler("build_events")(event, LocalContext(function_name="build_events"))
     # Then the README's rule matched exactly one "Image Promoted", with the promoted digest
-    (matched,) = taken(deploy)
+    (matched,) = receive_all(deploy)
     assert (matched["source"], matched["detail-type"]) == ("patchprop", IMAGE_PROMOTED)
     detail = matched["detail"]
     assert detail["promoted_digest"] == CANDIDATE
@@ -116,7 +107,7 @@ def test_one_promoted_rebuild_yields_one_image_promoted_event_the_readme_rule_ma
     )
     assert detail["rebuild_id"] == request.rebuild_id and detail["report_url"].endswith("previous.trivy.json")
     # And the bus got that verdict once, and the patch's completion once
-    kinds = sorted(e["detail-type"] for e in taken(everything))
+    kinds = sorted(e["detail-type"] for e in receive_all(everything))
     assert kinds == ["Image Promoted", "Patch Completed"]
     stored = Store(aws.refs["PatchpropTable"]).get_rebuild(request.rebuild_id)
     assert stored is not None and stored.announced == "promoted"
@@ -150,7 +141,7 @@ def test_refused_entries_are_sent_again_alone_never_doubled(aws):
     EventBus("default", client=client, sleep=lambda _: None).put_all([event(1), event(2)])
     # Then the second alone was sent again, and each arrived once
     assert [len(c) for c in client.calls] == [2, 1]
-    assert sorted(e["detail"]["event_id"] for e in taken(everything)) == ["e1", "e2"]
+    assert sorted(e["detail"]["event_id"] for e in receive_all(everything)) == ["e1", "e2"]
 
 
 def test_an_entry_refused_every_time_raises_so_the_verdict_is_retried(aws):
@@ -160,4 +151,4 @@ def test_an_entry_refused_every_time_raises_so_the_verdict_is_retried(aws):
         EventBus("default", client=client, sleep=lambda _: None).put_all([event(1), event(2)])
     # The first was accepted once; the second, refused four times, never doubled it
     assert [len(c) for c in client.calls] == [2, 1, 1, 1]
-    assert [e["detail"]["event_id"] for e in taken(everything)] == ["e1"]
+    assert [e["detail"]["event_id"] for e in receive_all(everything)] == ["e1"]
