@@ -33,7 +33,8 @@ FORBIDDEN = {
     ),
     "patchprop.ports": ("patchprop.logic", "patchprop.adapters", "patchprop.wiring", *IO_LIBRARIES),
     "patchprop.logic": ("patchprop.adapters", "patchprop.wiring", "patchprop.config", *IO_LIBRARIES),
-    "patchprop.adapters": ("patchprop.logic", "patchprop.wiring"),
+    "patchprop.adapters": ("patchprop.logic", "patchprop.wiring", "patchprop.api"),
+    "patchprop.api": ("patchprop.adapters", *IO_LIBRARIES),
 }
 
 

@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, ValidationError
 
 from patchprop.domain.errors import (
@@ -158,7 +160,7 @@ def json_answer(status: HTTPStatus, model: M) -> Response[M]:
     return Response(status_code=int(status), content_type="application/json", body=model)
 
 
-def caller(app: APIGatewayRestResolver) -> str:
+def caller(app: APIGatewayRestResolver | Router) -> str:
     """Who called: the IAM principal API Gateway authenticated (AWS_IAM), "local" without one."""
-    identity = app.current_event.request_context.identity
+    identity = APIGatewayProxyEvent(app.current_event.raw_event).request_context.identity
     return identity.user_arn or identity.caller or identity.user or "local"
