@@ -74,6 +74,10 @@ class BurstServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class GatewayStopping(RuntimeError):
+    """The stack is stopping: a request that arrives now is answered 503 (its sender retries)."""
+
+
 def _json_answer(status: int, error: str) -> dict[str, Any]:
     return {
         "statusCode": status,
@@ -102,6 +106,7 @@ class Gateway:
         self._lock: HandlerLock = invoke_lock or threading.Lock()  # one handler at a time, like one container
         self._http = BurstServer(("127.0.0.1", port), _handler_for(self))
         self._thread: threading.Thread | None = None
+        self.stopping = False  # set by stop(): late requests (a registry's retry) get a 503
 
     @property
     def url(self) -> str:
@@ -120,6 +125,7 @@ class Gateway:
         return self
 
     def stop(self) -> None:
+        self.stopping = True
         if self._thread is not None:
             self._http.shutdown()
             self._thread.join(timeout=10)
@@ -156,6 +162,9 @@ class Gateway:
 def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
+            if gateway.stopping:
+                self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"Retry-After": "5"}, '{"error": "stopping"}')
+                return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode("utf-8", "replace") if length else None
             path, _, query = self.path.partition("?")
@@ -186,6 +195,9 @@ def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 hook(data)
             except ValueError as exc:
                 return HTTPStatus.BAD_REQUEST, str(exc)
+            except GatewayStopping:  # the stack stopped while it was delivered: the sender retries
+                logger.info("notification dropped: the local stack is stopping")
+                return HTTPStatus.SERVICE_UNAVAILABLE, "stopping"
             return HTTPStatus.OK, None
 
         def _answer(self, status: HTTPStatus, headers: dict[str, str], body: str) -> None:

@@ -32,7 +32,7 @@ from patchprop_local.aws import LocalAws
 from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.events import EventPump
 from patchprop_local.fairlock import FairLock
-from patchprop_local.gateway import Gateway
+from patchprop_local.gateway import Gateway, GatewayStopping
 from patchprop_local.ports import LocalStackError, choose_port
 from patchprop_local.registry_bridge import EVENTS_PATH, RegistryBridge, ecr_env
 from patchprop_local.registry_server import LocalRegistry, release_ports
@@ -265,8 +265,10 @@ class LocalStack:
             listener(kind, data)
 
     def _post(self, path: str, body: str) -> dict[str, Any]:
-        assert self.gateway is not None
-        return self.gateway.call("POST", path, body)
+        gateway = self.gateway
+        if gateway is None or gateway.stopping:  # a late notification: a 503, the registry retries
+            raise GatewayStopping("the local stack is stopping")
+        return gateway.call("POST", path, body)
 
     def _emit_build_event(self, detail: dict[str, Any]) -> None:
         """The local CodeBuild's state changes, put on (moto's) EventBridge like CodeBuild does."""

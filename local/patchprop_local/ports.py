@@ -6,6 +6,7 @@ it, so that another process (a second test worker) cannot be handed it in betwee
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from patchprop_local.registry_server import hold_free_port, port_in_use
@@ -27,7 +28,7 @@ def choose_port(
     another one is asked for; if something else holds it, starting fails saying what to do.
     """
     if saved and not wanted:
-        if port_in_use(saved):
+        if port_in_use(saved) or not _hold(saved, held):
             raise LocalStackError(
                 f"port {saved} on 127.0.0.1 ({name}) is in use, and the images registered here name it: "
                 f"stop what listens there (`ss -ltnp 'sport = :{saved}'`), or start on another port "
@@ -46,3 +47,21 @@ def choose_port(
     chosen = hold_free_port(held)
     notes.append(f"port {port} ({name}) is in use; using {chosen} instead")
     return chosen
+
+
+def _hold(port: int, held: list[Any] | None) -> bool:
+    """Bind `port` (SO_REUSEADDR, never listening) and keep the socket in `held` until our server
+    listens on it, so no other process can take a saved port between this check and that bind.
+    False if something else has it bound."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return False
+    if held is None:
+        sock.close()
+    else:
+        held.append(sock)
+    return True

@@ -32,7 +32,7 @@ def layers(image: str) -> list[str]:
     url = f"http://{ref.api_host}/v2/{ref.repository}/manifests/{ref.tag}"
     return [
         layer["digest"]
-        for layer in requests.get(url, headers={"Accept": accept}, timeout=10).json()["layers"]
+        for layer in requests.get(url, headers={"Accept": accept}, timeout=60).json()["layers"]
     ]
 
 

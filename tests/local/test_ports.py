@@ -33,7 +33,7 @@ def test_a_free_port_is_held_against_others_until_released_and_our_server_can_li
     assert not port_in_use(port)
 
 
-def test_a_saved_port_is_not_held_and_a_taken_default_is_replaced_by_a_held_one() -> None:
+def test_a_saved_port_is_held_until_our_server_binds_and_a_taken_one_is_refused_by_number() -> None:
     # Given the default api port taken by something else
     notes: list[str] = []
     held: list[socket.socket] = []
@@ -41,12 +41,15 @@ def test_a_saved_port_is_not_held_and_a_taken_default_is_replaced_by_a_held_one(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         saved = taken.getsockname()[1]
-        # Then a saved port that is free is used as it is, holding nothing
+        # Then a saved port that is free is used as it is, and held: another process cannot take
+        # it before our server binds it (a killed run's port, restarted)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             free = probe.getsockname()[1]
-        assert choose_port("aws", None, notes, free, held) == free and held == []
-        # And asking for that taken port by name refuses it
-        with pytest.raises(RuntimeError, match="in use"):
+        assert choose_port("aws", None, notes, free, held) == free and len(held) == 1
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", free))
+        # And a saved port another process took is refused, naming it and what to do
+        with pytest.raises(RuntimeError, match=rf"port {saved} .*registry.* in use.*stop what listens there"):
             choose_port("registry", None, notes, saved, held)
     release_ports(held)
