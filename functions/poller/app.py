@@ -42,8 +42,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
     metrics.add_metric("BuildSlotsReleased", MetricUnit.Count, slots.released)
     if slots.released:
         logger.warning("leaked build slots released", extra=slots.as_dict())
+    # With OwnPackageRescansPerDay > 0: {"image": IMAGE} in the event rescans that image alone.
     rescanned = rescan(adapters, env_vars(PollerEnv), event.get("image"))
-    return {"bases": len(checks), **counts, "rescanned": rescanned}
+    return {"bases": len(checks), **counts, **({"rescanned": rescanned} if rescanned else {})}
 
 
 def rescan(adapters: wiring.Adapters, env: PollerEnv, image: str | None = None) -> list[dict]:

@@ -19,7 +19,7 @@ from patchprop.adapters.dynamodb import Store
 from patchprop.config import PollerEnv
 from patchprop.domain.models import Dependent
 from patchprop.domain.records import Rebuild, RebuildStatus
-from patchprop_local.lambdas import load_handler
+from patchprop_local.lambdas import LocalContext, load_handler
 from patchprop_local.resources import CHECKOUT as ROOT
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,7 @@ def promoted_in_ecr(stack, repository: str, tmp_path: Path) -> tuple[str, str]:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     store.record_started(
         Rebuild(
-            rebuild_id="rb-first",
+            rebuild_id=f"rb-first-{repository.replace('/', '-')}",
             image=image,
             base=BASE,
             base_digest=BASE_DIGEST,
@@ -106,7 +106,7 @@ def promoted_in_ecr(stack, repository: str, tmp_path: Path) -> tuple[str, str]:
             detected_at=at,
             base_report=base_report.as_uri(),
             status=RebuildStatus.SUCCEEDED,
-            build_id="b-first",
+            build_id=f"b-first-{repository.replace('/', '-')}",
             image_digest=digest,
             promoted_at=at,
         )
@@ -150,3 +150,22 @@ def test_off_by_default(aws, builds: FakeBuilds, monkeypatch, tmp_path: Path):
     promoted_in_ecr(aws, "acme/off", tmp_path)
     assert config.env_vars(PollerEnv).OWN_PACKAGE_RESCANS_PER_DAY == 0
     assert tick() == []
+
+
+def test_the_poller_tick_for_one_image_rescans_that_image_alone(
+    aws, builds: FakeBuilds, monkeypatch, tmp_path: Path
+):
+    monkeypatch.setenv("SCAN_SOURCE", "ecr")
+    monkeypatch.setenv("OWN_PACKAGE_RESCANS_PER_DAY", "5")
+    config.env_vars.cache_clear()
+    wiring.reset()
+    image, _ = promoted_in_ecr(aws, "acme/one", tmp_path)
+    promoted_in_ecr(aws, "acme/other", tmp_path)
+    poll = load_handler(ROOT / "functions" / "poller")
+    answer = poll({"image": image}, LocalContext(function_name="poller"))
+    assert [r["image"] for r in answer["rescanned"]] == [image]
+    assert answer["rescanned"][0]["outcome"] == "rebuild started"
+    # The other image is rescanned by the next tick of all images.
+    assert [r["image"] for r in poll({}, LocalContext(function_name="poller"))["rescanned"]] == [
+        f"{REGISTRY}/acme/other:1"
+    ]
