@@ -9,16 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fakes import FakeQueue, FakeReports, InMemoryStore
+from fakes import FakeQueue, FakeReports, FakeTopic, InMemoryStore
 
 from patchprop.domain.alerts import Alert
 from patchprop.domain.findings import Finding, ScanReport, Severity
-from patchprop.domain.models import Base, Dependent, RebuildRequest
+from patchprop.domain.models import Base, Dependent, PatchRequest, RebuildRequest
 from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.domain.refs import ImageRef
 from patchprop.domain.rescan import RescanState, own_fixable, own_fixes_reason, rescan_rebuild_id
 from patchprop.domain.scan import parse_report
 from patchprop.domain.scan.ecr import EcrScan
+from patchprop.logic.alerts import tell_finished
 from patchprop.logic.rescan import STARTED, RescanParts, rescan_due
 
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -88,6 +89,9 @@ class FakeRescans:
 
     def put_rescan(self, state: RescanState) -> None:
         self.states[state.image] = state
+
+    def rescans_spent(self, day: str) -> int:
+        return self.used.get(day, 0)
 
 
 @dataclass
@@ -239,6 +243,14 @@ def test_the_budget_takes_the_oldest_rescanned_first_and_holds_across_ticks():
     first = world.tick(per_day=2, now=day)
     assert [r.image for r in first] == [images[2], images[1]]  # never rescanned, then the oldest
     assert world.tick(per_day=2, now=day) == []  # the day's budget is spent (stored, not in memory)
+    listing = world.store.list_dependents
+
+    def refused(*_: Any) -> Any:
+        raise AssertionError("a spent budget lists no image")
+
+    world.store.list_dependents = refused  # type: ignore[method-assign]
+    assert world.tick(per_day=2, now=day) == []
+    world.store.list_dependents = listing  # type: ignore[method-assign]
     # The next day, the one not rescanned since February goes first.
     assert next(r.image for r in world.tick(per_day=2, now=day + timedelta(days=1))) == images[0]
 
@@ -283,3 +295,22 @@ def test_the_alert_of_a_rescans_rebuild_says_why_first():
 def test_the_reason_names_five_findings_and_counts_the_rest():
     many = [finding(f"CVE-2026-{n:04}", f"pkg{n}") for n in range(8)]
     assert own_fixes_reason(many).endswith("; and 3 more")
+
+
+def test_a_rescans_rebuild_is_told_but_not_counted_on_its_bases_patch():
+    store, topic = InMemoryStore(), FakeTopic()
+    store.record_patch(PatchRequest(base=BASE, digest=BASE_DIGEST, detected_by="poller"), 1)
+    rebuild = Rebuild(
+        rebuild_id="rb-own-y",
+        image="docker.io/acme/app:1",
+        base=BASE,
+        base_digest=BASE_DIGEST,
+        project="patchprop-rebuild",
+        detected_at=datetime(2026, 1, 1, tzinfo=UTC),
+        trigger=own_fixes_reason([OWN]),
+        status=RebuildStatus.FAILED,
+    )
+    store.rebuilds[rebuild.rebuild_id] = rebuild
+    tell_finished(rebuild, store=store, topic=topic)
+    patch = store.get_patch(BASE, BASE_DIGEST)
+    assert len(topic.published) == 1 and patch is not None and patch.finished == 0

@@ -127,6 +127,9 @@ class Rescans(Protocol):
         ...
 
     def put_rescan(self, state: RescanState) -> None: ...
+    def rescans_spent(self, day: str) -> int:
+        """How many of the day's rescans were taken."""
+        ...
 
 
 class Store(Catalog, Patches, Rebuilds, BuildSlots, SlotLedger, BaseChecks, Protocol):

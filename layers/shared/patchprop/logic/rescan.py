@@ -82,6 +82,8 @@ def rescan_due(
         return []
     now = now or utcnow()
     day = day_of(now)
+    if parts.rescans.rescans_spent(day) >= per_day:
+        return []  # one read, not one per image, on every tick after the budget is spent
     waiting: dict[str, RescanState | None] = {}
     promoted: dict[str, tuple[Dependent, Rebuild]] = {}
     for dependent in parts.store.list_dependents():

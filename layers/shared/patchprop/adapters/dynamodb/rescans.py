@@ -57,5 +57,9 @@ class RescansTable(TableAccess):
         ]
         return self._transact(actions, f"claiming a rescan of {image}")
 
+    def rescans_spent(self, day: str) -> int:
+        item = self._get(budget_key(day))
+        return int(item.get("used", 0)) if item else 0
+
     def put_rescan(self, state: RescanState) -> None:
         self._put({**rescan_key(state.image), "kind": "rescan", **keys.dump(state)})
