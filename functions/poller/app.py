@@ -1,6 +1,7 @@
 """Scheduled poll: one HEAD per tracked base; a moved digest takes the webhook's path.
 
-Each run also reconciles the concurrency cap with the builds really running (logic/reconcile.py).
+Each run also reconciles the concurrency cap with the builds really running (logic/reconcile.py)
+and, with OWN_PACKAGE_RESCANS_PER_DAY > 0, rescans promoted images (logic/rescan.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from patchprop.config import PollerEnv, env_vars
 from patchprop.logic.base_check import release_due
 from patchprop.logic.detect import poll_bases
 from patchprop.logic.reconcile import reconcile_slots
+from patchprop.logic.rescan import STARTED, RescanParts, rescan_due
 
 logger = Logger()
 tracer = Tracer()
@@ -40,4 +42,24 @@ def handler(event: dict, context: LambdaContext) -> dict:
     metrics.add_metric("BuildSlotsReleased", MetricUnit.Count, slots.released)
     if slots.released:
         logger.warning("leaked build slots released", extra=slots.as_dict())
-    return {"bases": len(checks), **counts}
+    # With OwnPackageRescansPerDay > 0: {"image": IMAGE} in the event rescans that image alone.
+    rescanned = rescan(adapters, env_vars(PollerEnv), event.get("image"))
+    return {"bases": len(checks), **counts, **({"rescanned": rescanned} if rescanned else {})}
+
+
+def rescan(adapters: wiring.Adapters, env: PollerEnv, image: str | None = None) -> list[dict]:
+    """The tick's rescans of promoted images (none unless OWN_PACKAGE_RESCANS_PER_DAY > 0)."""
+    if env.OWN_PACKAGE_RESCANS_PER_DAY <= 0:
+        return []
+    parts = RescanParts(
+        store=adapters.store,
+        rescans=adapters.rescans,
+        scans=adapters.scans,
+        reports=adapters.reports,
+        rebuild_queue=adapters.rebuild_queue,
+    )
+    done = rescan_due(parts, per_day=env.OWN_PACKAGE_RESCANS_PER_DAY, scan_source=env.SCAN_SOURCE, only=image)
+    started = sum(1 for r in done if r.outcome == STARTED)
+    metrics.add_metric("OwnPackageRescans", MetricUnit.Count, len(done))
+    metrics.add_metric("OwnPackageRebuilds", MetricUnit.Count, started)
+    return [{"image": r.image, "outcome": r.outcome, "rebuild_id": r.rebuild_id} for r in done]

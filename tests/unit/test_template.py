@@ -910,6 +910,9 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
         ("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         ("PlannerFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # the base check
         ("PlannerFunctionRole", "${ReportsBucket.Arn}/reports/*"),
+        # the poller's rescans of promoted images read the base's report (OwnPackageRescansPerDay)
+        ("PollerFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),
+        ("PollerFunctionRole", "${ReportsBucket.Arn}/reports/*"),
     ]
     assert _grants(cfn, "s3:PutObject") == [("RebuildProjectRole", "${ReportsBucket.Arn}/reports/*")]
 
@@ -1065,3 +1068,22 @@ def test_for_each_fills_logical_ids_in_get_att_and_ref() -> None:
         "Name": {"Fn::Sub": "${AWS::StackName}-golden-images"},
     }
     assert set(expanded) == {"PatchDLQAlarm", "goldenimagesDLQAlarm"}
+
+
+def test_own_package_rescans_are_off_by_default_and_send_only_to_the_rebuild_queue(cfn: Template) -> None:
+    # Given the template's parameter for rescans of promoted images
+    parameter = cfn["Parameters"]["OwnPackageRescansPerDay"]
+    # Then it is off unless set, and the poller it reaches may send rebuilds to the RebuildQueue only
+    assert parameter["Default"] == 0 and parameter["MinValue"] == 0
+    env = cfn["Resources"]["PollerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["OWN_PACKAGE_RESCANS_PER_DAY"] == {"Ref": "OwnPackageRescansPerDay"}
+    policy = cfn["Resources"]["PollerFunctionPolicy"]["Properties"]
+    sends = [
+        referenced_id(resource)
+        for _, document in _policy_documents(policy, "PollerFunctionPolicy")
+        for statement in _as_list(document["Statement"])
+        for branch in _branches(statement)
+        if "sqs:SendMessage" in _as_list(branch.get("Action", []))
+        for resource in _as_list(branch["Resource"])
+    ]
+    assert sorted(str(s) for s in sends) == ["PatchQueue", "PollerDLQ", "RebuildQueue"]

@@ -69,6 +69,9 @@ class PollerEnv(Resources):
     TABLE_NAME: str
     PATCH_QUEUE_URL: str
     REBUILD_PROJECTS: str = ""  # the cap's reconciler counts the builds running in these
+    # Rescans of promoted images a day (logic/rescan.py); 0: none. Their rebuilds go to this queue.
+    OWN_PACKAGE_RESCANS_PER_DAY: int = 0
+    SCAN_SOURCE: Literal["trivy", "ecr"] = "trivy"
 
     @property
     def projects(self) -> frozenset[str]:

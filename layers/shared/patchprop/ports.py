@@ -17,6 +17,7 @@ from patchprop.domain.outcome_events import OutcomeEvent
 from patchprop.domain.rebase import Rebase
 from patchprop.domain.records import CascadeNode, Finish, Hold, NodeStatus, Outcome, Patch, Promotion, Rebuild
 from patchprop.domain.refs import ImageRef
+from patchprop.domain.rescan import RescanState
 from patchprop.domain.scan.ecr import EcrScan
 
 
@@ -114,6 +115,20 @@ class BaseChecks(Protocol):
     def due_holds(self, now: datetime) -> Iterator[Hold]: ...
     def drop_hold(self, base: str, digest: str) -> bool:
         """Remove the base's hold if it still holds `digest`; False if it does not (once only)."""
+        ...
+
+
+class Rescans(Protocol):
+    """The rescans of promoted images (logic/rescan.py): a budget per day, one state per image."""
+
+    def get_rescan(self, image: str) -> RescanState | None: ...
+    def claim_rescan(self, image: str, day: str, budget: int) -> bool:
+        """Take one of the day's `budget` rescans for `image`, unless it had one that day (atomic)."""
+        ...
+
+    def put_rescan(self, state: RescanState) -> None: ...
+    def rescans_spent(self, day: str) -> int:
+        """How many of the day's rescans were taken."""
         ...
 
 

@@ -35,6 +35,7 @@ from patchprop.ports import (
     Referrers,
     Registry,
     Reports,
+    Rescans,
     Scans,
     Signer,
     Store,
@@ -74,6 +75,10 @@ class Adapters:
 
     @cached_property
     def store(self) -> Store:
+        return DynamoDBStore(self.env.TABLE_NAME)
+
+    @cached_property
+    def rescans(self) -> Rescans:
         return DynamoDBStore(self.env.TABLE_NAME)
 
     @cached_property

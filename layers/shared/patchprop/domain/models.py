@@ -274,6 +274,8 @@ class RebuildFields(DomainModel):
     cascade: CascadeId | None = None
     # The base's one scan report (the base check's, or the rebuilt parent's): no rebuild scans it.
     base_report: str | None = None
+    # Why it was started when no base moved, e.g. "own packages have fixes: …" (logic/rescan.py).
+    trigger: str | None = None
 
     @property
     def pinned_base(self) -> str:

@@ -58,6 +58,8 @@ def tell_finished(
     if not rebuild.status.final:
         return
     notify_once(rebuild, store=store, topic=topic, template=template, bus=bus)
+    if rebuild.trigger:  # a rescan's rebuild (logic/rescan.py) is no part of its base's patch
+        return
     at = rebuild.finished_at or utcnow()
     count_on_patch(
         rebuild.patch,

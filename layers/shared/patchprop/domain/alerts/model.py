@@ -85,6 +85,8 @@ class Alert(BaseModel):
             raise ValueError(f"rebuild {rebuild.rebuild_id} is {rebuild.status.value}, not finished")
         outcome = BUILD_OUTCOME[rebuild.status]
         reasons = [rebuild.reason] if rebuild.reason else []
+        if rebuild.trigger:  # started by a rescan, not a base: why comes first
+            reasons.insert(0, f"Rebuilt because {rebuild.trigger}.")
         gated: dict[str, Any] = {}
         # A gate verdict only stands for an image that was built.
         if result is not None and rebuild.status is RebuildStatus.SUCCEEDED:
