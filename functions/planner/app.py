@@ -8,6 +8,7 @@ refused. A released patch comes back `admitted` and is planned without a new che
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -72,7 +73,15 @@ def plan(patch: PatchRequest) -> dict:
 
 
 def record_handler(record: PatchRecord) -> dict:
-    return plan(patch=record.body)
+    patch = record.body
+    try:
+        return plan(patch=patch)
+    except Exception as error:
+        # The batch processor only lists the record as failed: say which patch, and why, here.
+        where = {"base": patch.base, "digest": patch.digest, "error": type(error).__name__}
+        logger.exception("patch not planned; SQS redelivers it (then the DLQ)", extra=where)
+        metrics.add_metric("PatchNotPlanned", MetricUnit.Count, 1)
+        raise
 
 
 @logger.inject_lambda_context

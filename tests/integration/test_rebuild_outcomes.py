@@ -110,3 +110,35 @@ def test_sample_events_are_accepted_by_their_handlers(aws, builds):
         answer = handler("build_events")(sample_event(name), LocalContext())
         assert answer["status"] in ("IN_PROGRESS", "SUCCEEDED")
     assert handler("poller")(sample_event("poller_schedule.json"), LocalContext()) == {"bases": 0}
+
+
+def test_a_patch_the_planner_cannot_plan_is_logged_with_its_base_and_retried(aws, builds, monkeypatch):
+    # Given a malformed BASE_CHECKS setting (every patch's admission raises on it)
+    import logging
+    import sys
+
+    from support import sample_event
+
+    from patchprop import config
+
+    monkeypatch.setenv("BASE_CHECKS", "{not json")
+    config.env_vars.cache_clear()
+    planner = handler("planner")
+    logged: list[logging.LogRecord] = []
+    collector = logging.Handler()
+    collector.emit = logged.append  # type: ignore[method-assign]
+    planner_logger = sys.modules["patchprop_fn_planner"].logger
+    planner_logger.addHandler(collector)
+    event = sample_event("planner_sqs.json")
+    try:
+        # When the planner gets a patch
+        answer = planner(event, LocalContext())
+    finally:
+        planner_logger.removeHandler(collector)
+    # Then the record is failed (SQS redelivers it), and the log names the patch and the error
+    assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    errors = [r for r in logged if r.levelno == logging.ERROR and "patch not planned" in r.getMessage()]
+    assert len(errors) == 1
+    assert errors[0].base == "docker.io/acme/golden-python:3.13"  # type: ignore[attr-defined]
+    assert errors[0].error == "BaseSettingsError"  # type: ignore[attr-defined]
+    assert builds.started == []

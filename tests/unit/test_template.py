@@ -510,6 +510,40 @@ def test_the_rebuilder_pushes_rebased_candidates_only_into_the_promotable_reposi
     assert iam_findings(cfn) == []
 
 
+def _evaluate(value: Any) -> Any:
+    """Fn::Join and Fn::Split over literals, as CloudFormation resolves them."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_evaluate(p) for p in _evaluate(parts))
+    if isinstance(value, dict) and "Fn::Split" in value:
+        separator, text = value["Fn::Split"]
+        return _evaluate(text).split(separator)
+    if isinstance(value, list):
+        return [_evaluate(v) for v in value]
+    return value
+
+
+IAM_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}")  # IAM's pattern for a policy name
+
+
+def test_per_repository_policy_names_are_valid_iam_names_for_namespaced_repositories() -> None:
+    # Given namespaced repositories in every per-repository list
+    cfn = sam_to_cfn.translate(
+        TEMPLATE, {"ReadableRepositories": "team/golden", "PromotableRepositories": "team/app,api"}
+    )
+    names = {
+        logical: _evaluate(resource["Properties"]["PolicyName"])
+        for logical, resource in resources_of(cfn, "AWS::IAM::Policy").items()
+        if logical.startswith(("PromoteIn", "RebaseIn", "ReadFrom"))
+    }
+    # Then each policy's name resolves to one IAM accepts ("/" is not allowed), one per repository
+    assert names["PromoteInteamapp"] == "promote-team-app"
+    assert names["RebaseInteamapp"] == "rebase-team-app"
+    assert names["ReadFromteamgolden"] == "read-team-golden"
+    assert names["PromoteInapi"] == "promote-api"
+    assert all(IAM_POLICY_NAME.fullmatch(n) for n in names.values()), names
+
+
 def test_without_promotable_repositories_the_rebuilder_writes_no_ecr_repository(cfn: Template) -> None:
     # Given the default (no repository named): every ECR write the rebuilder's policies hold
     writers = {
