@@ -135,3 +135,19 @@ def test_without_a_policy_every_message_arrives(aws):
     url = subscribe_outcomes(aws)
     _publish_everything(aws.refs["OutcomeTopic"])
     assert _received(url) == {*_alerts(), "summary"}
+
+
+def test_an_owner_policy_matches_the_base_moved_message_of_a_patch_that_rebuilds_their_images(aws):
+    # Given one subscription per owner, and a "base moved" message for images of team-a and team-b
+    from patchprop.domain.alerts.model import Message
+
+    mine = {owner: subscribe_outcomes(aws, {"owner": [owner]}) for owner in ("team-a", "team-b", "team-c")}
+    attributes = {"outcome": "base-moved", "base": BASE, "owner": ("team-a", "team-b")}
+    # When it is published (its owner attribute a String.Array)
+    Topic(aws.refs["OutcomeTopic"]).publish(Message("golden moved", "body", attributes))
+    # Then each of those owners' queues gets it once, and the other owner's none
+    got = {
+        owner: [m["MessageAttributes"]["outcome"]["Value"] for m in receive_all(url)]
+        for owner, url in mine.items()
+    }
+    assert got == {"team-a": ["base-moved"], "team-b": ["base-moved"], "team-c": []}

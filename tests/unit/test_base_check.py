@@ -133,6 +133,7 @@ def test_a_20_image_cascade_scans_its_base_once_and_every_gate_reads_that_report
     assert moved.attributes["urgency"] == "now"
     assert "fixes CVE-2024-45490 (CRITICAL) in libexpat1" in moved.subject
     assert "20 images will rebuild now" in moved.body
+    assert moved.attributes["owner"] == ("team-0", "team-1", "team-2")  # for each owner's filter policy
     # and the check is recorded on the patch
     recorded = store.get_patch(BASE, NEW)
     assert recorded is not None and recorded.base_check is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import boto3
@@ -19,6 +20,14 @@ class NotifyError(PatchpropError):
     """SNS did not take the message."""
 
 
+def _attribute(value: str | int | float | tuple[str, ...]) -> MessageAttributeValueTypeDef:
+    if isinstance(value, tuple):
+        return {"DataType": "String.Array", "StringValue": json.dumps(list(value))}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"DataType": "Number", "StringValue": str(value)}
+    return {"DataType": "String", "StringValue": str(value)}
+
+
 class Topic:
     """One SNS topic."""
 
@@ -28,13 +37,9 @@ class Topic:
 
     def publish(self, message: Message) -> str:
         attributes: dict[str, MessageAttributeValueTypeDef] = {
-            name: (
-                {"DataType": "Number", "StringValue": str(value)}
-                if isinstance(value, int | float) and not isinstance(value, bool)
-                else {"DataType": "String", "StringValue": str(value)}
-            )
+            name: _attribute(value)
             for name, value in message.attributes.items()
-            if value is not None and value != ""
+            if value not in (None, "", ())
         }
         try:
             answer = self.client.publish(

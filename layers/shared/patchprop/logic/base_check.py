@@ -23,7 +23,7 @@ from patchprop.domain.base_check import BaseJudgement, SignatureError, diff_base
 from patchprop.domain.cascade import affected
 from patchprop.domain.errors import NotFound, NotPromotable
 from patchprop.domain.findings import ScanReportError
-from patchprop.domain.models import PatchRequest, utcnow
+from patchprop.domain.models import Dependent, PatchRequest, utcnow
 from patchprop.domain.records import Hold
 from patchprop.domain.refs import parse_ref
 from patchprop.domain.scan import parse_report
@@ -152,36 +152,42 @@ def _act(
         )
         if hold is not None and hold.patch.digest != patch.digest:
             log.info("hold of %s: %s replaced by %s", patch.base, hold.patch.digest, patch.digest)
-        return Admission(check, told=_tell(check, _count(patch.base, store), store, topic, template))
+        return Admission(check, told=_tell(check, store, topic, template))
     if check.urgency == "now":
         if hold is not None:  # an older held digest: this one supersedes it
             store.drop_hold(patch.base, hold.patch.digest)
         # Told first, so the message comes before any rebuild (a retry plans; it tells once).
-        told = _tell(check, _count(patch.base, store), store, topic, template)
+        told = _tell(check, store, topic, template)
         return Admission(check, _plan(patch, check, store, rebuild_queue), told=told)
     # skip or refused: the patch is recorded with its check, and nothing is rebuilt
     if store.get_patch(patch.base, patch.digest) is None:
         store.record_patch(patch, rebuilds=0, base_check=check)
     if check.urgency == "refused":
         return Admission(check, told=_tell_owners(check, store, topic, template))
-    return Admission(check, told=_tell(check, 0, store, topic, template))
+    return Admission(check, told=_tell(check, store, topic, template, rebuilding=False))
 
 
 def _plan(patch: PatchRequest, check: BaseJudgement | None, store: Store, queue: Queue) -> Plan:
     return plan_rebuilds(patch, store=store, rebuild_queue=queue, base_check=check)
 
 
-def _count(base: str, store: Store) -> int:
+def _affected(base: str, store: Store) -> dict[str, Dependent]:
     tracked = {b.ref for b in store.list_bases()}
-    return len(affected(base, DependentsOf(store), tracked))
+    return affected(base, DependentsOf(store), tracked)
 
 
-def _tell(check: BaseJudgement, images: int, store: Store, topic: Topic, template: Template) -> bool:
-    """The one "base moved" message of this digest (a redelivery tells nothing again)."""
+def _tell(
+    check: BaseJudgement, store: Store, topic: Topic, template: Template, *, rebuilding: bool = True
+) -> bool:
+    """The one "base moved" message of this digest, its `owner` attribute the owners of every
+    image it rebuilds (a String.Array); a redelivery tells nothing again."""
     if not store.claim_base_told(check.base, check.digest, check.urgency):
         return False
+    dependents = _affected(check.base, store)
+    owners = tuple(sorted({d.owner for d in dependents.values() if d.owner}))
+    images = len(dependents) if rebuilding else 0
     try:
-        topic.publish(base_moved_message(check, images, template=template))
+        topic.publish(base_moved_message(check, images, owners=owners, template=template))
     except Exception:
         store.release_base_told(check.base, check.digest, check.urgency)
         raise
@@ -192,8 +198,7 @@ def _tell_owners(check: BaseJudgement, store: Store, topic: Topic, template: Tem
     """A refused base: told to the owner of every image built on it, each once."""
     if not store.claim_base_told(check.base, check.digest, check.urgency):
         return False
-    tracked = {b.ref for b in store.list_bases()}
-    dependents = affected(check.base, DependentsOf(store), tracked)
+    dependents = _affected(check.base, store)
     owners = sorted({d.owner or "" for d in dependents.values()})
     try:
         for owner in owners or [""]:

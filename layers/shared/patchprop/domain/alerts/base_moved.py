@@ -37,7 +37,12 @@ def headline(check: BaseJudgement, images: int) -> str:
 
 
 def base_moved_message(
-    check: BaseJudgement, images: int, *, owner: str | None = None, template: Template = "email"
+    check: BaseJudgement,
+    images: int,
+    *,
+    owner: str | None = None,
+    owners: tuple[str, ...] = (),
+    template: Template = "email",
 ) -> Message:
     """The SNS message, attributes `outcome` (base-moved / base-refused), `base`, `urgency`."""
     line = headline(check, images)
@@ -59,7 +64,7 @@ def base_moved_message(
         )
     outcome = "base-refused" if check.urgency == "refused" else "base-moved"
     severity = check.diff.highest_fixed()
-    attrs: dict[str, str | int | float] = {
+    attrs: dict[str, str | int | float | tuple[str, ...]] = {
         "outcome": outcome,
         "base": check.base,
         "urgency": check.urgency,
@@ -68,6 +73,8 @@ def base_moved_message(
     }
     if owner:
         attrs["owner"] = owner
+    elif owners:  # one message for the patch, matched by each owner's filter policy
+        attrs["owner"] = owners
     subject = "".join(c if c.isascii() and c.isprintable() else "?" for c in line)[:SUBJECT_LIMIT]
     return Message(subject=subject, body=fit(body, MAX_MESSAGE_BYTES - 4096), attributes=attrs)
 

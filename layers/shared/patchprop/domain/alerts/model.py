@@ -20,7 +20,9 @@ class Message:
 
     subject: str
     body: str
-    attributes: Mapping[str, str | int | float] = field(default_factory=dict)
+    # A tuple is an SNS String.Array: a filter policy {"owner": ["team-a"]} matches it when it
+    # holds team-a, as it matches the String "team-a".
+    attributes: Mapping[str, str | int | float | tuple[str, ...]] = field(default_factory=dict)
 
 
 MAX_MESSAGE_BYTES = 256 * 1024
