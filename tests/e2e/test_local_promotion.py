@@ -134,11 +134,14 @@ def test_blocked_rebuild_promoted_by_hand_continues_its_cascade_and_rolls_back(
     ns = f"h{uuid.uuid4().hex[:6]}"
     images, store = _base_golden_app(local_stack, tmp_path, f"{registry}/{ns}")
     local_stack.run_schedules()
-    assert local_stack.wait_idle(timeout=60, quiet=1.0)
+    assert local_stack.wait_for(tracked(local_stack, images["base"], images["golden"]), timeout=60)
     before = {name: skopeo_digest(image) for name, image in images.items()}
     # When the base is re-published
     _build_base(tmp_path, images["base"], patch_level=2)
-    assert local_stack.wait_idle(timeout=240, quiet=3.0)
+    # (its push notification comes when the registry sends it: wait for golden's rebuild to be told)
+    moved = digest(images["base"])
+    golden_told = finished(local_stack, images["golden"], base=images["base"], digest_of_base=moved)
+    assert local_stack.wait_for(golden_told, timeout=240)
     # Then golden is blocked, its tag unmoved, and app-a below it was not rebuilt
     (golden,) = store.recent_rebuilds(images["golden"])
     assert golden.outcome is Outcome.BLOCKED and not golden.on_tag, golden
@@ -159,7 +162,10 @@ def test_blocked_rebuild_promoted_by_hand_continues_its_cascade_and_rolls_back(
     assert [s for s in signed(local_stack) if golden.image_digest in s] == [
         f"{parse_ref(images['golden']).name}@{golden.image_digest}"
     ]  # signed once it was promoted, once
-    assert local_stack.wait_idle(timeout=240, quiet=3.0)
+    app_told = finished(
+        local_stack, images["app-a"], base=images["golden"], digest_of_base=golden.image_digest
+    )
+    assert local_stack.wait_for(app_told, timeout=240)
     (app,) = store.recent_rebuilds(images["app-a"])
     assert app.status is RebuildStatus.SUCCEEDED and app.on_tag, app
     assert app.base_digest == golden.image_digest
