@@ -15,7 +15,7 @@ from typing import Any
 
 from patchprop_local.aws import LocalAws, environment
 from patchprop_local.fairlock import HandlerLock
-from patchprop_local.lambdas import deliver_sqs, eventbridge_event
+from patchprop_local.lambdas import eventbridge_event, invoke_batch, receive_batch
 from patchprop_local.provision import queue_arn, subscribe_queue
 
 Tell = Callable[[str, dict[str, Any]], None]
@@ -39,9 +39,15 @@ class EventPump:
     """Delivers every event source of the template, one handler at a time (`invoke_lock`)."""
 
     def __init__(
-        self, aws: LocalAws, invoke_lock: HandlerLock, tell: Tell, saved: Callable[[], None] | None = None
+        self,
+        aws: LocalAws,
+        invoke_lock: HandlerLock,
+        tell: Tell,
+        saved: Callable[[], None] | None = None,
+        prepare: dict[str, Callable[[list[dict[str, Any]]], Any]] | None = None,
     ) -> None:
         self.aws = aws
+        self.prepare = prepare or {}  # queue (logical id) -> work on a received batch, unlocked
         self.saved = saved or (lambda: None)  # after each round that delivered: the state to disk
         self.stack = aws.started
         self.sqs = aws.client("sqs")
@@ -100,18 +106,27 @@ class EventPump:
         return delivered > 0
 
     def _poll_sqs(self) -> int:
-        """One poll of every SQS event-source mapping in the template; messages received."""
+        """One poll of every SQS event-source mapping in the template; messages received.
+
+        A queue's `prepare` (slow work the handler would do first, like syft on a base) runs on
+        the received batch before the handlers' lock is taken, so others are served meanwhile.
+        """
         received = 0
         for function, props in self.stack.events("SQS"):
             queue = self.stack.queue_logical_id(props["Queue"])
+            url = self.stack.refs[queue]
+            messages = receive_batch(self.sqs, url, int(props.get("BatchSize", 10)))
+            if not messages:
+                continue
+            if queue in self.prepare:
+                try:
+                    self.prepare[queue](messages)
+                except Exception as exc:  # the handler does the work itself, and says what failed
+                    self.tell("error", {"where": f"preparing {function}", "error": repr(exc)})
             with self._lock, environment(self.aws.function_env(function)):
-                received += deliver_sqs(
-                    self.sqs,
-                    self.stack.refs[queue],
-                    props["Queue"],
-                    self.aws.handler(function),
-                    batch_size=int(props.get("BatchSize", 10)),
-                    function_name=function,
+                handler = self.aws.handler(function)
+                received += invoke_batch(
+                    self.sqs, url, props["Queue"], handler, messages, function_name=function
                 ).received
         return received
 

@@ -158,11 +158,13 @@ def deliver_sqs(
     batch_size: int = 10,
     function_name: str = "patchprop-local",
 ) -> Delivery:
-    """One poll of an SQS event-source mapping: receive a batch, invoke, delete what succeeded.
+    """One poll of an SQS event-source mapping: receive a batch, invoke, delete what succeeded."""
+    messages = receive_batch(sqs, queue_url, batch_size)
+    return invoke_batch(sqs, queue_url, queue_arn, handler, messages, function_name)
 
-    Failed records stay on the queue (their visibility runs out, or the handler changed it),
-    so SQS redelivers them and, past maxReceiveCount, redrives them to the DLQ.
-    """
+
+def receive_batch(sqs: Any, queue_url: str, batch_size: int = 10) -> list[dict[str, Any]]:
+    """What an event-source mapping's poll receives (their visibility timeout starts now)."""
     answer = sqs.receive_message(
         QueueUrl=queue_url,
         MaxNumberOfMessages=batch_size,
@@ -170,7 +172,22 @@ def deliver_sqs(
         MessageAttributeNames=["All"],
         WaitTimeSeconds=0,
     )
-    messages = answer.get("Messages", [])
+    return list(answer.get("Messages", []))
+
+
+def invoke_batch(
+    sqs: Any,
+    queue_url: str,
+    queue_arn: str,
+    handler: Handler,
+    messages: list[dict[str, Any]],
+    function_name: str = "patchprop-local",
+) -> Delivery:
+    """Invoke the handler with received messages, and delete what succeeded.
+
+    Failed records stay on the queue (their visibility runs out, or the handler changed it),
+    so SQS redelivers them and, past maxReceiveCount, redrives them to the DLQ.
+    """
     if not messages:
         return Delivery()
     try:

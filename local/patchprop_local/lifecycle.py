@@ -142,7 +142,11 @@ class LocalStack:
         if self.signing_key:
             signer = CosignSigner(self.signing_key, allow_insecure_registry=True)
             wiring.register_signer(lambda: signer)  # called after a tag moved, on its digest
-        self.pump = pump = EventPump(self.aws, self._invoke_lock, self.tell, saved=self.save)
+        # The base's SBOM is made before the planner is handed its patch, outside the lock.
+        warm = base_reports.warm_sboms(self.state_dir, env.get("BASE_SYFT") or None)
+        self.pump = pump = EventPump(
+            self.aws, self._invoke_lock, self.tell, saved=self.save, prepare={"PatchQueue": warm}
+        )
         ports = {"api": api_port, "aws": aws_port, "registry": registry_port}
         header: dict[str, Any] = {"ports": ports, "token": self.token, "secret": secret}
         tables = [stack.refs[t] for t in stack.of_type("AWS::DynamoDB::Table")]

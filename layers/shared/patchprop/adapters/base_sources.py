@@ -147,9 +147,7 @@ class BaseSourcesAdapter:
                 notes.append(f"No scan report of {image.digest}: {exc.reason}.")
                 report = None
         packages = facts = None
-        sbom = self._optional(f"{folder}/sbom.json") if folder else None
-        if sbom is None and self.syft:
-            sbom = self._syft(image, notes)
+        sbom = self.sbom(image, notes)
         if sbom is not None:
             try:
                 packages, facts = read_sbom(sbom)
@@ -189,6 +187,14 @@ class BaseSourcesAdapter:
         except ScanReportError:
             return None
 
+    def sbom(self, image: ImageRef, notes: list[str]) -> bytes | None:
+        """The digest's SBOM: the one attached (or kept by an earlier run), else syft's, kept."""
+        folder = self._folder(image)
+        sbom = self._optional(f"{folder}/sbom.json") if folder else None
+        if sbom is None and self.syft:
+            sbom = self._syft(image, notes)
+        return sbom
+
     def _syft(self, image: ImageRef, notes: list[str]) -> bytes | None:
         """Real syft on the registry image: its packages and config (syft JSON)."""
         env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
@@ -213,7 +219,9 @@ class BaseSourcesAdapter:
         if folder and folder.startswith("file://"):  # kept: the next check of this digest reads it
             path = Path(folder.removeprefix("file://"))
             path.mkdir(parents=True, exist_ok=True)
-            (path / "sbom.json").write_bytes(done.stdout)
+            temporary = path / f".sbom.json.{os.getpid()}"  # then renamed: never read half-written
+            temporary.write_bytes(done.stdout)
+            temporary.replace(path / "sbom.json")
         return done.stdout
 
     def _facts(self, image: ImageRef, notes: list[str]) -> Any:
