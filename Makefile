@@ -13,10 +13,11 @@ demo: venv system-deps
 
 # Two workers (the machine's cores); --dist loadfile keeps each module in one worker, so an e2e
 # module's local stack (in-process, module-scoped) is started once. Each worker has its own
-# tmp_path base, moto and ports (all chosen free, never fixed); see tests/conftest.py.
+# tmp_path base, moto and ports (all chosen free, never fixed); see tests/conftest.py. The 15
+# slowest tests are listed at the end, to see where the run's time goes.
 PYTEST_WORKERS ?= 2
 test: venv system-deps lint typecheck
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 venv: $(VENV)/.installed
 
