@@ -62,8 +62,12 @@ def local(
     """Run the whole system on this machine (127.0.0.1 only) until Ctrl-C."""
     import signal
     import threading
+    import warnings
 
     from patchprop_local.build_source import check_tools
+
+    # Metrics are off here, and Powertools warns of "no metrics to publish" on every empty flush.
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     from patchprop_local.lifecycle import LocalStack, LocalStackError
 
     for hint in check_tools():

@@ -4,6 +4,7 @@ template's functions invoked as Lambda would invoke them (their environment set,
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from typing import Any
 
 import boto3
 import requests
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from moto.server import ThreadedMotoServer
 
 from patchprop_local.gateway import Route, routes_of
@@ -130,7 +133,9 @@ class LocalAws:
 
     def handler(self, function: str) -> Handler:
         if function not in self._handlers:
-            self._handlers[function] = load_handler(self.started.function_dir(function))
+            self._handlers[function] = _unflushed_metrics_dropped(
+                load_handler(self.started.function_dir(function))
+            )
         return self._handlers[function]
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
@@ -140,3 +145,20 @@ class LocalAws:
     def routes(self) -> list[Route]:
         """The template's API routes (see gateway.py)."""
         return routes_of(self.started)
+
+
+def _unflushed_metrics_dropped(handler: Handler) -> Handler:
+    """The handler, then, when metrics are disabled (`patchprop local` without --verbose), its
+    metrics dropped. Powertools keeps disabled metrics in a buffer every Metrics shares, never
+    cleared, and prints it anyway once a metric has 100 values: here all functions share one
+    process, so the quiet stack printed a JSON line of every function's metrics now and then."""
+
+    @functools.wraps(handler)
+    def run(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return handler(event, context)
+        finally:
+            if is_metrics_disabled():
+                Metrics().clear_metrics()
+
+    return run
