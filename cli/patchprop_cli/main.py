@@ -60,6 +60,7 @@ def local(
     verbose: bool,
 ) -> None:
     """Run the whole system on this machine (127.0.0.1 only) until Ctrl-C."""
+    import faulthandler
     import signal
     import threading
     import warnings
@@ -87,6 +88,7 @@ def local(
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where each thread is
     try:
         info = stack.start()
     except (LocalStackError, RuntimeError) as exc:  # RuntimeError: the registry could not start

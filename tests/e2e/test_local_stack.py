@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -199,6 +200,20 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _exit_code(process: subprocess.Popen, within: float) -> int:
+    """The process's exit code; if it has not exited in time, fail with every thread's stack
+    (`patchprop local` dumps them on SIGUSR1) and what it printed, so a hang says where it is."""
+    try:
+        return process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)  # only on this failure path: the dump is written meanwhile
+        process.kill()
+        output = process.communicate(timeout=30)[0]
+        pytest.fail(f"patchprop local did not exit within {within:g}s of SIGINT:\n{output[-12000:]}")
+
+
 def test_patchprop_local_command_stops_everything_on_sigint(tmp_path):
     # Given `patchprop local` running in its own process
     cli = shutil.which("patchprop") or str(Path(sys.executable).parent / "patchprop")
@@ -226,7 +241,7 @@ def test_patchprop_local_command_stops_everything_on_sigint(tmp_path):
     assert registry_pids
     # When it gets Ctrl-C
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 0
+    assert _exit_code(process, within=30) == 0
     # Then nothing it started is left and its ports are free
     assert not any(_listening(p) for p in ports)
     assert (
