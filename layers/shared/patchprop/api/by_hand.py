@@ -62,6 +62,8 @@ def promote_rebuild(rebuild_id: str, request: Annotated[PromoteRequest, Body()])
     )
     logger.info("promoted by hand", extra={"rebuild_id": rebuild_id, "by": who})
     metrics.add_metric("PromotedByHand", MetricUnit.Count, 1)
+    if rebuild.signed is False and adapters.signer is not None:  # promoted all the same; told why
+        metrics.add_metric("SigningFailed", MetricUnit.Count, 1)
     return _answer(HTTPStatus.OK, PromoteAnswer.of(rebuild, who, released))
 
 

@@ -115,7 +115,10 @@ def _evidence(
     if raw is not None and result is not None and result.report:
         gate_result = judge(rebuild, raw, store=store, reports=evidence.reports, require_scan=False).result
     attached, notes = attach_evidence(rebuild, result, gate_result, promoter, store=store, evidence=evidence)
-    promotion = Promotion(outcome=Outcome.PROMOTED, reasons=[*rebuild.reasons, *notes], evidence=attached)
+    signed = evidence.signer is not None and not any(note.startswith("Signing ") for note in notes)
+    promotion = Promotion(
+        outcome=Outcome.PROMOTED, reasons=[*rebuild.reasons, *notes], evidence=attached, signed=signed
+    )
     return store.record_promotion(rebuild.rebuild_id, promotion) or rebuild
 
 

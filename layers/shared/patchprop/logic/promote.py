@@ -146,7 +146,8 @@ def attach_evidence(
     if evidence.signer is not None:
         try:
             evidence.signer.sign(subject)
-        except Exception as exc:
+        except Exception as exc:  # the tag stays moved: the failure is logged and told (its note)
+            log.warning("signing %s failed: %s", subject.pinned, exc)
             notes.append(f"Signing {subject.pinned} failed: {exc}.")
     return attached, notes
 
