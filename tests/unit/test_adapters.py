@@ -13,6 +13,7 @@ from patchprop.adapters.codebuild import BuildLookupFailed, CodeBuild
 from patchprop.adapters.s3 import Reports
 from patchprop.domain.alerts import report_link
 from patchprop.domain.errors import BuildStartFailed, BuildThrottled
+from patchprop.domain.events import BuildResult, UnreadableResult
 from patchprop.domain.findings import ScanReportError
 
 
@@ -100,8 +101,8 @@ def test_build_result_is_the_exported_patchprop_result(stubbed):
         {"ids": ["proj:1234"]},
     )
     # When its result is read by its build id (not the ARN events carry)
-    # Then it is the parsed JSON
-    assert codebuild.build_result("proj:1234") == result
+    # Then it is the result it exported, typed
+    assert codebuild.build_result("proj:1234") == BuildResult.model_validate(result)
     stubber.assert_no_pending_responses()
 
 
@@ -126,6 +127,18 @@ def test_a_build_without_a_readable_result_has_none(stubbed, build):
     codebuild, stubber = stubbed
     stubber.add_response("batch_get_builds", {"builds": [build]}, {"ids": ["proj:1"]})
     assert codebuild.build_result("proj:1") is None
+
+
+def test_an_exported_result_that_is_not_one_is_unreadable_naming_the_field(stubbed):
+    codebuild, stubber = stubbed
+    exported = [{"name": "PATCHPROP_RESULT", "value": json.dumps({"digest": "sha256:nothex"})}]
+    stubber.add_response(
+        "batch_get_builds",
+        {"builds": [{"id": "proj:1", "exportedEnvironmentVariables": exported}]},
+        {"ids": ["proj:1"]},
+    )
+    with pytest.raises(UnreadableResult, match=r"cannot be read \(digest"):
+        codebuild.build_result("proj:1")
 
 
 def test_a_build_codebuild_does_not_know_has_no_result(stubbed):

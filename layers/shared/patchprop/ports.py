@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.base_check import BaseContents, BaseJudgement
 from patchprop.domain.cascade import Node
+from patchprop.domain.events import BuildResult
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
 from patchprop.domain.outcome_events import OutcomeEvent
 from patchprop.domain.rebase import Rebase
@@ -173,8 +174,9 @@ class Builds(Protocol):
         source_location: str | None = None,
     ) -> str: ...
 
-    def build_result(self, build_id: str) -> dict[str, Any] | None:
-        """What the finished build `build_id` (`project:uuid`) left behind, or None if nothing."""
+    def build_result(self, build_id: str) -> BuildResult | None:
+        """What the finished build `build_id` (`project:uuid`) left behind, or None if nothing.
+        Raises UnreadableResult when what it left is not a result (domain/events.py)."""
         ...
 
     def running_builds(self, projects: Collection[str]) -> int:

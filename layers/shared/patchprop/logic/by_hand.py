@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from patchprop.domain.alerts import Alert, Message, message
+from patchprop.domain.events import BuildResult
 from patchprop.domain.models import Digest, PatchRequest, utcnow
 from patchprop.domain.outcome_events import rollback_event
 from patchprop.domain.receipt import Promoter
@@ -117,13 +118,14 @@ def promote_by_hand(
 def _evidence(
     rebuild: Rebuild, promoter: Promoter, *, store: Store, builds: Builds | None, evidence: Evidence
 ) -> Rebuild:
-    raw = builds.build_result(rebuild.build_id) if builds is not None and rebuild.build_id else None
-    if raw is None:  # no builder to ask (the API): what the rebuild recorded of its result
-        raw = {"digest": rebuild.image_digest, "report": rebuild.report_uri, "sbom": rebuild.sbom_uri}
-    result, _ = read_result(raw)
+    result = None
+    if builds is not None and rebuild.build_id:
+        result, _ = read_result(builds, rebuild.build_id)
+    if result is None:  # no builder to ask (the API): what the rebuild recorded of its result
+        result = BuildResult(digest=rebuild.image_digest, report=rebuild.report_uri, sbom=rebuild.sbom_uri)
     gate_result = None
-    if raw is not None and result is not None and result.report:
-        gate_result = judge(rebuild, raw, store=store, reports=evidence.reports, require_scan=False).result
+    if result.report:
+        gate_result = judge(rebuild, result, store=store, reports=evidence.reports, require_scan=False).result
     attached, notes = attach_evidence(rebuild, result, gate_result, promoter, store=store, evidence=evidence)
     signed = evidence.signer is not None and not any(note.startswith("Signing ") for note in notes)
     promotion = Promotion(
