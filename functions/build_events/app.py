@@ -78,7 +78,7 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         template=env.NOTIFY_FORMAT,
         bus=adapters.bus,
     )
-    count(rebuild, signing=adapters.signer is not None)
+    count(rebuild, signing=rebuild.signed is False and adapters.signer is not None)
     answer = {"status": rebuild.status.value, "rebuild_id": rebuild.rebuild_id}
     logger.info("build state", extra={**answer, "released": released})
     return answer

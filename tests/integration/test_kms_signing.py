@@ -204,7 +204,7 @@ def held(aws, local_registry: LocalRegistry) -> dict[str, Any]:
 
 
 def test_a_kms_refusal_leaves_the_promotion_by_hand_standing_and_says_why(
-    held: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    held: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a key KMS will not sign with (an encryption key)
     monkeypatch.setenv("SIGNING_KEY_ARN", kms_key(usage="ENCRYPT_DECRYPT", spec="SYMMETRIC_DEFAULT"))
@@ -218,6 +218,8 @@ def test_a_kms_refusal_leaves_the_promotion_by_hand_standing_and_says_why(
     assert rebuild.on_tag and rebuild.signed is False
     assert any(r.startswith("Signing ") and "failed" in r for r in rebuild.reasons), rebuild.reasons
     assert signature_layers(held["image"].with_digest(held["new"])) == []
+    # And it is counted (the handler's metrics, as CloudWatch's embedded format)
+    assert '"SigningFailed"' in capsys.readouterr().out
 
 
 def test_promoting_by_hand_signs_the_promoted_digest(held: dict[str, Any], signing_key: str) -> None:
