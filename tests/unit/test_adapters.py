@@ -10,6 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from patchprop.adapters.codebuild import BuildLookupFailed, CodeBuild
+from patchprop.adapters.kms_signer import kms_client
 from patchprop.adapters.s3 import Reports
 from patchprop.domain.alerts import report_link
 from patchprop.domain.errors import BuildStartFailed, BuildThrottled
@@ -190,3 +191,11 @@ def test_report_links_open_s3_reports_in_the_console():
     )
     assert report_link("file:///tmp/r.json") == "file:///tmp/r.json"
     assert report_link(None) is None
+
+
+# ---- the KMS signer's client -----------------------------------------------------------------
+
+
+def test_the_kms_signer_asks_kms_in_the_keys_own_region() -> None:
+    key = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert kms_client(key).meta.region_name == "eu-west-2"

@@ -33,7 +33,7 @@ from patchprop.domain.cosign import (
     signature_ref,
     signed_digest,
 )
-from patchprop.domain.errors import ManifestNotFound, RegistryError
+from patchprop.domain.errors import ManifestNotFound, PatchpropError, RegistryError
 from patchprop.domain.oci import OCI_MANIFEST
 from patchprop.domain.refs import ImageRef
 
@@ -42,7 +42,7 @@ MAX_RAW_MESSAGE = 4096  # KMS Sign's limit for MessageType RAW
 _KEY_REGION = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):")
 
 
-class SigningFailed(RuntimeError):
+class SigningFailed(PatchpropError):
     """KMS or the registry refused a signature; the promotion stands, the failure is told."""
 
 
