@@ -52,6 +52,7 @@ class InMemoryStore:
     told: set[tuple[str, str, str]] = field(default_factory=set)
     # Images whose stored record does not read (image -> its bases): skipped, and named as such.
     unreadable: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    rollbacks: set[tuple[str, str, str]] = field(default_factory=set)  # claimed (image, digest, rebuild)
 
     # ---- catalog
     def get_base(self, ref: str) -> Base | None:
@@ -115,6 +116,15 @@ class InMemoryStore:
 
     def release_base_told(self, base: str, digest: str, urgency: str) -> None:
         self.told.discard((base, digest, urgency))
+
+    def claim_rollback(self, image: str, digest: str, rolled_back: str) -> bool:
+        if (image, digest, rolled_back) in self.rollbacks:
+            return False
+        self.rollbacks.add((image, digest, rolled_back))
+        return True
+
+    def release_rollback(self, image: str, digest: str, rolled_back: str) -> None:
+        self.rollbacks.discard((image, digest, rolled_back))
 
     def get_hold(self, base: str) -> Hold | None:
         return self.holds.get(base)

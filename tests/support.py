@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 
 from patchprop.domain.errors import BuildThrottled
+from patchprop.domain.events import BuildResult, parse_build_result
 from patchprop_local.lambdas import deliver_sqs, load_handler
 from patchprop_local.provision import subscribe_queue
 from patchprop_local.resources import CHECKOUT as ROOT
@@ -48,8 +49,8 @@ class FakeBuilds:
         )
         return build_id
 
-    def build_result(self, build_id: str) -> dict[str, Any] | None:
-        return self.results.get(build_id)
+    def build_result(self, build_id: str) -> BuildResult | None:
+        return parse_build_result(self.results.get(build_id))
 
     def running_builds(self, projects: Collection[str]) -> int:
         """Started and not finished (no result set, not in `finished`)."""

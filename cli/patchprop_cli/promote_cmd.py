@@ -46,3 +46,5 @@ def rollback(image: str, to: str | None, api_url: str | None, as_json: bool) -> 
         echo_json(answer)
         return
     click.echo(f"rolled {answer['image']} back: {answer['from_digest']} -> {answer['to_digest']}")
+    if answer.get("dependents_patch"):
+        click.echo(f"the images built on it are patched onto {answer['to_digest']}")

@@ -26,15 +26,18 @@ class BuildStateChangeEvent(EventBridgeModel):
     detail: BuildStateChange
 
 
-def count(rebuild: Rebuild) -> None:
+def count(rebuild: Rebuild, signing: bool = False) -> None:
     """Its status and outcome, and for one patchprop promoted, the seconds from its patch's
-    detection to its promotion (the dashboard's time to patch)."""
+    detection to its promotion (the dashboard's time to patch); with a signer, a promoted digest
+    it did not sign (SigningFailed: the promotion stands, its reasons say why)."""
     metrics.add_metric(f"Rebuild{rebuild.status.value.capitalize()}", MetricUnit.Count, 1)
     if rebuild.outcome:
         metrics.add_metric(f"Outcome{rebuild.outcome.value.capitalize()}", MetricUnit.Count, 1)
     if rebuild.promoted_at and rebuild.promoted_by == "patchprop":
         seconds = (rebuild.promoted_at - rebuild.detected_at).total_seconds()
         metrics.add_metric("TimeToPromote", MetricUnit.Seconds, max(seconds, 0.0))
+    if signing and rebuild.on_tag and rebuild.signed is False:
+        metrics.add_metric("SigningFailed", MetricUnit.Count, 1)
 
 
 def _ecr_scanning(
@@ -75,7 +78,7 @@ def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
         template=env.NOTIFY_FORMAT,
         bus=adapters.bus,
     )
-    count(rebuild)
+    count(rebuild, signing=rebuild.signed is False and adapters.signer is not None)
     answer = {"status": rebuild.status.value, "rebuild_id": rebuild.rebuild_id}
     logger.info("build state", extra={**answer, "released": released})
     return answer

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from patchprop.domain.errors import BuildStartFailed, NotFound
+from patchprop.domain.events import BuildResult, parse_build_result
 from patchprop_local import build_records, resources
 from patchprop_local.build_source import BuildFailed, fetch_source, note, source_kind
 from patchprop_local.sbom import find_syft
@@ -182,11 +183,12 @@ class LocalCodeBuild:
                 build.stop_requested = True
                 self._signal(build, signal.SIGTERM)
 
-    def build_result(self, build_id: str) -> dict[str, Any] | None:
+    def build_result(self, build_id: str) -> BuildResult | None:
         """What the finished build left (rebuild.sh's result file), as CodeBuild's PATCHPROP_RESULT."""
         with self._lock:
             build = self._builds.get(build_id)
-            return dict(build.result) if build is not None and build.result is not None else None
+            raw = dict(build.result) if build is not None and build.result is not None else None
+        return parse_build_result(raw)
 
     def running(self) -> list[str]:
         """Ids of the builds queued or running."""

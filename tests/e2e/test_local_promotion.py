@@ -180,6 +180,10 @@ def test_blocked_rebuild_promoted_by_hand_continues_its_cascade_and_rolls_back(
     assert skopeo_digest(images["golden"]) == before["golden"]
     again = runner.invoke(cli, ["rollback", images["golden"], "--api-url", api])
     assert again.exit_code != 0 and "not a digest patchprop promoted" in again.output
+    # And app-a, built on golden, is patched back onto golden's old digest (rebuilt and told)
+    assert f"patched onto {before['golden']}" in rolled.output, rolled.output
+    app_back = finished(local_stack, images["app-a"], base=images["golden"], digest_of_base=before["golden"])
+    assert local_stack.wait_for(app_back, timeout=240)
     # And an unknown rebuild is refused by name
     unknown = runner.invoke(cli, ["promote", "rb-" + "0" * 32, "--reason", "x", "--api-url", api])
     assert unknown.exit_code != 0 and "no rebuild rb-" in unknown.output

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from patchprop.domain.errors import BuildStartFailed
-from patchprop.domain.events import BuildStateChange
+from patchprop.domain.events import BuildFailure, BuildResult, BuildStateChange
 from patchprop_local.codebuild import LocalCodeBuild
 from patchprop_local.oci import OCI_INDEX, OCI_MANIFEST
 from patchprop_local.registry_server import LocalRegistry
@@ -154,6 +154,12 @@ def registry_manifest(image: str) -> tuple[dict[str, Any], str]:
     return json.loads(raw), head.headers["Docker-Content-Digest"]
 
 
+def _failure(result: BuildResult | None) -> BuildFailure:
+    """Why a failed build failed, as its result says."""
+    assert result is not None and result.failure is not None, result
+    return result.failure
+
+
 def test_rebuild_is_pushed_pinned_with_base_annotations(
     base: Base, builds: LocalCodeBuild, events: list[dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -176,7 +182,7 @@ def test_rebuild_is_pushed_pinned_with_base_annotations(
     assert len(manifest["layers"]) == 2  # the base's layer and the RUN step's
     # And the build's result (what build events reads back) is the image the registry holds
     result = {"image": env["TARGET_IMAGE"], "digest": digest, "base": base.pinned, "scanned": False}
-    assert builds.build_result(build_id) == result
+    assert builds.build_result(build_id) == BuildResult.model_validate(result)
 
 
 def test_failing_dockerfile_fails_alone_with_its_log(
@@ -197,9 +203,9 @@ def test_failing_dockerfile_fails_alone_with_its_log(
     # And the other still succeeded
     assert_statuses(events, good_id, ["IN_PROGRESS", "SUCCEEDED"])
     # And its result says why: the failing step and the last lines of its log
-    failure = (builds.build_result(bad_id) or {})["failure"]
-    assert (failure["step"], failure["exit"]) == ("building", 3)
-    assert 'building at STEP "RUN exit 3": exit status 3' in failure["tail"]
+    failure = _failure(builds.build_result(bad_id))
+    assert (failure.step, failure.exit) == ("building", 3)
+    assert 'building at STEP "RUN exit 3": exit status 3' in failure.tail
 
 
 def test_a_dockerfile_that_does_not_take_the_pin_fails_and_pushes_nothing(
@@ -212,10 +218,10 @@ def test_a_dockerfile_that_does_not_take_the_pin_fails_and_pushes_nothing(
     assert builds.wait(120)
     # Then it fails, saying the pin did not happen and which lines to write
     assert statuses(events, build_id) == ["IN_PROGRESS", "FAILED"]
-    failure = (builds.build_result(build_id) or {})["failure"]
-    assert failure["step"] == "verifying the pin"
-    assert "not built on the pinned base" in failure["message"]
-    assert "FROM ${BASE_IMAGE}" in failure["message"]
+    failure = _failure(builds.build_result(build_id))
+    assert failure.step == "verifying the pin"
+    assert "not built on the pinned base" in failure.message
+    assert "FROM ${BASE_IMAGE}" in failure.message
     # And nothing was pushed, so nothing is annotated as pinned
     missing = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{base.registry}/acme/unpinned:1"],
@@ -415,11 +421,11 @@ def test_with_trivy_the_pushed_image_and_its_base_are_scanned_and_the_reports_na
     # Then the pushed digest and the base were scanned (with the VEX), and an SBOM made
     assert_statuses(events, build_id, ["IN_PROGRESS", "SUCCEEDED"])
     result = builds.build_result(build_id)
-    assert result is not None and result["scanned"] is True
-    pushed = f"{env['TARGET_IMAGE'].rsplit(':', 1)[0]}@{result['digest']}"
+    assert result is not None and result.scanned is True
+    pushed = f"{env['TARGET_IMAGE'].rsplit(':', 1)[0]}@{result.digest}"
     trivy = calls(log, "trivy")
     assert len(trivy) == 3
-    report = Path(urlparse(result["report"]).path)
+    report = Path(urlparse(result.report).path)
     assert trivy[0].endswith(f"--vex /vex/base.openvex.json --format json --output {report} {pushed}")
     assert "--format cyclonedx" in trivy[1] and trivy[1].endswith(pushed)
     assert "--vex /vex/base.openvex.json" in trivy[2] and trivy[2].endswith(base.pinned)
@@ -429,9 +435,9 @@ def test_with_trivy_the_pushed_image_and_its_base_are_scanned_and_the_reports_na
     from patchprop.domain.scan import parse_report
 
     for key in ("report", "base_report"):
-        assert result[key].startswith("file://")
-        assert parse_report(Reports(allow_files=True).read_report(result[key])).total == 0
-    assert result["sbom"].startswith("file://") and result["sbom"].endswith("sbom.cdx.json")
+        assert getattr(result, key).startswith("file://")
+        assert parse_report(Reports(allow_files=True).read_report(getattr(result, key))).total == 0
+    assert result.sbom.startswith("file://") and result.sbom.endswith("sbom.cdx.json")
 
 
 def test_reports_go_to_s3_the_base_is_verified_and_the_image_signed_with_kms(
@@ -456,15 +462,15 @@ def test_reports_go_to_s3_the_base_is_verified_and_the_image_signed_with_kms(
     result = builds.build_result(build_id)
     assert result is not None
     prefix = f"s3://reports-bucket/reports/{env['PATCHPROP_REBUILD_ID']}"
-    assert (result["report"], result["base_report"], result["sbom"]) == (
+    assert (result.report, result.base_report, result.sbom) == (
         f"{prefix}/report.json",
         f"{prefix}/base-report.json",
         f"{prefix}/sbom.cdx.json",
     )
     assert sorted(c.split()[-1] for c in calls(log, "aws")) == sorted(
-        [result["report"], result["base_report"], result["sbom"]]
+        [result.report, result.base_report, result.sbom]
     )
-    pushed = f"{env['TARGET_IMAGE'].rsplit(':', 1)[0]}@{result['digest']}"
+    pushed = f"{env['TARGET_IMAGE'].rsplit(':', 1)[0]}@{result.digest}"
     verify, sign = calls(log, "cosign")
     assert verify == f"cosign verify --key cosign.pub --allow-insecure-registry {base.pinned}"
     assert sign == (
@@ -542,8 +548,9 @@ def test_a_rebased_candidate_is_verified_without_a_build_and_a_bad_digest_is_ref
     assert_statuses(events, good, ["IN_PROGRESS", "SUCCEEDED"])
     log = log_text(final_event(events, good))
     assert "verifying the rebased candidate" in log and "exit 9" not in log and "smoke-ok" in log
-    result = builds.build_result(good) or {}
-    assert (result["digest"], result["candidate"], result["smoke"]["passed"]) == (base.digest, True, True)
+    result = builds.build_result(good)
+    assert result is not None and result.smoke is not None
+    assert (result.digest, result.candidate, result.smoke.passed) == (base.digest, True, True)
     # And a malformed candidate digest fails before anything runs
     assert statuses(events, bad) == ["IN_PROGRESS", "FAILED"]
     assert "PATCHPROP_CANDIDATE_DIGEST must be sha256:<64 hex digits>" in log_text(final_event(events, bad))

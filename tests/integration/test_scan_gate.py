@@ -179,6 +179,17 @@ def test_without_any_result_a_required_scan_fails_too(aws, builds):
     assert rebuild.reasons == ["no scan report: the build left no result (PATCHPROP_RESULT)"]
 
 
+def test_a_result_that_is_not_one_fails_the_rebuild_naming_its_bad_field(aws, builds):
+    # Given a build whose exported result has a digest that is not one
+    (request,) = start(aws, "acme/garbled:1", n=7)
+    finish(builds, request, digest="sha256:nothex", report=report("rebuilt.trivy.json"))
+    # Then the rebuild failed, and the reason names the field (never promoted on a bad result)
+    rebuild = stored(aws, request)
+    assert rebuild.outcome == "failed"
+    (reason,) = rebuild.reasons
+    assert reason.startswith("no scan report: the build's result cannot be read (digest"), reason
+
+
 def test_without_a_scan_report_and_no_scan_required_it_succeeded_not_scanned(aws, builds, no_scan_required):
     # Given REQUIRE_SCAN=false
     url = subscribe_outcomes(aws)

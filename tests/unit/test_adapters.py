@@ -10,9 +10,11 @@ import pytest
 from botocore.stub import Stubber
 
 from patchprop.adapters.codebuild import BuildLookupFailed, CodeBuild
+from patchprop.adapters.kms_signer import kms_client
 from patchprop.adapters.s3 import Reports
 from patchprop.domain.alerts import report_link
 from patchprop.domain.errors import BuildStartFailed, BuildThrottled
+from patchprop.domain.events import BuildResult, UnreadableResult
 from patchprop.domain.findings import ScanReportError
 
 
@@ -100,8 +102,8 @@ def test_build_result_is_the_exported_patchprop_result(stubbed):
         {"ids": ["proj:1234"]},
     )
     # When its result is read by its build id (not the ARN events carry)
-    # Then it is the parsed JSON
-    assert codebuild.build_result("proj:1234") == result
+    # Then it is the result it exported, typed
+    assert codebuild.build_result("proj:1234") == BuildResult.model_validate(result)
     stubber.assert_no_pending_responses()
 
 
@@ -126,6 +128,18 @@ def test_a_build_without_a_readable_result_has_none(stubbed, build):
     codebuild, stubber = stubbed
     stubber.add_response("batch_get_builds", {"builds": [build]}, {"ids": ["proj:1"]})
     assert codebuild.build_result("proj:1") is None
+
+
+def test_an_exported_result_that_is_not_one_is_unreadable_naming_the_field(stubbed):
+    codebuild, stubber = stubbed
+    exported = [{"name": "PATCHPROP_RESULT", "value": json.dumps({"digest": "sha256:nothex"})}]
+    stubber.add_response(
+        "batch_get_builds",
+        {"builds": [{"id": "proj:1", "exportedEnvironmentVariables": exported}]},
+        {"ids": ["proj:1"]},
+    )
+    with pytest.raises(UnreadableResult, match=r"cannot be read \(digest"):
+        codebuild.build_result("proj:1")
 
 
 def test_a_build_codebuild_does_not_know_has_no_result(stubbed):
@@ -177,3 +191,11 @@ def test_report_links_open_s3_reports_in_the_console():
     )
     assert report_link("file:///tmp/r.json") == "file:///tmp/r.json"
     assert report_link(None) is None
+
+
+# ---- the KMS signer's client -----------------------------------------------------------------
+
+
+def test_the_kms_signer_asks_kms_in_the_keys_own_region() -> None:
+    key = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert kms_client(key).meta.region_name == "eu-west-2"

@@ -16,6 +16,7 @@ import pytest
 from fakes import FakeQueue, FakeTopic, InMemoryStore
 
 from patchprop.domain.base_check import BaseContents, ImageFacts, SignatureError
+from patchprop.domain.events import BuildResult
 from patchprop.domain.findings import ScanReportError
 from patchprop.domain.models import Base, Dependent, PatchRequest, RebuildRequest, utcnow
 from patchprop.domain.records import Rebuild, RebuildStatus
@@ -120,12 +121,9 @@ def test_a_20_image_cascade_scans_its_base_once_and_every_gate_reads_that_report
 
     for request in requests[:20]:
         rebuild = Rebuild.started(request, "pp:1")
-        result = {
-            "image": request.image,
-            "digest": NEW,
-            "base": request.pinned_base,
-            "report": "s3://r/x.json",
-        }
+        result = BuildResult(
+            image=request.image, digest=NEW, base=request.pinned_base, report="s3://r/x.json"
+        )
         judge(rebuild, result, store=store, reports=CountingReports(), require_scan=True)
     assert reads[base_report] == 20
     # and one "base moved" message went out, before the rebuilds, saying why it is urgent

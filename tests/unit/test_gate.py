@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from fakes import FakeReports, InMemoryStore
 
+from patchprop.domain.events import BuildResult
 from patchprop.domain.findings import Finding, ScanReport, Severity
 from patchprop.domain.gate import GateResult, Policy, PolicyError, gate, parse_policy
 from patchprop.domain.records import Outcome, Rebuild, RebuildStatus
@@ -281,7 +282,9 @@ def test_an_unreadable_previous_or_base_report_is_judged_without_alike_by_cli_an
     raw = {"digest": D, "report": "s3://r/rebuilt"} | (
         {"base_report": "s3://r/bad"} if option == "--base" else {}
     )
-    service = judge(rebuild, raw, store=store, reports=reports, require_scan=True).result
+    service = judge(
+        rebuild, BuildResult.model_validate(raw), store=store, reports=reports, require_scan=True
+    ).result
     # Then both judge without it, say so, and decide the same: one behaviour
     by_cli = GateResult.model_validate_json(cli.output)
     assert service is not None

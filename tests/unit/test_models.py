@@ -34,6 +34,19 @@ def test_rebuild_id_is_stable_per_image_base_and_digest():
     assert a != rebuild_id_for("docker.io/acme/app:2", "docker.io/library/node:22", D1)
 
 
+def test_a_rollback_patch_has_its_own_rebuild_ids_and_others_keep_theirs():
+    # Given the same dependent patched onto the same base digest, once as a base move, once after
+    # a rollback undid a promotion, and once after another rollback
+    dependent = Dependent(image="acme/app:1", project="p1", bases=["node:22"])
+    moved = PatchRequest(base="node:22", digest=D1, detected_by="poller")
+    rolled = moved.model_copy(update={"rollback_of": "rb-1", "detected_by": "person"})
+    again = moved.model_copy(update={"rollback_of": "rb-2", "detected_by": "person"})
+    ids = [RebuildRequest.for_dependent(dependent, p).rebuild_id for p in (moved, rolled, again)]
+    # Then each is its own rebuild, and the base move's id is what it always was
+    assert len(set(ids)) == 3
+    assert ids[0] == rebuild_id_for("docker.io/acme/app:1", "docker.io/library/node:22", D1)
+
+
 def test_rebuild_request_pins_base_by_digest():
     dependent = Dependent(
         image="acme/app:1", project="p1", bases=["node:22"], owner="team-a", build_args={"PY": "3.13"}

@@ -11,7 +11,7 @@ from support import FakeBuilds
 
 from patchprop.domain.alerts import email
 from patchprop.domain.errors import ManifestNotFound
-from patchprop.domain.events import BuildFailure, BuildStateChange
+from patchprop.domain.events import BuildFailure, BuildResult, BuildStateChange, parse_build_result
 from patchprop.domain.models import Dependent, RebuildRequest
 from patchprop.domain.refs import ImageRef
 from patchprop.logic.baseline import record_baselines
@@ -30,8 +30,8 @@ PROJECT = "patchprop-rebuild"
 class Builds(FakeBuilds):
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def build_result(self, build_id: str) -> dict[str, Any] | None:
-        return self.results.get(build_id)
+    def build_result(self, build_id: str) -> BuildResult | None:
+        return parse_build_result(self.results.get(build_id))
 
 
 class MissingRegistry(FakeRegistry):

@@ -1121,3 +1121,50 @@ def test_own_package_rescans_are_off_by_default_and_send_only_to_the_rebuild_que
         for resource in _as_list(branch["Resource"])
     ]
     assert sorted(str(s) for s in sends) == ["PatchQueue", "PollerDLQ", "RebuildQueue"]
+
+
+# ---------------------------------------------------------------- signing promoted digests
+
+KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _kms_grants(cfn: Template) -> dict[str, set[str]]:
+    """{kms action: the roles granted it}, each grant's resources checked to be the key's Ref."""
+    found: dict[str, set[str]] = {}
+    for name, resource in cfn["Resources"].items():
+        properties = resource.get("Properties", {})
+        for _, document in _policy_documents(properties, name):
+            for statement in _as_list(document["Statement"]):
+                for branch in _branches(statement):
+                    for action in (
+                        a for a in _as_list(branch.get("Action", [])) if str(a).startswith("kms:")
+                    ):
+                        assert _as_list(branch["Resource"]) == [{"Ref": "CosignKmsKeyArn"}], (name, action)
+                        role = referenced_id(properties.get("RoleName")) or name
+                        found.setdefault(str(action), set()).add(role)
+    return found
+
+
+def test_promoting_functions_may_sign_with_exactly_the_cosign_key_and_only_when_it_is_set(
+    cfn: Template,
+) -> None:
+    # Given the deployed template with a CosignKmsKeyArn
+    signing = sam_to_cfn.translate(TEMPLATE, {"CosignKmsKeyArn": KMS_KEY})
+    # When its kms grants are collected (each checked to name only the key's ARN)
+    grants = _kms_grants(signing)
+    # Then the two functions that move tags (build-events, the API's promote) may Sign and read
+    # the public key, and only the reference project besides them
+    promoters = {"BuildEventsFunctionRole", "ApiFunctionRole"}
+    assert grants["kms:Sign"] == promoters | {"RebuildProjectRole"}
+    assert grants["kms:GetPublicKey"] == promoters | {"RebuildProjectRole"}
+    assert set(grants) == {"kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"}
+    # And each such grant exists only under HasCosignKmsKey, with the key in the functions' env
+    for policy in ("BuildEventsFunctionPolicy", "ApiFunctionPolicy"):
+        statements = signing["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]
+        conditional = [
+            s["Fn::If"] for s in statements if "Fn::If" in s and s["Fn::If"][0] == "HasCosignKmsKey"
+        ]
+        assert [c[1]["Action"] for c in conditional] == [["kms:Sign", "kms:GetPublicKey"]]
+    for function in ("BuildEventsFunction", "ApiFunction"):
+        variables = signing["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["SIGNING_KEY_ARN"] == {"Fn::If": ["HasCosignKmsKey", {"Ref": "CosignKmsKeyArn"}, ""]}

@@ -49,6 +49,9 @@ class Resources(EnvVars):
     BASE_REPORTS_URI: str = ""
     KEV_SOURCE: str = ""
     BASE_SYFT: str = ""
+    # The KMS key (ARN) promoted digests are signed with in cosign's format (adapters/kms_signer.py),
+    # after their tag moved; empty: not signed here (unless `patchprop local` registers a signer).
+    SIGNING_KEY_ARN: str = ""
 
 
 class WebhookEnv(Resources):

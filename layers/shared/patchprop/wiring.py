@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Any
 
 from patchprop.adapters import idempotency, secrets
 from patchprop.adapters.base_sources import BaseRegistry, BaseSourcesAdapter
@@ -14,6 +15,7 @@ from patchprop.adapters.codebuild import CodeBuild
 from patchprop.adapters.dynamodb import Store as DynamoDBStore
 from patchprop.adapters.ecr_scan import EcrScans
 from patchprop.adapters.eventbridge import EventBus as EventBridgeBus
+from patchprop.adapters.kms_signer import KmsSigner, kms_client
 from patchprop.adapters.promotion import TagMovers
 from patchprop.adapters.registry import RegistryClient
 from patchprop.adapters.registry_rebase import Rebaser
@@ -47,7 +49,8 @@ from patchprop.ports import (
 _BUILDERS: dict[str, Callable[[], Builds]] = {"codebuild": CodeBuild}
 
 
-# The signer of promoted digests, when one is registered (`patchprop local` with a cosign key).
+# The signer of promoted digests, when one is registered (`patchprop local` with a cosign key);
+# else, with SIGNING_KEY_ARN, the KMS signer (AWS).
 _SIGNERS: dict[str, Callable[[], Signer]] = {}
 
 
@@ -155,9 +158,18 @@ class Adapters:
         return self.writer
 
     @property
+    def signer(self) -> Signer | None:
+        """Who signs promoted digests: the registered signer, else KMS with SIGNING_KEY_ARN, else none."""
+        registered = _SIGNERS.get("signer")
+        if registered is not None:
+            return registered()
+        if self.env.SIGNING_KEY_ARN:
+            return KmsSigner(self.env.SIGNING_KEY_ARN, self.writer, _kms(self.env.SIGNING_KEY_ARN))
+        return None
+
+    @property
     def evidence(self) -> Evidence:
-        signer = _SIGNERS.get("signer")
-        return Evidence(referrers=self.referrers, reports=self.reports, signer=signer() if signer else None)
+        return Evidence(referrers=self.referrers, reports=self.reports, signer=self.signer)
 
     @property
     def slack_webhook(self) -> ChatWebhook:
@@ -195,6 +207,11 @@ def _rebaser(credentials: tuple) -> Rebaser:
 
 
 @lru_cache(maxsize=2)
+def _kms(key_id: str) -> Any:
+    return kms_client(key_id)
+
+
+@lru_cache(maxsize=2)
 def _slack_webhook(url: str) -> SlackWebhook:
     return SlackWebhook(url)
 
@@ -209,7 +226,7 @@ def idempotency_store(table_name: Callable[[], str]) -> idempotency.LazyDynamoDB
 
 def reset() -> None:
     """Forget every adapter and secret (a new container: tests switch AWS endpoints)."""
-    for factory in (adapters, _registry, _base_registry, _writer, _rebaser, _slack_webhook):
+    for factory in (adapters, _registry, _base_registry, _writer, _rebaser, _kms, _slack_webhook):
         factory.cache_clear()
     idempotency.forget_all()
     secrets.clear_cache()

@@ -35,6 +35,7 @@ from patchprop.domain.base_check import (
     read_vex,
     without_vex,
 )
+from patchprop.domain.cosign import SIGNATURE_ANNOTATION, signature_ref, signed_digest
 from patchprop.domain.errors import RegistryError
 from patchprop.domain.findings import ScanReportError
 from patchprop.domain.refs import ImageRef
@@ -42,7 +43,7 @@ from patchprop.domain.scan import parse_report
 from patchprop.ports import Reports
 
 log = logging.getLogger(__name__)
-SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+__all__ = ["SIGNATURE_ANNOTATION", "BaseRegistry", "BaseSourcesAdapter", "read_key", "verify_payload"]
 SYFT_TIMEOUT = 600.0
 _INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -119,7 +120,9 @@ class BaseSourcesAdapter:
     def verify(self, image: ImageRef, key: str) -> None:
         public = read_key(key)
         digest = image.digest or ""
-        signatures = ImageRef(image.registry, image.repository, digest.replace(":", "-") + ".sig")
+        if not digest:
+            raise SignatureError(f"{image} is not pinned to a digest: only a digest's signature verifies")
+        signatures = signature_ref(image)
         try:
             manifest = self.registry.manifest(signatures)
             layers = manifest.get("layers") or []
@@ -128,7 +131,7 @@ class BaseSourcesAdapter:
                 if not sig:
                     continue
                 payload = self.registry.blob(image, layer["digest"])
-                if verify_payload(public, payload, sig) and _signed_digest(payload) == digest:
+                if verify_payload(public, payload, sig) and signed_digest(payload) == digest:
                     return
         except RegistryError as exc:
             raise SignatureError(f"no signature of {image.pinned} could be read: {exc}") from exc
@@ -241,10 +244,3 @@ class BaseSourcesAdapter:
         except (RegistryError, KeyError, ValueError, requests.RequestException) as exc:
             notes.append(f"The config of {image.digest} could not be read: {exc}.")
             return None
-
-
-def _signed_digest(payload: bytes) -> str | None:
-    try:
-        return str(json.loads(payload)["critical"]["image"]["docker-manifest-digest"])
-    except (ValueError, KeyError, TypeError):
-        return None

@@ -10,6 +10,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from patchprop.domain.errors import BuildStartFailed, BuildThrottled, PatchpropError
+from patchprop.domain.events import BuildResult, parse_build_result
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -85,8 +86,9 @@ class CodeBuild:
             raise BuildStartFailed(f"CodeBuild refused to start {project}: {code}") from exc
         return answer["build"]["id"]
 
-    def build_result(self, build_id: str) -> dict[str, Any] | None:
-        """The build's exported PATCHPROP_RESULT as JSON; None if it exported none (or not JSON)."""
+    def build_result(self, build_id: str) -> BuildResult | None:
+        """The build's exported PATCHPROP_RESULT; None if it exported none (or not JSON).
+        Raises UnreadableResult when it is JSON but not a result."""
         try:
             answer = self.client.batch_get_builds(ids=[build_id])
         except ClientError as exc:
@@ -95,7 +97,7 @@ class CodeBuild:
         for build in answer.get("builds", []):
             for variable in build.get("exportedEnvironmentVariables", []):
                 if variable.get("name") == RESULT_VARIABLE:
-                    return _json_object(variable.get("value", ""))
+                    return parse_build_result(_json_object(variable.get("value", "")))
         return None
 
     def running_builds(self, projects: Collection[str]) -> int:

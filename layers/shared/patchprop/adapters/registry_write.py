@@ -177,6 +177,12 @@ class RegistryWriter(RegistryClient):
             self._add_to_referrers_tag(subject, descriptor)
         return descriptor
 
+    def put_manifest(self, ref: ImageRef, reference: str, body: bytes, media_type: str) -> str:
+        """PUT `body` as the manifest `reference` (a tag or its digest) of `ref`'s repository."""
+        response = self._write("PUT", self._manifest_url(ref, reference), ref, body, media_type)
+        self._expect(response, (201,), f"PUT manifest {ref.name}:{reference}")
+        return sha256_digest(body)
+
     def list_referrers(self, subject: ImageRef, artifact_type: str | None = None) -> list[dict[str, Any]]:
         """The descriptors of `subject`'s referrers: the referrers API, else the fallback tag."""
         if not subject.digest:

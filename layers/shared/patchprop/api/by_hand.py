@@ -62,6 +62,8 @@ def promote_rebuild(rebuild_id: str, request: Annotated[PromoteRequest, Body()])
     )
     logger.info("promoted by hand", extra={"rebuild_id": rebuild_id, "by": who})
     metrics.add_metric("PromotedByHand", MetricUnit.Count, 1)
+    if rebuild.signed is False and adapters.signer is not None:  # promoted all the same; told why
+        metrics.add_metric("SigningFailed", MetricUnit.Count, 1)
     return _answer(HTTPStatus.OK, PromoteAnswer.of(rebuild, who, released))
 
 
@@ -78,18 +80,33 @@ def rollback_dependent(
     image: Annotated[TaggedImage, Query(description="The registered image")],
     request: Annotated[RollbackRequest, Body()],
 ) -> Response[RollbackAnswer]:
-    """Moves the tag back to the digest it had before the promotion on it now (or to `to`).
-    404: not registered; 409: no earlier promoted digest, or the tag is not patchprop's."""
-    adapters = wiring.adapters(env_vars(ApiEnv))
+    """Moves the tag back to the digest it had before the promotion on it now (or to `to`); the
+    images built on it are patched onto that digest (once per move). 404: not registered; 409: no
+    earlier promoted digest, or the tag is not patchprop's."""
+    env = env_vars(ApiEnv)
+    adapters = wiring.adapters(env)
     who = caller(router)
-    before, after = rollback(
-        image, request.to, who=who, store=adapters.store, tag_mover=adapters.tag_mover, topic=adapters.topic
+    done = rollback(
+        image,
+        request.to,
+        who=who,
+        store=adapters.store,
+        tag_mover=adapters.tag_mover,
+        topic=adapters.topic,
+        patches=adapters.patch_queue if env.PATCH_QUEUE_URL else None,
+        bus=adapters.bus,
     )
-    logger.info("rolled back", extra={"image": image, "to": after, "by": who})
+    patched = done.patch.cascade_id if done.patch else None
+    logger.info("rolled back", extra={"image": image, "to": done.to_digest, "by": who, "patch": patched})
     metrics.add_metric("RolledBack", MetricUnit.Count, 1)
-    return _answer(
-        HTTPStatus.OK, RollbackAnswer(image=image, from_digest=before, to_digest=after, rolled_back_by=who)
+    answer = RollbackAnswer(
+        image=image,
+        from_digest=done.from_digest,
+        to_digest=done.to_digest,
+        rolled_back_by=who,
+        dependents_patch=patched,
     )
+    return _answer(HTTPStatus.OK, answer)
 
 
 @router.post(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from collections.abc import Mapping
+from typing import Any
 
+from pydantic import Field, ValidationError
+
+from patchprop.domain.errors import PatchpropError
 from patchprop.domain.models import Digest, DomainModel
+from patchprop.domain.validation import first_problem
 
 # ---- in: Docker Hub webhook -------------------------------------------------------------
 
@@ -121,3 +126,23 @@ class BuildResult(DomainModel):
     candidate: bool = False  # pushed by digest only: the tag moves when the gate promotes it
     smoke: SmokeResult | None = None
     failure: BuildFailure | None = None  # the script failed: the step and why (rebuild.sh's EXIT trap)
+
+
+NO_RESULT = "the build left no result (PATCHPROP_RESULT)"
+
+
+class UnreadableResult(PatchpropError):
+    """The build left a result that is not one (a field missing or wrong); the message says which."""
+
+
+def parse_build_result(raw: Mapping[str, Any] | None) -> BuildResult | None:
+    """What a builder read back (CodeBuild's PATCHPROP_RESULT, the local result file) as a
+    BuildResult; None when there is none. Raises UnreadableResult naming the first bad field."""
+    if raw is None:
+        return None
+    try:
+        return BuildResult.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise UnreadableResult(
+            f"the build's result cannot be read ({first_problem(exc, default='result')})"
+        ) from None

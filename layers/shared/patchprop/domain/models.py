@@ -230,9 +230,13 @@ class CascadeId(str):
         )
 
 
-def rebuild_id_for(image: str, base: str, base_digest: str) -> str:
-    """One rebuild per (dependent, base, base digest): the same inputs give the same id."""
+def rebuild_id_for(image: str, base: str, base_digest: str, rollback_of: str | None = None) -> str:
+    """One rebuild per (dependent, base, base digest): the same inputs give the same id. A patch
+    started by a rollback (`rollback_of`, the rebuild whose promotion it undid) has its own ids:
+    the dependents may have been built on that digest before, and are rebuilt onto it again."""
     key = f"{image}\n{base}\n{base_digest}".encode()
+    if rollback_of:
+        key += f"\nrollback:{rollback_of}".encode()
     return "rb-" + hashlib.sha256(key).hexdigest()[:32]
 
 
@@ -252,6 +256,9 @@ class PatchRequest(DomainModel):
     # The base check released it (now, or its batch window or soak ended): plan it, check no more.
     admitted: bool = False
     force_now: bool = False  # an owner asked for it at once (`patchprop patch BASE --now`)
+    # A rollback moved the base back to `digest`, undoing this rebuild's promotion: its dependents
+    # are patched onto `digest` again (planned anew, with their own rebuild ids).
+    rollback_of: str | None = None
 
     @property
     def cascade_id(self) -> CascadeId:
@@ -318,7 +325,7 @@ class RebuildRequest(RebuildFields):
             base_report=base_report,
             cascade=cascade,
             cooldown_seconds=dependent.cooldown_seconds,
-            rebuild_id=rebuild_id_for(dependent.image, patch.base, patch.digest),
+            rebuild_id=rebuild_id_for(dependent.image, patch.base, patch.digest, patch.rollback_of),
             image=dependent.image,
             base=patch.base,
             base_digest=patch.digest,

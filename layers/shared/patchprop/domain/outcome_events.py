@@ -1,13 +1,15 @@
 """Outcome events: what deployment tools read on EventBridge about each verdict (no I/O here).
 
 One event per verdict of a rebuild ("Image Promoted", "Image Blocked", "Rebuild Failed") and one
-per patch once its last rebuild is counted ("Patch Completed"), all with `source: patchprop`.
+per patch once its last rebuild is counted ("Patch Completed"), one per rollback by hand ("Image
+Rolled Back"), all with `source: patchprop`.
 `detail.event_id` is the same for every delivery of one verdict, for consumers that dedupe.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from patchprop.domain.alerts import Alert
@@ -20,7 +22,8 @@ IMAGE_PROMOTED = "Image Promoted"
 IMAGE_BLOCKED = "Image Blocked"
 REBUILD_FAILED = "Rebuild Failed"
 PATCH_COMPLETED = "Patch Completed"
-DETAIL_TYPES = (IMAGE_PROMOTED, IMAGE_BLOCKED, REBUILD_FAILED, PATCH_COMPLETED)
+IMAGE_ROLLED_BACK = "Image Rolled Back"
+DETAIL_TYPES = (IMAGE_PROMOTED, IMAGE_BLOCKED, REBUILD_FAILED, PATCH_COMPLETED, IMAGE_ROLLED_BACK)
 _REASONS = 5  # reasons an event carries (the report link has the rest)
 _REASON_CHARS = 500
 
@@ -109,3 +112,30 @@ def patch_event(patch: Patch) -> OutcomeEvent:
         "skipped": patch.skipped,
     }
     return OutcomeEvent(PATCH_COMPLETED, detail, [patch.base])
+
+
+def rollback_event(
+    image: str, from_digest: str, to_digest: str, *, by: str, at: datetime, rolled_back: Rebuild,
+    patched: str | None,
+) -> OutcomeEvent:  # fmt: skip
+    """The event for a tag a person moved back: from the promoted digest to `to_digest`, undoing
+    `rolled_back`'s promotion; `patched` is the patch of its dependents it started, if any."""
+    registry, repository, tag = _repository(image)
+    name = f"{registry}/{repository}" if registry else repository
+    detail: dict[str, Any] = {
+        "event_id": f"rollback:{image}:{from_digest}:{to_digest}:{at.isoformat()}",
+        "outcome": "rolled_back",
+        "image": image,
+        "registry": registry,
+        "repository": repository,
+        "tag": tag,
+        "from_digest": from_digest,
+        "digest": to_digest,
+        "promoted_image": f"{name}@{to_digest}",  # what the tag holds now: deploy this
+        "rolled_back_by": by,
+        "rolled_back_at": at.isoformat(),
+        "rolled_back_rebuild_id": rolled_back.rebuild_id,
+        "owner": rolled_back.owner,
+        "dependents_patch": patched,
+    }
+    return OutcomeEvent(IMAGE_ROLLED_BACK, detail, [image])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from patchprop.domain.alerts import Alert, Template, report_link
 from patchprop.domain.cascade import release_order
 from patchprop.domain.errors import NotFound
-from patchprop.domain.events import BuildResult, BuildStateChange
+from patchprop.domain.events import NO_RESULT, BuildResult, BuildStateChange
 from patchprop.domain.fleet import finding_counts
 from patchprop.domain.models import PatchRequest, RebuildRequest, utcnow
 from patchprop.domain.receipt import Promoter
@@ -72,18 +72,25 @@ def record_build_event(
         return store.get_rebuild(rebuild_id)
     if rebuild.status.final:
         return rebuild
-    raw = (
-        builds.build_result(detail.build_key)
+    result, missing = (
+        read_result(builds, detail.build_key)
         if status in (RebuildStatus.SUCCEEDED, RebuildStatus.FAILED)
-        else None
+        else (None, NO_RESULT)
     )
-    result, _ = read_result(raw)
     verdict = Verdict(None)
     if status is RebuildStatus.SUCCEEDED:
         verdict = (
-            judge(rebuild, raw, store=store, reports=reports, require_scan=require_scan)
+            judge(rebuild, result, store=store, reports=reports, require_scan=require_scan, missing=missing)
             if ecr is None  # ScanSource=ecr: ECR's findings (ScanPending while it scans)
-            else judge_on_ecr(rebuild, raw, store=store, reports=reports, require_scan=require_scan, ecr=ecr)
+            else judge_on_ecr(
+                rebuild,
+                result,
+                store=store,
+                reports=reports,
+                require_scan=require_scan,
+                ecr=ecr,
+                missing=missing,
+            )
         )
     reason = _failure_reason(result, status) or rebuild.reason
     finished = rebuild.model_copy(

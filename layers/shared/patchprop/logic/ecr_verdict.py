@@ -11,16 +11,16 @@ required scan fails with the scan's status, an optional one is told as not scann
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from patchprop.domain.errors import InvalidReference, PatchpropError
+from patchprop.domain.events import NO_RESULT, BuildResult
 from patchprop.domain.findings import ScanReport
 from patchprop.domain.gate import GateResult, parse_policy
 from patchprop.domain.judging import judge_reports
 from patchprop.domain.records import Rebuild
 from patchprop.domain.refs import ImageRef, parse_ref
 from patchprop.domain.scan.ecr import read_ecr_findings
-from patchprop.logic.verdict import Verdict, _optional, judge, last_promoted, read_result
+from patchprop.logic.verdict import Verdict, _optional, judge, last_promoted
 from patchprop.ports import Reports, Scans, Store
 
 ECR_REPORT = "ecr://"  # report_uri of a verdict made on ECR's findings: ecr://<image>@<digest>
@@ -39,18 +39,20 @@ class EcrScanning:
 
 def judge_on_ecr(
     rebuild: Rebuild,
-    raw_result: dict[str, Any] | None,
+    result: BuildResult | None,
     *,
     store: Store,
     reports: Reports,
     require_scan: bool,
     ecr: EcrScanning,
+    missing: str = NO_RESULT,
 ) -> Verdict:
     """Gate a rebuild whose build SUCCEEDED on the ECR scan findings of the digest it pushed."""
-    result, _ = read_result(raw_result)
     image = _ref(rebuild.image)
     if result is None or not result.digest or image is None:
-        return judge(rebuild, raw_result, store=store, reports=reports, require_scan=require_scan)
+        return judge(
+            rebuild, result, store=store, reports=reports, require_scan=require_scan, missing=missing
+        )
     digest = result.digest
     scan = ecr.scans.scan(image, digest)
     if scan.pending and ecr.waited < ecr.max_wait:

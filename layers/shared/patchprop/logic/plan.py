@@ -41,7 +41,11 @@ def plan_rebuilds(
     skipped_before = (
         planned is not None and planned.base_check is not None and planned.base_check.urgency == "skip"
     )
-    if planned is None or (skipped_before and not planned.rebuilds):  # skipped, now forced
+    # A rollback to a digest planned before (or by another rollback): planned anew.
+    rolled_back = (
+        patch.rollback_of is not None and planned is not None and planned.rollback_of != patch.rollback_of
+    )
+    if planned is None or (skipped_before and not planned.rebuilds) or rolled_back:  # skipped, now forced
         tracked = {b.ref for b in store.list_bases()}
         dependents_of = DependentsOf(store)
         nodes = plan_cascade(patch.base, affected(patch.base, dependents_of, tracked))

@@ -146,7 +146,8 @@ def attach_evidence(
     if evidence.signer is not None:
         try:
             evidence.signer.sign(subject)
-        except Exception as exc:
+        except Exception as exc:  # the tag stays moved: the failure is logged and told (its note)
+            log.warning("signing %s failed: %s", subject.pinned, exc)
             notes.append(f"Signing {subject.pinned} failed: {exc}.")
     return attached, notes
 
@@ -281,10 +282,12 @@ def rollback_target(image: str, to: str | None, current: str | None, *, store: S
     return str(earlier[0]), on_tag
 
 
-def roll_back(image: str, to: str | None, who: str, *, store: Store, tag_mover: TagMover) -> tuple[str, str]:
+def roll_back(
+    image: str, to: str | None, who: str, *, store: Store, tag_mover: TagMover
+) -> tuple[str, str, Rebuild]:
     """Move `image`'s tag back (to `to`, else the digest before the current promotion).
 
-    Returns (from, to). Nothing is changed when it cannot be done.
+    Returns (from, to, the rebuild whose promotion it undid). Nothing is changed when it cannot be done.
     """
     if store.get_dependent(image) is None:
         raise NotFound(f"no image {image} is registered", field="image")
@@ -305,4 +308,4 @@ def roll_back(image: str, to: str | None, who: str, *, store: Store, tag_mover: 
             rolled_back_at=at,
         ),
     )
-    return current or "", target
+    return current or "", target, on_tag

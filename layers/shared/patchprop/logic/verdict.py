@@ -8,18 +8,14 @@ decides: the rebuild fails (never promoted), or it is told as "succeeded" (not s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from pydantic import ValidationError
-
-from patchprop.domain.events import BuildResult
+from patchprop.domain.events import NO_RESULT, BuildResult, UnreadableResult
 from patchprop.domain.findings import ScanReport, ScanReportError
 from patchprop.domain.gate import GateResult, PolicyError, parse_policy
 from patchprop.domain.judging import judge_reports, optional_report
 from patchprop.domain.records import Outcome, Rebuild
 from patchprop.domain.scan import parse_report
-from patchprop.domain.validation import first_problem
-from patchprop.ports import Reports, Store
+from patchprop.ports import Builds, Reports, Store
 
 
 @dataclass(frozen=True)
@@ -32,26 +28,25 @@ class Verdict:
     notes: list[str] = field(default_factory=list)  # said in the alert when there is no decision
 
 
-def read_result(raw: dict[str, Any] | None) -> tuple[BuildResult | None, str]:
+def read_result(builds: Builds, build_id: str) -> tuple[BuildResult | None, str]:
     """The build's result, or None and why there is none."""
-    if raw is None:
-        return None, "the build left no result (PATCHPROP_RESULT)"
     try:
-        return BuildResult.model_validate(raw), ""
-    except ValidationError as exc:
-        return None, f"the build's result cannot be read ({first_problem(exc, default='result')})"
+        result = builds.build_result(build_id)
+    except UnreadableResult as exc:
+        return None, str(exc)
+    return (result, "") if result is not None else (None, NO_RESULT)
 
 
 def judge(
     rebuild: Rebuild,
-    raw_result: dict[str, Any] | None,
+    result: BuildResult | None,
     *,
     store: Store,
     reports: Reports,
     require_scan: bool,
+    missing: str = NO_RESULT,
 ) -> Verdict:
-    """Gate a rebuild whose build SUCCEEDED, from the result its build left."""
-    result, missing = read_result(raw_result)
+    """Gate a rebuild whose build SUCCEEDED, from the result its build left (`missing`: why none)."""
     digest = result.digest if result else None
     if result is not None and not result.report:
         missing = "the build did not scan the image (no trivy in the build image, or SCAN=off)"

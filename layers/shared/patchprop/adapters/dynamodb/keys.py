@@ -66,6 +66,11 @@ def patch_key(base: str, digest: str) -> dict[str, str]:
     return {"PK": f"BASE#{base}", "SK": f"PATCH#{digest}"}
 
 
+def rollback_key(image: str, digest: str, rolled_back: str) -> dict[str, str]:
+    """A rollback of `image` to `digest` that started its dependents' patch (written once)."""
+    return {"PK": f"ROLLBACK#{image}", "SK": f"{digest}#{rolled_back}"}
+
+
 def patches_of(base: str) -> ConditionBase:
     return Key("PK").eq(f"BASE#{base}") & Key("SK").begins_with("PATCH#")
 

@@ -121,6 +121,16 @@ class PatchesTable(TableAccess):
         """Its "Patch Completed" event is on the bus (logic/announce.py)."""
         self._update(keys.patch_key(patch.base, patch.digest), "SET announced = :t", {":t": True})
 
+    def claim_rollback(self, image: str, digest: str, rolled_back: str) -> bool:
+        item = {**keys.rollback_key(image, digest, rolled_back), "kind": "rollback"}
+        return self._put(item, "attribute_not_exists(PK)")
+
+    def release_rollback(self, image: str, digest: str, rolled_back: str) -> None:
+        try:
+            self.table.delete_item(Key=keys.rollback_key(image, digest, rolled_back))
+        except ClientError as exc:
+            raise StoreError(f"releasing the rollback of {image} to {digest}: {exc}") from exc
+
     def put_cascade(self, cascade: CascadeId, nodes: Iterable[Node]) -> int:
         """Write every node of a cascade in batches of 25; returns how many."""
         count = 0
