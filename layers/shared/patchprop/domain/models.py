@@ -252,6 +252,10 @@ class PatchRequest(DomainModel):
     # The base check released it (now, or its batch window or soak ended): plan it, check no more.
     admitted: bool = False
     force_now: bool = False  # an owner asked for it at once (`patchprop patch BASE --now`)
+    # Sent back when the check-only scan of its digest ended (domain/base_scan.py): check it now,
+    # scan no more; and why that scan gave no report, when it failed or was stopped.
+    base_scanned: bool = False
+    base_scan_failure: str | None = None
 
     @property
     def cascade_id(self) -> CascadeId:
