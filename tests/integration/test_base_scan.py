@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from support import PROJECTS, drain, handler, queue_bodies
 
 from patchprop.adapters.dynamodb import Store
 from patchprop.adapters.sqs import Queue
+from patchprop.domain.base_scan import BaseScan
 from patchprop.domain.models import Dependent, PatchRequest
 from patchprop_local.lambdas import LocalContext, eventbridge_event
 from patchprop_local.resources import CHECKOUT
@@ -74,6 +76,14 @@ def forget_idempotency(aws: Any) -> None:
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(aws.refs["IdempotencyTable"])
     for item in table.scan()["Items"]:
         table.delete_item(Key={"id": item["id"]})
+
+
+def waiting(aws: Any, queue: str) -> int:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=aws.refs[queue], AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def builds_in_moto() -> list[str]:
@@ -136,9 +146,11 @@ def test_the_scan_s_end_sends_the_patch_back_and_the_cascade_is_planned_with_its
     uri = put_report()
     # When the build succeeds, and its event comes twice
     answers = [end_build(started[0], "SUCCEEDED") for _ in range(2)]
+    resent = waiting(aws, "PatchQueue")
     drain(aws, "PatchQueue", "planner")
-    # Then the planner checked the digest with that report and planned the cascade, once
-    assert [a["state"] for a in answers] == ["done", "done"]
+    # Then the patch went back once, marked, and the planner checked the digest with that report
+    # and planned the cascade
+    assert [a["state"] for a in answers] == ["done", "done"] and resent == 1
     check = store.get_base_check(BASE, DIGEST)
     assert check is not None and check.scanned and check.report_uri == uri
     patch = store.get_patch(BASE, DIGEST)
@@ -176,3 +188,16 @@ def test_a_base_with_a_report_starts_no_scan(aws, started):
     check = store.get_base_check(BASE, DIGEST)
     assert check is not None and check.report_uri == uri
     assert [r["base_report"] for r in queue_bodies(aws, "RebuildQueue")] == [uri, uri]
+
+
+def test_a_claim_whose_planner_died_before_startbuild_is_started_by_the_redelivery(aws, started):
+    # Given a scan claimed 2 minutes ago by a planner that died before it started the build
+    store = dependents(aws, 2)
+    patch = PatchRequest(base=BASE, digest=DIGEST, previous_digest=PREVIOUS, detected_by="webhook")
+    claimed_at = datetime.now(UTC) - timedelta(minutes=2)
+    assert store.claim_base_scan(BaseScan(base=BASE, digest=DIGEST, patch=patch, started_at=claimed_at))
+    # When the patch is delivered again
+    deliver(aws)
+    # Then its one build starts now, and is recorded
+    assert len(builds_in_moto()) == 1
+    assert store.get_base_scan(BASE, DIGEST).build_id == builds_in_moto()[0]  # type: ignore[union-attr]

@@ -19,11 +19,12 @@ from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.base_scan import BASE_CHECK_MODE, ENDED, MODE_VAR, BaseScan, scan_env, scan_token
 from patchprop.domain.errors import BuildStartFailed, BuildThrottled
 from patchprop.domain.events import BuildStateChange
-from patchprop.domain.models import Dependent, PatchRequest
+from patchprop.domain.models import Dependent, PatchRequest, utcnow
 from patchprop.domain.refs import parse_ref
 from patchprop.ports import BaseScans, Builds, Catalog, Queue
 
 log = logging.getLogger(__name__)
+UNSTARTED_AFTER = 60.0  # seconds: twice the planner's Timeout; a claim older with no build is dead
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,13 @@ def scan_first(
         return ScanFirst(notes=(note,))
     scan = BaseScan(base=patch.base, digest=patch.digest, patch=patch, project=dependent.project)
     if not scanner.scans.claim_base_scan(scan):
-        return _claimed_before(patch, scanner)
+        claimed = scanner.scans.get_base_scan(patch.base, patch.digest)
+        if not _unstarted(claimed):
+            return _claimed_before(claimed)
+    return _start(patch, dependent, scanner)
+
+
+def _start(patch: PatchRequest, dependent: Dependent, scanner: BaseScanner) -> ScanFirst:
     try:
         build_id = scanner.builds.start_build(
             dependent.project,
@@ -82,9 +89,16 @@ def scan_first(
     return ScanFirst(waiting=True)
 
 
-def _claimed_before(patch: PatchRequest, scanner: BaseScanner) -> ScanFirst:
+def _unstarted(scan: BaseScan | None) -> bool:
+    """Claimed long ago and no build recorded: its planner died between the claim and StartBuild
+    (the redelivery starts it, with the same idempotency token)."""
+    if scan is None or scan.state != "checking" or scan.build_id:
+        return False
+    return (utcnow() - scan.started_at).total_seconds() > UNSTARTED_AFTER
+
+
+def _claimed_before(scan: BaseScan | None) -> ScanFirst:
     """Another delivery claimed the scan: wait while it runs (nothing is started twice)."""
-    scan = scanner.scans.get_base_scan(patch.base, patch.digest)
     if scan is None or scan.state == "checking":
         return ScanFirst(waiting=True)
     if scan.state == "failed":
