@@ -15,6 +15,7 @@ from support import FakeBuilds
 
 from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.base_check import BaseJudgement
+from patchprop.domain.base_scan import BaseScan, ScanState
 from patchprop.domain.cascade import Node
 from patchprop.domain.errors import NotFound
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest, utcnow
@@ -31,7 +32,15 @@ from patchprop.domain.records import (
 )
 from patchprop.domain.refs import ImageRef
 
-__all__ = ["FakeBuilds", "FakeQueue", "FakeRegistry", "FakeReports", "FakeTopic", "InMemoryStore"]
+__all__ = [
+    "FakeBuilds",
+    "FakeQueue",
+    "FakeRegistry",
+    "FakeReports",
+    "FakeTopic",
+    "InMemoryBaseScans",
+    "InMemoryStore",
+]
 
 
 @dataclass
@@ -306,6 +315,34 @@ class InMemoryStore:
             return False
         self.in_flight = value
         return True
+
+
+@dataclass
+class InMemoryBaseScans:
+    """The BaseScans port in a dict: a claim is taken once."""
+
+    scans: dict[tuple[str, str], BaseScan] = field(default_factory=dict)
+
+    def claim_base_scan(self, scan: BaseScan) -> bool:
+        return self.scans.setdefault((scan.base, scan.digest), scan) is scan
+
+    def get_base_scan(self, base: str, digest: str) -> BaseScan | None:
+        return self.scans.get((base, digest))
+
+    def set_base_scan_build(self, base: str, digest: str, build_id: str) -> None:
+        self.scans[(base, digest)] = self.scans[(base, digest)].model_copy(update={"build_id": build_id})
+
+    def finish_base_scan(self, base: str, digest: str, state: ScanState, reason: str, build_id: str) -> bool:
+        scan = self.scans[(base, digest)]
+        if scan.state != "checking":
+            return False
+        self.scans[(base, digest)] = scan.model_copy(
+            update={"state": state, "reason": reason, "build_id": build_id}
+        )
+        return True
+
+    def drop_base_scan(self, base: str, digest: str) -> None:
+        self.scans.pop((base, digest), None)
 
 
 @dataclass

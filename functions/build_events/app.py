@@ -14,6 +14,7 @@ from patchprop import wiring
 from patchprop.config import BuildEventsEnv, env_vars
 from patchprop.domain.events import BuildStateChange
 from patchprop.domain.records import Rebuild
+from patchprop.logic.base_scan import base_scan_ended, is_base_scan
 from patchprop.logic.conclude import conclude, record_build_event
 from patchprop.logic.ecr_verdict import EcrScanning
 
@@ -57,6 +58,10 @@ def _ecr_scanning(
 def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
     env = env_vars(BuildEventsEnv)
     adapters = wiring.adapters(env)
+    if is_base_scan(event.detail):  # a check-only scan of a base: its patch goes back to the planner
+        scan = base_scan_ended(event.detail, scans=adapters.base_scans, patches=adapters.patch_queue)
+        logger.info("base scan", extra={"build_id": event.detail.build_id, "state": scan and scan.state})
+        return {"status": "base_scan", "state": scan.state if scan else None}
     rebuild = record_build_event(
         event.detail,
         store=adapters.store,

@@ -21,6 +21,7 @@ from patchprop.config import PlannerEnv, env_vars
 from patchprop.domain.models import PatchRequest
 from patchprop.domain.urgency import parse_base_settings
 from patchprop.logic.base_check import admit_patch
+from patchprop.logic.base_scan import BaseScanner
 
 logger = Logger()
 tracer = Tracer()
@@ -39,10 +40,19 @@ processor = BatchProcessor(
 )
 # One admission per (base, digest) and stage, however many webhooks, polls and redeliveries
 # report it: the first sight, its release from a hold, and an owner's --now are each one.
+# Back from its check-only scan (base_scanned) is one more: it is checked and planned then.
 idempotency = IdempotencyConfig(
-    event_key_jmespath="[base, digest, admitted, force_now]", expires_after_seconds=24 * 3600
+    event_key_jmespath="[base, digest, admitted, force_now, base_scanned, rollback_of]",
+    expires_after_seconds=24 * 3600,
 )
 persistence = wiring.idempotency_store(lambda: env_vars(PlannerEnv).IDEMPOTENCY_TABLE_NAME)
+
+
+def _scanner(env: PlannerEnv, adapters: wiring.Adapters) -> BaseScanner | None:
+    """On CodeBuild, a base digest with no report gets one check-only scan before its cascade."""
+    if not env.scans_bases_by_build:
+        return None
+    return BaseScanner(adapters.builds, adapters.base_scans, env.BASE_REPORTS_URI, env.projects)
 
 
 @idempotent_function(data_keyword_argument="patch", config=idempotency, persistence_store=persistence)
@@ -58,6 +68,7 @@ def plan(patch: PatchRequest) -> dict:
         settings=parse_base_settings(env.BASE_CHECKS),
         template=env.NOTIFY_FORMAT,
         reports=adapters.reports,  # the dependents' last reports: a fix none of them has is no hurry
+        scanner=_scanner(env, adapters),
     )
     result = admitted.plan
     answer = {

@@ -684,9 +684,11 @@ def test_rebuilder_may_start_exactly_the_named_projects(cfn: Template) -> None:
                 if "codebuild:StartBuild" in _as_list(statement.get("Action", [])):
                     role = referenced_id(resource["Properties"].get("RoleName")) or name
                     grants.append((role, "".join(literal_strings(statement["Resource"]))))
-    # Then only the rebuilder's role has it, once per project, on that project's ARN alone
+    # Then only the rebuilder's role has it, and the planner's (a base's one check-only scan),
+    # once per project, on that project's ARN alone
     arn = "arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:project/"
-    assert sorted(grants) == sorted(("RebuilderFunctionRole", arn + project) for project in projects)
+    starters = ("RebuilderFunctionRole", "PlannerFunctionRole")
+    assert sorted(grants) == sorted((role, arn + project) for project in projects for role in starters)
 
 
 # ---------------------------------------------------------------- queues, logs, tracing
@@ -948,7 +950,11 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
         ("PollerFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),
         ("PollerFunctionRole", "${ReportsBucket.Arn}/reports/*"),
     ]
-    assert _grants(cfn, "s3:PutObject") == [("RebuildProjectRole", "${ReportsBucket.Arn}/reports/*")]
+    # and the reference project writes under reports/, and a check-only scan under base-reports/
+    assert sorted(_grants(cfn, "s3:PutObject")) == [
+        ("RebuildProjectRole", "${ReportsBucket.Arn}/base-reports/*"),
+        ("RebuildProjectRole", "${ReportsBucket.Arn}/reports/*"),
+    ]
 
 
 def test_reports_bucket_is_private_encrypted_tls_only_and_expires_reports(sam: Template) -> None:

@@ -87,6 +87,22 @@ class PlannerEnv(Resources):
     IDEMPOTENCY_TABLE_NAME: str
     BASE_CHECKS: str = ""  # per-base settings of the base check (domain/urgency.py)
     NOTIFY_FORMAT: NotifyFormat = "email"
+    # A base digest with no report gets one check-only scan on one of these (logic/base_scan.py).
+    REBUILD_PROJECTS: str = ""
+
+    @property
+    def projects(self) -> frozenset[str]:
+        return _names(self.REBUILD_PROJECTS)
+
+    @property
+    def scans_bases_by_build(self) -> bool:
+        """On CodeBuild, reports in S3 and no syft in-process (that is `patchprop local`)."""
+        return (
+            self.PATCHPROP_BUILDS == "codebuild"
+            and not self.BASE_SYFT
+            and self.BASE_REPORTS_URI.startswith("s3://")
+            and bool(self.projects)
+        )
 
 
 class RebuilderEnv(Resources):
@@ -109,6 +125,7 @@ class BuildEventsEnv(Resources):
     TABLE_NAME: str
     TOPIC_ARN: str
     REBUILD_QUEUE_URL: str
+    PATCH_QUEUE_URL: str  # a base's check-only scan ended: its patch goes back to the planner
     # No scan report: true fails the rebuild, false tells it as "succeeded" (not scanned).
     REQUIRE_SCAN: bool = True
     NOTIFY_FORMAT: NotifyFormat = "email"

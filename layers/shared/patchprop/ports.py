@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from patchprop.domain.alerts import Alert, Message
 from patchprop.domain.base_check import BaseContents, BaseJudgement
+from patchprop.domain.base_scan import BaseScan, ScanState
 from patchprop.domain.cascade import Node
 from patchprop.domain.events import BuildResult
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
@@ -135,6 +136,24 @@ class Rescans(Protocol):
     def put_rescan(self, state: RescanState) -> None: ...
     def rescans_spent(self, day: str) -> int:
         """How many of the day's rescans were taken."""
+        ...
+
+
+class BaseScans(Protocol):
+    """The one check-only scan of a base digest that has no report (logic/base_scan.py)."""
+
+    def claim_base_scan(self, scan: BaseScan) -> bool:
+        """Record the scan unless one of (base, digest) is recorded (a conditional put): True once."""
+        ...
+
+    def get_base_scan(self, base: str, digest: str) -> BaseScan | None: ...
+    def set_base_scan_build(self, base: str, digest: str, build_id: str) -> None: ...
+    def finish_base_scan(self, base: str, digest: str, state: ScanState, reason: str, build_id: str) -> bool:
+        """Record its end if it is still `checking`; False if it was recorded ended already."""
+        ...
+
+    def drop_base_scan(self, base: str, digest: str) -> None:
+        """Forget a scan whose build could not start for now (the patch's retry claims it again)."""
         ...
 
 

@@ -27,6 +27,7 @@ from patchprop.adapters.sqs import Queue as SQSQueue
 from patchprop.config import Resources
 from patchprop.logic.promote import Evidence
 from patchprop.ports import (
+    BaseScans,
     BaseSources,
     Builds,
     BuiltOn,
@@ -82,6 +83,10 @@ class Adapters:
 
     @cached_property
     def rescans(self) -> Rescans:
+        return DynamoDBStore(self.env.TABLE_NAME)
+
+    @cached_property
+    def base_scans(self) -> BaseScans:
         return DynamoDBStore(self.env.TABLE_NAME)
 
     @cached_property

@@ -259,6 +259,10 @@ class PatchRequest(DomainModel):
     # A rollback moved the base back to `digest`, undoing this rebuild's promotion: its dependents
     # are patched onto `digest` again (planned anew, with their own rebuild ids).
     rollback_of: str | None = None
+    # Sent back when the check-only scan of its digest ended (domain/base_scan.py): check it now,
+    # scan no more; and why that scan gave no report, when it failed or was stopped.
+    base_scanned: bool = False
+    base_scan_failure: str | None = None
 
     @property
     def cascade_id(self) -> CascadeId:

@@ -28,6 +28,7 @@ from patchprop.domain.records import Hold
 from patchprop.domain.refs import parse_ref
 from patchprop.domain.scan import parse_report
 from patchprop.domain.urgency import HOLDING, BaseSettings, decide, settings_for
+from patchprop.logic.base_scan import BaseScanner, scan_first
 from patchprop.logic.plan import DependentsOf, Plan, cascade_rebuilding, plan_rebuilds
 from patchprop.ports import BaseSources, Queue, Reports, Store, Topic
 
@@ -88,11 +89,13 @@ def admit_patch(
     template: Template = "email",
     now: datetime | None = None,
     reports: Reports | None = None,
+    scanner: BaseScanner | None = None,
 ) -> Admission:
     """Check the patch's digest once, decide its urgency, and plan, hold, skip or refuse it.
 
     With `reports`, a fix is urgent only when a dependent's last report on its tag has it (when
-    every direct dependent has one); otherwise every dependent is taken to carry the base's."""
+    every direct dependent has one); otherwise every dependent is taken to carry the base's.
+    With `scanner` (CodeBuild), a digest with no report waits for one check-only scan first."""
     now = now or utcnow()
     if patch.detected_by == "cascade" or cascade_rebuilding(patch.base, patch.digest, store=store):
         # Our own push of a rebuilt image: it was judged by its gate, its cascade goes on.
@@ -111,6 +114,11 @@ def admit_patch(
         if older is not None:  # the fleet is still on the digest before the held one: diff with that
             patch = patch.model_copy(update={"previous_digest": older.patch.previous_digest})
         check = stored or check_digest(patch, config, sources=sources)
+        if stored is None and scanner is not None:  # no report: one check-only scan first
+            first = scan_first(patch, check, scanner=scanner, catalog=store)
+            if first.waiting:  # kept with its scan; the scan's end sends it back
+                return Admission(check.model_copy(update={"urgency": "checking"}))
+            check = check.model_copy(update={"notes": [*check.notes, *first.notes]})
         decision = decide(
             check,
             config,

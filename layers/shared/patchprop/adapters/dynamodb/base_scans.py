@@ -1,0 +1,53 @@
+"""The check-only scans of base digests: `BASE#<base>` / `SCAN#<digest>`, claimed once (a
+condition), with the patch they hold back in `scan` (JSON) and their `state` beside it."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from patchprop.adapters.dynamodb.table import TableAccess
+from patchprop.domain.base_scan import BaseScan, ScanState
+from patchprop.domain.errors import StoreError
+
+
+def scan_key(base: str, digest: str) -> dict[str, str]:
+    return {"PK": f"BASE#{base}", "SK": f"SCAN#{digest}"}
+
+
+class BaseScansTable(TableAccess):
+    """The `BaseScans` port on DynamoDB."""
+
+    def claim_base_scan(self, scan: BaseScan) -> bool:
+        item = {**scan_key(scan.base, scan.digest), "kind": "base_scan", "state": scan.state}
+        return self._put({**item, "scan": scan.model_dump_json()}, "attribute_not_exists(PK)")
+
+    def get_base_scan(self, base: str, digest: str) -> BaseScan | None:
+        item = self._get(scan_key(base, digest))
+        if item is None:
+            return None
+        scan = BaseScan.model_validate_json(item["scan"])
+        update = {"state": item.get("state", scan.state), "build_id": item.get("build_id") or scan.build_id}
+        return scan.model_copy(update={**update, "reason": item.get("reason", scan.reason)})
+
+    def set_base_scan_build(self, base: str, digest: str, build_id: str) -> None:
+        self._update(scan_key(base, digest), "SET build_id = :b", {":b": build_id})
+
+    def finish_base_scan(self, base: str, digest: str, state: ScanState, reason: str, build_id: str) -> bool:
+        done = self._update_if(
+            f"ending the scan of {base}@{digest}",
+            Key=scan_key(base, digest),
+            UpdateExpression="SET #s = :s, reason = :r, build_id = :b",
+            ConditionExpression="#s = :checking",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":s": state, ":r": reason, ":b": build_id, ":checking": "checking"},
+        )
+        return done is not None
+
+    def drop_base_scan(self, base: str, digest: str) -> None:
+        self._delete_item(scan_key(base, digest))
+
+    def _delete_item(self, key: dict[str, str]) -> None:
+        try:
+            self.table.delete_item(Key=key)
+        except ClientError as exc:
+            raise StoreError(f"deleting {key['PK']} {key['SK']}: {exc}") from exc
