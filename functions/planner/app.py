@@ -40,7 +40,8 @@ processor = BatchProcessor(
 )
 # One admission per (base, digest) and stage, however many webhooks, polls and redeliveries
 # report it: the first sight, its release from a hold, and an owner's --now are each one.
-# Back from its check-only scan (base_scanned) is one more: it is checked and planned then.
+# Back from its check-only scan (base_scanned) is one more: it is checked and planned then; and
+# a rollback's patch (rollback_of) is its own, even onto a digest planned before.
 idempotency = IdempotencyConfig(
     event_key_jmespath="[base, digest, admitted, force_now, base_scanned, rollback_of]",
     expires_after_seconds=24 * 3600,
