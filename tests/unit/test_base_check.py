@@ -18,6 +18,7 @@ from fakes import FakeQueue, FakeTopic, InMemoryStore
 from patchprop.domain.base_check import BaseContents, ImageFacts, SignatureError
 from patchprop.domain.findings import ScanReportError
 from patchprop.domain.models import Base, Dependent, PatchRequest, RebuildRequest, utcnow
+from patchprop.domain.provenance import Provenance
 from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.domain.refs import ImageRef
 from patchprop.domain.scan import parse_report
@@ -46,6 +47,7 @@ class FakeSources:
     verified: list[str] = field(default_factory=list)
     bad_keys: set[str] = field(default_factory=set)
     kev_ids: frozenset[str] = frozenset()
+    provenances: dict[str, Provenance] = field(default_factory=dict)
 
     def verify(self, image: ImageRef, key: str) -> None:
         self.verified.append(image.pinned)
@@ -58,6 +60,9 @@ class FakeSources:
 
     def kev(self) -> frozenset[str]:
         return self.kev_ids
+
+    def provenance(self, image: ImageRef) -> Provenance:
+        return self.provenances.get(image.digest or "", Provenance(state="none"))
 
 
 def contents(report: bytes | None, digest: str, packages: dict[str, str] | None = None) -> BaseContents:
