@@ -58,7 +58,7 @@ def read_provenance(
 
 def _attestation(registry: BaseRegistry, image: ImageRef) -> tuple[str, dict[str, Any]] | None:
     """The first platform's SLSA layer in a BuildKit attestation manifest of the index."""
-    index = registry.manifest(image)
+    index = registry.manifest(_by_digest(image, image.digest or ""))
     if index.get("mediaType") not in INDEX_TYPES and "manifests" not in index:
         return None
     entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
@@ -71,7 +71,7 @@ def _attestation(registry: BaseRegistry, image: ImageRef) -> tuple[str, dict[str
         attestation = attestations.get(platform.get("digest"))
         if attestation is None:
             continue
-        manifest = registry.manifest(image.with_digest(attestation["digest"]))
+        manifest = registry.manifest(_by_digest(image, attestation["digest"]))
         for layer in manifest.get("layers") or []:
             if (layer.get("annotations") or {}).get(PREDICATE_TYPE) in SLSA_TYPES:
                 where = f"attestation manifest {attestation['digest']}{_platform(platform)}"
@@ -88,7 +88,7 @@ def _referrer(registry: BaseRegistry, image: ImageRef) -> tuple[str, dict[str, A
         and (d.get("annotations") or {}).get(PREDICATE_TYPE, SLSA_TYPES[0]) in SLSA_TYPES
     ]
     for descriptor in candidates[:MAX_REFERRERS]:
-        manifest = registry.manifest(image.with_digest(descriptor["digest"]))
+        manifest = registry.manifest(_by_digest(image, descriptor["digest"]))
         for layer in manifest.get("layers") or []:
             kind = (layer.get("annotations") or {}).get(PREDICATE_TYPE)
             if kind in SLSA_TYPES or (kind is None and layer.get("mediaType") in STATEMENT_TYPES):
@@ -130,3 +130,8 @@ def _platform(descriptor: dict[str, Any]) -> str:
     platform = descriptor.get("platform") or {}
     name = "/".join(p for p in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if p)
     return f" ({name})" if name else ""
+
+
+def _by_digest(image: ImageRef, digest: str) -> ImageRef:
+    """`digest` in `image`'s repository, without the tag (a manifest read asks for the tag first)."""
+    return ImageRef(image.registry, image.repository, None, digest)
