@@ -67,7 +67,7 @@ def test_a_buildkit_v1_statement_and_its_dsse_envelope_read_the_same() -> None:
 def test_what_is_not_slsa_provenance_is_refused_naming_why() -> None:
     sbom = json.dumps({"_type": "https://in-toto.io/Statement/v0.1",
                        "predicateType": "https://spdx.dev/Document", "predicate": {}}).encode()  # fmt: skip
-    with pytest.raises(ProvenanceError, match="spdx.dev/Document.*not SLSA provenance"):
+    with pytest.raises(ProvenanceError, match=r"spdx\.dev/Document.*not SLSA provenance"):
         read_statement(sbom)
     with pytest.raises(ProvenanceError, match="not valid JSON"):
         read_statement(b"{")
@@ -130,7 +130,8 @@ def buildkit_index(statement: bytes, size: int | None = None) -> IndexRegistry:
     attestation = "sha256:" + "9" * 64
     index = {"mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": PLATFORM, "platform": {"os": "linux", "architecture": "amd64"}},
-        {"mediaType": OCI_MANIFEST, "digest": attestation, "platform": {"os": "unknown", "architecture": "unknown"},
+        {"mediaType": OCI_MANIFEST, "digest": attestation,
+         "platform": {"os": "unknown", "architecture": "unknown"},
          "annotations": {"vnd.docker.reference.type": "attestation-manifest",
                          "vnd.docker.reference.digest": PLATFORM}},
     ]}  # fmt: skip
@@ -157,7 +158,8 @@ def test_an_oversized_or_altered_statement_is_unreadable_naming_why() -> None:
 def test_a_referrer_in_the_tag_schema_is_read_and_none_is_none() -> None:
     # Given a single-platform base with an in-toto referrer listed under its sha256-<hex> tag
     referrer = "sha256:" + "7" * 64
-    layer = {"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": sha256_digest(V1), "size": len(V1)}
+    dsse = "application/vnd.dsse.envelope.v1+json"
+    layer = {"mediaType": dsse, "digest": sha256_digest(V1), "size": len(V1)}
     tag = NEW.replace(":", "-")
     registry = IndexRegistry(
         {NEW: {"mediaType": OCI_MANIFEST, "layers": []},
@@ -193,7 +195,8 @@ class Sources:
 
 
 def test_the_base_check_records_both_digests_provenance_and_the_message_tells_it() -> None:
-    patch = PatchRequest(base="registry.example.com/acme/base:1", digest=NEW, previous_digest=OLD, detected_by="poller")
+    base = "registry.example.com/acme/base:1"
+    patch = PatchRequest(base=base, digest=NEW, previous_digest=OLD, detected_by="poller")
     sources = Sources({NEW: read_statement(V1), OLD: read_statement(V02)})
     check = check_digest(patch, BaseSettings(), sources=sources)
     assert check.provenance == read_statement(V1) and check.previous_provenance == read_statement(V02)

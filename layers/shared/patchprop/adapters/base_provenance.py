@@ -128,7 +128,8 @@ def _statement_bytes(registry: BaseRegistry, image: ImageRef, layer: dict[str, A
 
 def _platform(descriptor: dict[str, Any]) -> str:
     platform = descriptor.get("platform") or {}
-    name = "/".join(p for p in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if p)
+    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
+    name = "/".join(p for p in parts if p)
     return f" ({name})" if name else ""
 
 
