@@ -53,7 +53,8 @@ def read_provenance(
     except ProvenanceError as exc:
         return Provenance(state="unreadable", reason=f"{exc.reason} ({where})" if where else exc.reason)
     except (RegistryError, requests.RequestException, KeyError, TypeError, ValueError) as exc:
-        return Provenance(state="unreadable", reason=f"the registry could not be read: {exc}", where=where)
+        why = f"the registry could not be read: {exc}"[:300]
+        return Provenance(state="unreadable", reason=why, where=where)
 
 
 def _attestation(registry: BaseRegistry, image: ImageRef) -> tuple[str, dict[str, Any]] | None:
