@@ -31,6 +31,7 @@ from fakes import FakeQueue, FakeTopic, InMemoryStore
 from patchprop.domain.base_check import BaseContents
 from patchprop.domain.findings import Finding, ScanReport, Severity
 from patchprop.domain.models import Base, Dependent, PatchRequest, RebuildRequest
+from patchprop.domain.provenance import Provenance
 from patchprop.domain.refs import ImageRef
 from patchprop.domain.urgency import BaseSettings
 from patchprop.logic.base_check import admit_patch, release_due
@@ -67,6 +68,9 @@ class Publisher:
 
     def kev(self) -> frozenset[str]:
         return frozenset()
+
+    def provenance(self, image: ImageRef) -> Provenance:
+        return Provenance(state="none")
 
 
 def night_kind(base_index: int, day: int, fix_days: int) -> str:

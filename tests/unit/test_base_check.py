@@ -19,6 +19,7 @@ from patchprop.domain.base_check import BaseContents, ImageFacts, SignatureError
 from patchprop.domain.events import BuildResult
 from patchprop.domain.findings import ScanReportError
 from patchprop.domain.models import Base, Dependent, PatchRequest, RebuildRequest, utcnow
+from patchprop.domain.provenance import Provenance
 from patchprop.domain.records import Rebuild, RebuildStatus
 from patchprop.domain.refs import ImageRef
 from patchprop.domain.scan import parse_report
@@ -47,6 +48,7 @@ class FakeSources:
     verified: list[str] = field(default_factory=list)
     bad_keys: set[str] = field(default_factory=set)
     kev_ids: frozenset[str] = frozenset()
+    provenances: dict[str, Provenance] = field(default_factory=dict)
 
     def verify(self, image: ImageRef, key: str) -> None:
         self.verified.append(image.pinned)
@@ -59,6 +61,9 @@ class FakeSources:
 
     def kev(self) -> frozenset[str]:
         return self.kev_ids
+
+    def provenance(self, image: ImageRef) -> Provenance:
+        return self.provenances.get(image.digest or "", Provenance(state="none"))
 
 
 def contents(report: bytes | None, digest: str, packages: dict[str, str] | None = None) -> BaseContents:

@@ -16,6 +16,7 @@ from patchprop.domain.cascade import Node
 from patchprop.domain.events import BuildResult
 from patchprop.domain.models import Base, CascadeId, Dependent, PatchRequest
 from patchprop.domain.outcome_events import OutcomeEvent
+from patchprop.domain.provenance import Provenance
 from patchprop.domain.rebase import Rebase
 from patchprop.domain.records import CascadeNode, Finish, Hold, NodeStatus, Outcome, Patch, Promotion, Rebuild
 from patchprop.domain.refs import ImageRef
@@ -282,6 +283,11 @@ class BaseSources(Protocol):
 
     def kev(self) -> frozenset[str]:
         """CVE ids in the configured KEV list (empty when none is configured)."""
+        ...
+
+    def provenance(self, image: ImageRef) -> Provenance:
+        """The SLSA provenance the digest publishes: state none when none, unreadable (why said)
+        when it cannot be read; never raised."""
         ...
 
 

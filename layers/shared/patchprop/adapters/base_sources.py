@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from patchprop.adapters.base_provenance import read_provenance
 from patchprop.adapters.registry import RegistryClient, is_loopback
 from patchprop.domain.base_check import (
     BaseContents,
@@ -38,6 +39,7 @@ from patchprop.domain.base_check import (
 from patchprop.domain.cosign import SIGNATURE_ANNOTATION, signature_ref, signed_digest
 from patchprop.domain.errors import RegistryError
 from patchprop.domain.findings import ScanReportError
+from patchprop.domain.provenance import Provenance
 from patchprop.domain.refs import ImageRef
 from patchprop.domain.scan import parse_report
 from patchprop.ports import Reports
@@ -162,6 +164,9 @@ class BaseSourcesAdapter:
 
     def kev(self) -> frozenset[str]:
         return self._kev
+
+    def provenance(self, image: ImageRef) -> Provenance:
+        return read_provenance(self.registry, image)
 
     @cached_property
     def _kev(self) -> frozenset[str]:

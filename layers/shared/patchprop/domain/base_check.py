@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from patchprop.domain.errors import PatchpropError
 from patchprop.domain.findings import Finding, ScanReport, ScanReportError, Severity
+from patchprop.domain.provenance import Provenance
 
 SignatureState = Literal["verified", "failed", "not_configured"]
 MAX_SBOM_BYTES = 100 * 2**20
@@ -135,6 +136,9 @@ class BaseJudgement(Frozen):
     urgency: str = "now"
     urgency_reason: str = ""
     release_at: datetime | None = None
+    # The SLSA provenance each digest publishes (None: not looked for, as before it was read).
+    provenance: Provenance | None = None
+    previous_provenance: Provenance | None = None
 
     @property
     def verified(self) -> bool:

@@ -46,7 +46,8 @@ class Admission:
 
 
 def check_digest(patch: PatchRequest, settings: BaseSettings, *, sources: BaseSources) -> BaseJudgement:
-    """Verify, read and diff the new digest against the previous one (each read once)."""
+    """Verify, read and diff the new digest against the previous one, and read what each one's
+    provenance says (each read once)."""
     ref = parse_ref(patch.base)
     signature, why = "not_configured", ""
     if settings.key:
@@ -61,6 +62,8 @@ def check_digest(patch: PatchRequest, settings: BaseSettings, *, sources: BaseSo
     new = sources.contents(ref.with_digest(patch.digest))
     old = sources.contents(ref.with_digest(patch.previous_digest)) if patch.previous_digest else None
     notes = [*new.notes, *(old.notes if old else [])]
+    provenance = sources.provenance(ref.with_digest(patch.digest))
+    previous = sources.provenance(ref.with_digest(patch.previous_digest)) if patch.previous_digest else None
     if new.report is None:
         notes.append(
             "The base was not scanned: the gates compare each rebuild with no base report, so a "
@@ -75,6 +78,8 @@ def check_digest(patch: PatchRequest, settings: BaseSettings, *, sources: BaseSo
         diff=diff_base(new, old).capped(),
         notes=notes,
         checked_at=utcnow(),
+        provenance=provenance,
+        previous_provenance=previous,
     )
 
 

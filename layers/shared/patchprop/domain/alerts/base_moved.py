@@ -13,6 +13,7 @@ import json
 from patchprop.domain.alerts.budget import fit
 from patchprop.domain.alerts.model import MAX_MESSAGE_BYTES, SUBJECT_LIMIT, Message, Template
 from patchprop.domain.base_check import BaseJudgement
+from patchprop.domain.provenance import provenance_changes
 
 
 def headline(check: BaseJudgement, images: int) -> str:
@@ -52,7 +53,10 @@ def base_moved_message(
         f"Signature: {check.signature}" + (f" ({check.signature_reason})" if check.signature_reason else "")
     )
     lines.append(f"Scanned:   {'yes, ' + (check.report_uri or '') if check.scanned else 'no'}")
-    lines += ["", *check.diff.said(), *check.notes]
+    if check.provenance is not None:
+        lines.append(f"Provenance: {check.provenance.said()}")
+    changes = provenance_changes(check.provenance, check.previous_provenance)
+    lines += ["", *check.diff.said(), *changes, *check.notes]
     body = "\n".join(lines)
     if template != "email":
         body = json.dumps(
