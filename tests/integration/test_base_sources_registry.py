@@ -133,3 +133,19 @@ def test_the_check_only_build_leaves_the_sbom_where_the_base_check_reads_it(
     assert sources.scans == 0 and found.packages == {"busybox (apk)": "1.36.1-r2"}
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["sbom"].endswith(f"/bases/check/{digest.removeprefix('sha256:')}/sbom.json")
+
+
+def test_without_an_sbom_each_digests_own_config_is_read_not_the_tags(
+    local_registry: LocalRegistry, tmp_path: Path
+) -> None:
+    # Given two digests of a base under one tag, the older for amd64 and the newer for arm64
+    address = local_registry.address
+    files = {"etc/os-release": OS_RELEASE}
+    old = oci.push_image(address, "bases/configs", "1", files)
+    new = oci.push_image(address, "bases/configs", "1", files, architecture="arm64")
+    sources = BaseSourcesAdapter(BaseRegistry(), Reports(allow_files=True), None, syft=None)
+    base = parse_ref(f"{address}/bases/configs:1")
+    # When the check reads each digest's config (no SBOM, no syft), the tag now naming the newer
+    diff = diff_base(sources.contents(base.with_digest(new)), sources.contents(base.with_digest(old)))
+    # Then the older digest's config is its own: the architecture change is seen
+    assert diff.config == ["architectures: amd64 -> arm64"]

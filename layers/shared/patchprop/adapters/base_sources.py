@@ -57,6 +57,9 @@ class BaseRegistry(RegistryClient):
     """A registry client that also reads manifests and blobs (signatures, configs)."""
 
     def manifest(self, ref: ImageRef) -> dict[str, Any]:
+        """The manifest `ref` names: by its digest when pinned (the tag may have moved since)."""
+        if ref.digest:
+            ref = ImageRef(ref.registry, ref.repository, None, ref.digest)
         return dict(self._manifest_request("GET", ref).json())
 
     def blob(self, ref: ImageRef, digest: str) -> bytes:
