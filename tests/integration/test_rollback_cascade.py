@@ -92,6 +92,8 @@ def test_a_rollback_patches_the_images_built_on_it_onto_the_digest_it_went_back_
     )
     patch = golden["store"].get_patch(golden["image"], golden["old"])
     assert patch is not None and patch.rebuilds == 1 and patch.rollback_of == golden["rebuild_id"]
+    assert patch.base_check is not None
+    assert patch.base_check.urgency_reason == f"a rollback undid rebuild {golden['rebuild_id']}"
     # And the rollback is one event, naming what the tag holds now and the patch it started
     (event,) = receive_all(events)
     detail = event["detail"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -133,6 +133,8 @@ def admit_patch(
             forced=patch.force_now,
             held_until=older.release_at if older and config.soak_hours == 0 else None,
         )
+        if patch.rollback_of and decision.urgency == "now":  # why it rebuilds: said as it happened
+            decision = replace(decision, reason=f"a rollback undid rebuild {patch.rollback_of}")
         check = check.model_copy(
             update={
                 "urgency": decision.urgency,
