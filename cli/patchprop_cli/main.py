@@ -48,6 +48,13 @@ def demo() -> None:
     help="Sign each promoted digest (only those) with cosign and KEY. Default: PATCHPROP_COSIGN_KEY.",
 )
 @click.option(
+    "--base-checks",
+    envvar="PATCHPROP_BASE_CHECKS",
+    default="",
+    metavar="JSON|@FILE",
+    help="The base check's settings per base (BaseChecks), checked before anything starts.",
+)
+@click.option(
     "--verbose", is_flag=True, help="Also print the handlers' own logs (Powertools JSON), as Lambda would."
 )
 def local(
@@ -57,6 +64,7 @@ def local(
     projects: tuple[str, ...],
     poll_interval: float | None,
     cosign_key: str | None,
+    base_checks: str,
     verbose: bool,
 ) -> None:
     """Run the whole system on this machine (127.0.0.1 only) until Ctrl-C."""
@@ -74,7 +82,11 @@ def local(
         poll_interval=poll_interval,
         signing_key=cosign_key,
         # CloudWatch's embedded metric lines mean nothing on a terminal; logs with --verbose.
-        env={"POWERTOOLS_METRICS_DISABLED": "true", **({} if verbose else QUIET_LOGS)},
+        env={
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            **({} if verbose else QUIET_LOGS),
+            **({"BASE_CHECKS": checked_base_checks(base_checks)} if base_checks else {}),
+        },
     )
     from patchprop_local.narrate import Narrator
 
@@ -99,6 +111,26 @@ def local(
     finally:
         click.echo("stopping...")
         stack.stop()
+
+
+def checked_base_checks(value: str) -> str:
+    """--base-checks as JSON text (or @FILE), refused at start when an entry does not read."""
+    from pathlib import Path
+
+    from patchprop.domain.urgency import BaseSettingsError, parse_base_settings
+
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text()
+        except OSError as exc:
+            why = f"{value[1:]} cannot be read: {exc.strerror}"
+            raise click.BadParameter(why, param_hint="--base-checks") from exc
+    try:
+        parse_base_settings(text, strict=True)
+    except BaseSettingsError as exc:
+        raise click.BadParameter(str(exc), param_hint="--base-checks") from exc
+    return text
 
 
 # The management API's commands (register, update, list, show, remove, bases, rebuilds, graph).
