@@ -1121,3 +1121,25 @@ def test_own_package_rescans_are_off_by_default_and_send_only_to_the_rebuild_que
         for resource in _as_list(branch["Resource"])
     ]
     assert sorted(str(s) for s in sends) == ["PatchQueue", "PollerDLQ", "RebuildQueue"]
+
+
+def test_the_planner_reads_only_the_named_base_keys_and_only_when_some_are_named(cfn: Template) -> None:
+    # Each key store's grant is its own policy, on the planner's role alone, conditional on its list
+    resources = cfn["Resources"]
+    expected = {
+        "BaseKeyParametersPolicy": ("ssm:GetParameter", "BaseKeyParameterArns", "HasBaseKeyParameters"),
+        "BaseKeySecretsPolicy": ("secretsmanager:GetSecretValue", "BaseKeySecretArns", "HasBaseKeySecrets"),
+        "BaseKeyKmsKeysPolicy": ("kms:GetPublicKey", "BaseKeyKmsKeyArns", "HasBaseKeyKmsKeys"),
+    }
+    for name, (action, parameter, condition) in expected.items():
+        policy = resources[name]
+        assert policy["Condition"] == condition
+        assert [referenced_id(r) for r in policy["Properties"]["Roles"]] == ["PlannerFunctionRole"]
+        [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Action"] == action and referenced_id(statement["Resource"]) == parameter
+        assert cfn["Parameters"][parameter]["Default"] == ""
+    # and no other policy grants these actions
+    for name, resource in resources.items():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::RolePolicy") and name not in expected:
+            text = json.dumps(resource["Properties"]["PolicyDocument"])
+            assert "ssm:GetParameter" not in text and "kms:GetPublicKey" not in text, name
