@@ -150,12 +150,14 @@ from patchprop_cli.gate_cmd import gate_command  # noqa: E402
 from patchprop_cli.patch_cmd import patch  # noqa: E402
 from patchprop_cli.poll_cmd import poll  # noqa: E402
 from patchprop_cli.promote_cmd import promote, rollback  # noqa: E402
+from patchprop_cli.rescan_cmd import rescan  # noqa: E402
 
 cli.add_command(discover)
 cli.add_command(gate_command)
 cli.add_command(promote)
 cli.add_command(rollback)
 cli.add_command(poll)
+cli.add_command(rescan)
 cli.add_command(alerts)
 
 from patchprop_cli.status_cmd import report, status  # noqa: E402
