@@ -940,6 +940,7 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
     assert sorted(builds) == sorted((role, arn + p) for p in projects for role in readers)
     # (and the API, whose promotion by hand attaches the rebuild's SBOM and scan report)
     assert sorted(reports) == [
+        ("ApiFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # a rescan by hand
         ("ApiFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         ("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         ("PlannerFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # the base check
