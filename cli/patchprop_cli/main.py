@@ -113,7 +113,7 @@ def local(
         stack.stop()
 
 
-def checked_base_checks(value: str) -> str:
+def checked_base_checks(value: str, hint: str = "--base-checks") -> str:
     """--base-checks as JSON text (or @FILE), refused at start when an entry does not read."""
     from pathlib import Path
 
@@ -125,12 +125,22 @@ def checked_base_checks(value: str) -> str:
             text = Path(value[1:]).read_text()
         except OSError as exc:
             why = f"{value[1:]} cannot be read: {exc.strerror}"
-            raise click.BadParameter(why, param_hint="--base-checks") from exc
+            raise click.BadParameter(why, param_hint=hint) from exc
     try:
         parse_base_settings(text, strict=True)
     except BaseSettingsError as exc:
-        raise click.BadParameter(str(exc), param_hint="--base-checks") from exc
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
     return text
+
+
+@cli.command("check-base-checks")
+@click.argument("value", metavar="JSON|@FILE")
+def check_base_checks(value: str) -> None:
+    """Check a BaseChecks value before deploying it (sam deploy --parameter-overrides BaseChecks=…)."""
+    from patchprop.domain.urgency import parse_base_settings
+
+    settings = parse_base_settings(checked_base_checks(value, hint="JSON|@FILE"))
+    click.echo(f"BaseChecks reads: {len(settings)} entr{'y' if len(settings) == 1 else 'ies'}")
 
 
 # The management API's commands (register, update, list, show, remove, bases, rebuilds, graph).

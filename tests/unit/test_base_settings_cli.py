@@ -30,3 +30,12 @@ def test_base_checks_read_from_a_file(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "['*'] key: vault: is not a key reference" in result.output
     missing = CliRunner().invoke(cli, ["local", "--base-checks", f"@{tmp_path / 'none.json'}"])
     assert missing.exit_code == 2 and "none.json cannot be read" in missing.output
+
+
+def test_a_value_is_checked_before_it_is_deployed(tmp_path: Path) -> None:
+    good = CliRunner().invoke(
+        cli, ["check-base-checks", '{"*": {"key": "awskms:///arn:aws:kms:eu-west-1:1:key/k"}}']
+    )
+    assert good.exit_code == 0 and "BaseChecks reads: 1 entry" in good.output
+    bad = CliRunner().invoke(cli, ["check-base-checks", '{"dhi.io/python:3.13": {"mode": "later"}}'])
+    assert bad.exit_code == 2 and "BASE_CHECKS['dhi.io/python:3.13'] mode" in bad.output
