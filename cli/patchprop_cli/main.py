@@ -48,6 +48,13 @@ def demo() -> None:
     help="Sign each promoted digest (only those) with cosign and KEY. Default: PATCHPROP_COSIGN_KEY.",
 )
 @click.option(
+    "--base-checks",
+    envvar="PATCHPROP_BASE_CHECKS",
+    default="",
+    metavar="JSON|@FILE",
+    help="The base check's settings per base (BaseChecks), checked before anything starts.",
+)
+@click.option(
     "--verbose", is_flag=True, help="Also print the handlers' own logs (Powertools JSON), as Lambda would."
 )
 def local(
@@ -57,6 +64,7 @@ def local(
     projects: tuple[str, ...],
     poll_interval: float | None,
     cosign_key: str | None,
+    base_checks: str,
     verbose: bool,
 ) -> None:
     """Run the whole system on this machine (127.0.0.1 only) until Ctrl-C."""
@@ -79,7 +87,11 @@ def local(
         poll_interval=poll_interval,
         signing_key=cosign_key,
         # CloudWatch's embedded metric lines mean nothing on a terminal; logs with --verbose.
-        env={"POWERTOOLS_METRICS_DISABLED": "true", **({} if verbose else QUIET_LOGS)},
+        env={
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            **({} if verbose else QUIET_LOGS),
+            **({"BASE_CHECKS": checked_base_checks(base_checks)} if base_checks else {}),
+        },
     )
     from patchprop_local.narrate import Narrator
 
@@ -107,6 +119,36 @@ def local(
         stack.stop()
 
 
+def checked_base_checks(value: str, hint: str = "--base-checks") -> str:
+    """--base-checks as JSON text (or @FILE), refused at start when an entry does not read."""
+    from pathlib import Path
+
+    from patchprop.domain.urgency import BaseSettingsError, parse_base_settings
+
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text()
+        except OSError as exc:
+            why = f"{value[1:]} cannot be read: {exc.strerror}"
+            raise click.BadParameter(why, param_hint=hint) from exc
+    try:
+        parse_base_settings(text, strict=True)
+    except BaseSettingsError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
+    return text
+
+
+@cli.command("check-base-checks")
+@click.argument("value", metavar="JSON|@FILE")
+def check_base_checks(value: str) -> None:
+    """Check a BaseChecks value before deploying it (sam deploy --parameter-overrides BaseChecks=…)."""
+    from patchprop.domain.urgency import parse_base_settings
+
+    settings = parse_base_settings(checked_base_checks(value, hint="JSON|@FILE"))
+    click.echo(f"BaseChecks reads: {len(settings)} entr{'y' if len(settings) == 1 else 'ies'}")
+
+
 # The management API's commands (register, update, list, show, remove, bases, rebuilds, graph).
 cli.add_command(commands.register)
 cli.add_command(commands.update)
@@ -124,12 +166,14 @@ from patchprop_cli.gate_cmd import gate_command  # noqa: E402
 from patchprop_cli.patch_cmd import patch  # noqa: E402
 from patchprop_cli.poll_cmd import poll  # noqa: E402
 from patchprop_cli.promote_cmd import promote, rollback  # noqa: E402
+from patchprop_cli.rescan_cmd import rescan  # noqa: E402
 
 cli.add_command(discover)
 cli.add_command(gate_command)
 cli.add_command(promote)
 cli.add_command(rollback)
 cli.add_command(poll)
+cli.add_command(rescan)
 cli.add_command(alerts)
 
 from patchprop_cli.status_cmd import report, status  # noqa: E402

@@ -113,7 +113,7 @@ def test_sample_events_are_accepted_by_their_handlers(aws, builds):
 
 
 def test_a_patch_the_planner_cannot_plan_is_logged_with_its_base_and_retried(aws, builds, monkeypatch):
-    # Given a malformed BASE_CHECKS setting (every patch's admission raises on it)
+    # Given a table that does not exist (every patch's admission raises on it)
     import logging
     import sys
 
@@ -121,7 +121,7 @@ def test_a_patch_the_planner_cannot_plan_is_logged_with_its_base_and_retried(aws
 
     from patchprop import config
 
-    monkeypatch.setenv("BASE_CHECKS", "{not json")
+    monkeypatch.setenv("TABLE_NAME", "patchprop-no-such-table")
     config.env_vars.cache_clear()
     planner = handler("planner")
     logged: list[logging.LogRecord] = []
@@ -140,5 +140,5 @@ def test_a_patch_the_planner_cannot_plan_is_logged_with_its_base_and_retried(aws
     errors = [r for r in logged if r.levelno == logging.ERROR and "patch not planned" in r.getMessage()]
     assert len(errors) == 1
     assert errors[0].base == "docker.io/acme/golden-python:3.13"  # type: ignore[attr-defined]
-    assert errors[0].error == "BaseSettingsError"  # type: ignore[attr-defined]
+    assert errors[0].error == "StoreError"  # type: ignore[attr-defined]
     assert builds.started == []

@@ -303,11 +303,54 @@ def test_a_soak_holds_a_fix_and_a_newer_digest_replaces_it(world) -> None:
     assert second.check.release_at == now + timedelta(hours=3)
 
 
-def test_settings_that_do_not_read_name_the_base() -> None:
-    with pytest.raises(ValueError, match=r"python:3\.13"):
-        parse_base_settings('{"docker.io/library/python:3.13": {"severity": "urgent"}}')
+def test_settings_that_do_not_read_name_the_base_when_strict() -> None:
+    # At deploy and start time, the first bad entry is an error naming the entry and the field
+    with pytest.raises(ValueError, match=r"python:3\.13.*severity"):
+        parse_base_settings('{"docker.io/library/python:3.13": {"severity": "urgent"}}', strict=True)
     with pytest.raises(ValueError, match="not valid JSON"):
-        parse_base_settings("{")
+        parse_base_settings("{", strict=True)
+    with pytest.raises(ValueError, match=r"\['\*'\] key: s3: is not a key reference"):
+        parse_base_settings('{"*": {"key": "s3://keys/cosign.pub"}}', strict=True)
+    with pytest.raises(ValueError, match=r"key: ssm: names nothing"):
+        parse_base_settings('{"*": {"key": "ssm:"}}', strict=True)
+    with pytest.raises(ValueError, match=r"problem: not a setting"):
+        parse_base_settings('{"*": {"problem": ""}}', strict=True)
+
+
+def test_a_malformed_entry_fails_only_its_own_base(world) -> None:
+    # Given BASE_CHECKS with a typo in one base's entry and a good one for another
+    store, queue, topic, sources = world
+    fleet(store, 3)
+    fleet(store, 2, base=OTHER, owner="web")
+    sources.by_digest = {NEW: contents(CLEAN, NEW), OLD: contents(FIXES, OLD)}
+    settings = parse_base_settings(json.dumps({BASE: {"severty": "critical"}, OTHER: {"severity": "low"}}))
+    # When both move
+    bad = admit(world, patch_of(), settings)
+    other = admit(world, patch_of(base=OTHER), settings)
+    # Then the bad entry's base fails closed, reading nothing, saying the entry and the field
+    assert bad.check.urgency == "refused" and bad.plan is None
+    assert f"BASE_CHECKS[{BASE!r}] severty" in bad.check.urgency_reason
+    assert sources.verified == [] and sources.reads[NEW] == 1  # only the other base was read
+    refusals = [m for m in topic.published if m.attributes["outcome"] == "base-refused"]
+    assert refusals and all("severty" in m.body for m in refusals)
+    assert store.get_patch(BASE, NEW) is not None  # recorded with its check, nothing rebuilt
+    # and the other base goes on with its own settings
+    assert other.check.urgency == "now"
+    rebuilt = {m.image for m in queue.messages if isinstance(m, RebuildRequest)}
+    assert len(rebuilt) == 2
+    # and once the entry is fixed, the digest is judged (the refusal was not kept as its check)
+    assert store.get_base_check(BASE, NEW) is None
+    fixed = admit(world, patch_of(force_now=True), parse_base_settings(json.dumps({BASE: {}})))
+    assert fixed.check.urgency == "now" and fixed.plan is not None
+
+
+def test_a_document_that_does_not_read_fails_every_base_closed(world) -> None:
+    store, _queue, _topic, sources = world
+    fleet(store, 1)
+    admission = admit(world, patch_of(), parse_base_settings("{not json"))
+    assert admission.check.urgency == "refused"
+    assert "BASE_CHECKS is not valid JSON" in admission.check.urgency_reason
+    assert sources.reads == Counter()
 
 
 def test_a_vex_statement_removes_the_finding_before_the_diff() -> None:

@@ -942,6 +942,7 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
     assert sorted(builds) == sorted((role, arn + p) for p in projects for role in readers)
     # (and the API, whose promotion by hand attaches the rebuild's SBOM and scan report)
     assert sorted(reports) == [
+        ("ApiFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # a rescan by hand
         ("ApiFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         ("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         ("PlannerFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # the base check
@@ -1138,6 +1139,8 @@ def _kms_grants(cfn: Template) -> dict[str, set[str]]:
     """{kms action: the roles granted it}, each grant's resources checked to be the key's Ref."""
     found: dict[str, set[str]] = {}
     for name, resource in cfn["Resources"].items():
+        if name == "BaseKeyKmsKeysPolicy":  # the planner reads base keys' public halves: tested below
+            continue
         properties = resource.get("Properties", {})
         for _, document in _policy_documents(properties, name):
             for statement in _as_list(document["Statement"]):
@@ -1174,3 +1177,31 @@ def test_promoting_functions_may_sign_with_exactly_the_cosign_key_and_only_when_
     for function in ("BuildEventsFunction", "ApiFunction"):
         variables = signing["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert variables["SIGNING_KEY_ARN"] == {"Fn::If": ["HasCosignKmsKey", {"Ref": "CosignKmsKeyArn"}, ""]}
+
+
+def test_the_planner_reads_only_the_named_base_keys_and_only_when_some_are_named(cfn: Template) -> None:
+    # Each key store's grant is its own policy, on the planner's role alone, conditional on its list
+    resources = cfn["Resources"]
+    expected = {
+        "BaseKeyParametersPolicy": ("ssm:GetParameter", "BaseKeyParameterArns", "HasBaseKeyParameters"),
+        "BaseKeySecretsPolicy": ("secretsmanager:GetSecretValue", "BaseKeySecretArns", "HasBaseKeySecrets"),
+        "BaseKeyKmsKeysPolicy": ("kms:GetPublicKey", "BaseKeyKmsKeyArns", "HasBaseKeyKmsKeys"),
+    }
+    for name, (action, parameter, condition) in expected.items():
+        policy = resources[name]
+        assert policy["Condition"] == condition
+        assert [referenced_id(r) for r in policy["Properties"]["Roles"]] == ["PlannerFunctionRole"]
+        [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Action"] == action and referenced_id(statement["Resource"]) == parameter
+        assert cfn["Parameters"][parameter]["Default"] == ""
+    # and no other policy grants these actions
+    for name, resource in resources.items():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::RolePolicy") and name not in expected:
+            text = json.dumps(resource["Properties"]["PolicyDocument"])
+            assert "ssm:GetParameter" not in text, name
+    # (kms:GetPublicKey elsewhere is only the signers' on CosignKmsKeyArn: see _kms_grants)
+    assert _kms_grants(cfn).get("kms:GetPublicKey", set()) <= {
+        "BuildEventsFunctionRole",
+        "ApiFunctionRole",
+        "RebuildProjectRole",
+    }

@@ -141,6 +141,9 @@ class ApiEnv(Resources):
     # Promote and rollback by hand tell the topic and release the cascade below.
     TOPIC_ARN: str = ""
     REBUILD_QUEUE_URL: str = ""
+    # `patchprop rescan [IMAGE]` (logic/rescan.py): the tick's budget, and where findings are read.
+    OWN_PACKAGE_RESCANS_PER_DAY: int = 0
+    SCAN_SOURCE: Literal["trivy", "ecr"] = "trivy"
 
     @property
     def projects(self) -> frozenset[str]:

@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from patchprop.adapters.base_keys import read_key
 from patchprop.adapters.base_provenance import read_provenance
 from patchprop.adapters.registry import RegistryClient, is_loopback
 from patchprop.domain.base_check import (
@@ -68,17 +69,6 @@ class BaseRegistry(RegistryClient):
         if response.status_code >= 300:
             raise RegistryError(f"{ref.registry} answered {response.status_code} for blob {digest}")
         return response.content
-
-
-def read_key(key: str) -> bytes:
-    """A public key: PEM text, or a file (path or file://). Anything else cannot be read here."""
-    if key.lstrip().startswith("-----BEGIN"):
-        return key.encode()
-    path = key.removeprefix("file://")
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise SignatureError(f"the key {key!r} cannot be read: {exc}") from exc
 
 
 def verify_payload(public_pem: bytes, payload: bytes, signature_b64: str) -> bool:

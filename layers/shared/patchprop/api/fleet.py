@@ -8,7 +8,8 @@ from typing import Annotated
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, ConfigDict
 
 from patchprop import wiring
 from patchprop.config import ApiEnv, env_vars
@@ -18,6 +19,7 @@ from patchprop.logic import catalog, report
 from patchprop.logic.baseline import PollAnswer, poll_now
 from patchprop.logic.catalog import BaseList, Graph, RebuildList
 from patchprop.logic.report import FleetStatus, Report
+from patchprop.logic.rescan import RescanAnswer, RescanParts, rescan_by_hand
 from patchprop.ports import Store
 from patchprop.web import error_responses as _errors
 from patchprop.web import json_answer as _answer
@@ -136,4 +138,40 @@ def show_report(
 ) -> Response[Report]:
     """Each figure is defined in the README ("Fleet status and the patch report")."""
     answer = report.report(store=_store(), since=since, owner=owner, minutes_per_patch=minutes_per_patch)
+    return _answer(HTTPStatus.OK, answer)
+
+
+class RescanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: TaggedImage | None = None  # None: what the tick would rescan now (within the budget)
+
+
+@router.post(
+    "/rescans",
+    summary="Rescan promoted images now",
+    operation_id="rescanImages",
+    responses={
+        **_ok(RescanAnswer, "Each image rescanned: its outcome, and the rebuild it started"),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT),
+    },
+)
+def rescan_images(request: Annotated[RescanRequest | None, Body()] = None) -> Response[RescanAnswer]:
+    """ECR's current findings of the promoted digest: own packages with fixes rebuild the image
+    alone, under the same gate. A named image ignores the day's budget; without one, what is due.
+    404: not registered; 409: ScanSource is not ecr, tracked only, or nothing promoted."""
+    image = request.image if request else None
+    env = env_vars(ApiEnv)
+    adapters = wiring.adapters(env)
+    parts = RescanParts(
+        store=adapters.store,
+        rescans=adapters.rescans,
+        scans=adapters.scans,
+        reports=adapters.reports,
+        rebuild_queue=adapters.rebuild_queue,
+    )
+    answer = rescan_by_hand(
+        parts, per_day=env.OWN_PACKAGE_RESCANS_PER_DAY, scan_source=env.SCAN_SOURCE, image=image
+    )
+    logger.info("rescanned by hand", extra={"image": image, "rescanned": len(answer.rescanned)})
     return _answer(HTTPStatus.OK, answer)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.errors import PatchpropError
 from patchprop.domain.findings import Finding, Severity
+from patchprop.domain.key_ref import KeyRefError, parse_key_ref
 from patchprop.domain.validation import first_problem
 
 Urgency = Literal["now", "batch", "soak", "skip", "refused"]
@@ -35,7 +36,7 @@ class BaseSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # The key its signature must verify with: a PEM public key, file://, s3:// or secret id.
+    # The key its signature must verify with (domain/key_ref.py): PEM, a file, ssm:, secretsmanager:, awskms:.
     key: str | None = None
     # auto: decide by the diff; now: every digest rebuilds at once (urgency off for this base).
     mode: Literal["auto", "now"] = "auto"
@@ -45,25 +46,54 @@ class BaseSettings(BaseModel):
     metadata_only: Literal["skip", "batch"] = "skip"
     # A base whose scan could not be had: go (rebuild, the comparison is weaker), batch, or stop.
     not_scanned: Literal["go", "batch", "stop"] = "go"
+    # Set only by parse_base_settings, for an entry that does not read: that base fails closed.
+    problem: str = Field(default="", exclude=True)
 
 
-def parse_base_settings(text: str | None) -> dict[str, BaseSettings]:
-    """BASE_CHECKS: a JSON object of base ref (or "*", every other base) -> settings."""
+def parse_base_settings(text: str | None, *, strict: bool = False) -> dict[str, BaseSettings]:
+    """BASE_CHECKS: a JSON object of base ref (or "*", every other base) -> settings.
+
+    An entry that does not read fails closed for its base alone: it becomes settings whose
+    `problem` names the entry and the field, and that base's digests are refused. A document
+    that is no JSON object fails every base ("*"). `strict` raises on the first problem instead
+    (deploy and start time, so the person setting it hears of it there)."""
     if not (text or "").strip():
         return {}
     try:
         document = json.loads(text or "")
+        problem = "" if isinstance(document, dict) else "must be a JSON object of base -> settings"
     except ValueError as exc:
-        raise BaseSettingsError(f"BASE_CHECKS is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise BaseSettingsError("BASE_CHECKS must be a JSON object of base -> settings")
+        document, problem = {}, f"is not valid JSON: {exc}"
+    if problem:
+        if strict:
+            raise BaseSettingsError(f"BASE_CHECKS {problem}")
+        return {"*": BaseSettings(problem=f"BASE_CHECKS {problem}")}
     settings = {}
     for base, value in document.items():
-        try:
-            settings[str(base)] = BaseSettings.model_validate(value)
-        except ValidationError as exc:
-            raise BaseSettingsError(f"BASE_CHECKS[{base!r}] {first_problem(exc, default=base)}") from exc
+        why = entry_problem(str(base), value)
+        if why and strict:
+            raise BaseSettingsError(why)
+        settings[str(base)] = BaseSettings(problem=why) if why else BaseSettings.model_validate(value)
     return settings
+
+
+def entry_problem(base: str, value: object) -> str:
+    """What is wrong with one BASE_CHECKS entry, naming it and the field ("" when it reads)."""
+    where = f"BASE_CHECKS[{base!r}]"
+    if not isinstance(value, dict):
+        return f"{where}: must be a JSON object of settings"
+    if "problem" in value:
+        return f"{where} problem: not a setting"
+    try:
+        settings = BaseSettings.model_validate(value)
+    except ValidationError as exc:
+        return f"{where} {first_problem(exc, default=base)}"
+    if settings.key is not None:
+        try:
+            parse_key_ref(settings.key)
+        except KeyRefError as exc:
+            return f"{where} key: {exc}"
+    return ""
 
 
 def settings_for(base: str, settings: Mapping[str, BaseSettings]) -> BaseSettings:
@@ -91,6 +121,8 @@ def decide(
 ) -> Decision:
     """The urgency of `judgement`'s digest. `carried`: finding keys the dependents have (None: those
     of the previous digest); `held_until`: when an older digest already held for the base is due."""
+    if settings.problem:
+        return Decision("refused", f"its settings do not read: {settings.problem}")
     if not judgement.verified:
         return Decision("refused", f"its signature does not verify: {judgement.signature_reason}")
     if forced:

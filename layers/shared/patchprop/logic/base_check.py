@@ -48,6 +48,9 @@ class Admission:
 def check_digest(patch: PatchRequest, settings: BaseSettings, *, sources: BaseSources) -> BaseJudgement:
     """Verify, read and diff the new digest against the previous one, and read what each one's
     provenance says (each read once)."""
+    common = {"base": patch.base, "digest": patch.digest, "previous_digest": patch.previous_digest}
+    if settings.problem:  # fail closed, reading nothing: the base's settings do not read
+        return BaseJudgement(**common, notes=[f"Not checked: {settings.problem}."], checked_at=utcnow())
     ref = parse_ref(patch.base)
     signature, why = "not_configured", ""
     if settings.key:
@@ -56,7 +59,6 @@ def check_digest(patch: PatchRequest, settings: BaseSettings, *, sources: BaseSo
             signature = "verified"
         except SignatureError as exc:  # fail closed: unreadable key, no service, a bad signature
             signature, why = "failed", str(exc)
-    common = {"base": patch.base, "digest": patch.digest, "previous_digest": patch.previous_digest}
     if signature == "failed":
         return BaseJudgement(**common, signature="failed", signature_reason=why, checked_at=utcnow())
     new = sources.contents(ref.with_digest(patch.digest))
@@ -142,7 +144,8 @@ def admit_patch(
                 "release_at": decision.release_at,
             }
         )
-        check = store.put_base_check(check, replace=patch.force_now)
+        if not config.problem:  # a refusal for settings that do not read is not kept: fixed, it is judged
+            check = store.put_base_check(check, replace=patch.force_now)
     return _act(patch, check, store=store, rebuild_queue=rebuild_queue, topic=topic, template=template)
 
 

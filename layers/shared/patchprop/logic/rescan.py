@@ -16,7 +16,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from patchprop.domain.errors import InvalidReference, PatchpropError
+from pydantic import BaseModel, Field
+
+from patchprop.domain.errors import InvalidReference, NotFound, NotPromotable, PatchpropError
 from patchprop.domain.findings import ScanReport
 from patchprop.domain.judging import optional_report
 from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest, utcnow
@@ -104,6 +106,51 @@ def rescan_due(
         dependent, rebuild = promoted[image]
         done.append(rescan_one(dependent, rebuild, waiting[image], parts, at=now))
     return done
+
+
+class RescanOutcome(BaseModel):
+    image: str
+    outcome: str
+    rebuild_id: str | None = None
+
+
+class RescanAnswer(BaseModel):
+    """What a rescan asked for by hand did: each image rescanned, its outcome and rebuild."""
+
+    rescanned: list[RescanOutcome] = Field(default_factory=list)
+    note: str = ""
+
+
+def rescan_by_hand(
+    parts: RescanParts,
+    *,
+    per_day: int,
+    scan_source: str,
+    image: str | None = None,
+    now: datetime | None = None,
+) -> RescanAnswer:
+    """`patchprop rescan [IMAGE]`: the named image now, whatever the day's budget (and spending
+    none of it), or else what the tick would rescan (within the budget). Its rebuild, if its own
+    packages have fixes, goes under the same gate and promotion as every other."""
+    if scan_source != "ecr":
+        raise NotPromotable("own-package rescans need ScanSource=ecr (ECR's current findings)", field="image")
+    now = now or utcnow()
+    if image is None:
+        done = rescan_due(parts, per_day=per_day, scan_source=scan_source, now=now)
+        note = "" if per_day > 0 else "OwnPackageRescansPerDay is 0: nothing is due; name an image"
+        return RescanAnswer(rescanned=[RescanOutcome(**vars(r)) for r in done], note=note)
+    dependent = parts.store.get_dependent(image)
+    if dependent is None:
+        raise NotFound(f"{image} is not a registered image", field="image")
+    if not dependent.auto_rebuild:
+        raise NotPromotable(f"{image} is tracked only (auto_rebuild off): nothing rebuilds it", field="image")
+    rebuild = on_tag(image, store=parts.store)
+    if rebuild is None:
+        raise NotPromotable(
+            f"no digest of {image} was promoted by patchprop: nothing to rescan", field="image"
+        )
+    done_one = rescan_one(dependent, rebuild, parts.rescans.get_rescan(image), parts, at=now)
+    return RescanAnswer(rescanned=[RescanOutcome(**vars(done_one))])
 
 
 def rescan_one(
