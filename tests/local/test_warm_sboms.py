@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from patchprop import config, wiring
 from patchprop.adapters.base_sources import BaseRegistry, BaseSourcesAdapter
 from patchprop.adapters.s3 import Reports
 from patchprop.domain.refs import parse_ref
@@ -64,20 +62,9 @@ def test_warming_makes_each_digests_sbom_once_where_the_check_reads_it(tmp_path:
     assert warm([patch_message(patch)]) == 0  # kept: a redelivered patch runs nothing
 
 
-@pytest.fixture()
-def aws() -> Iterator[LocalAws]:
-    quiet = {"POWERTOOLS_METRICS_DISABLED": "true"}
-    with LocalAws({"RebuildProjects": "patchprop-rebuild"}, env=quiet) as aws:
-        wiring.reset()
-        config.env_vars.cache_clear()
-        try:
-            yield aws
-        finally:
-            wiring.reset()
-            config.env_vars.cache_clear()
-
-
-def test_the_patch_queues_preparation_runs_while_others_can_take_the_handlers_lock(aws: LocalAws) -> None:
+def test_the_patch_queues_preparation_runs_while_others_can_take_the_handlers_lock(
+    quiet_aws: LocalAws,
+) -> None:
     lock = FairLock()
     started, release, served = threading.Event(), threading.Event(), threading.Event()
 
@@ -85,10 +72,10 @@ def test_the_patch_queues_preparation_runs_while_others_can_take_the_handlers_lo
         started.set()
         release.wait(60)
 
-    pump = EventPump(aws, lock, lambda *_: None, prepare={"PatchQueue": slow_preparation})
-    sqs = aws.client("sqs")
+    pump = EventPump(quiet_aws, lock, lambda *_: None, prepare={"PatchQueue": slow_preparation})
+    sqs = quiet_aws.client("sqs")
     body = json.dumps({"base": BASE, "digest": NEW, "previous_digest": OLD})
-    sqs.send_message(QueueUrl=aws.started.refs["PatchQueue"], MessageBody=body)
+    sqs.send_message(QueueUrl=quiet_aws.started.refs["PatchQueue"], MessageBody=body)
     pumping = threading.Thread(target=pump.pump_once)
     pumping.start()
     try:
