@@ -46,7 +46,8 @@ SOURCES = [
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The wheel, and what its build printed."""
     source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
     for name in SOURCES:
@@ -54,13 +55,19 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(REPO / name, source / name, symlinks=True, ignore=ignore)
         else:
             shutil.copy(REPO / name, source / name)
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
         check=True,
         capture_output=True,
+        text=True,
     )
-    (built,) = out.glob("patchprop-*.whl")
-    return built
+    (wheel,) = out.glob("patchprop-*.whl")
+    return wheel, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(built: tuple[Path, str]) -> Path:
+    return built[0]
 
 
 def lookup(site: Path, cwd: Path) -> list[str]:
@@ -79,6 +86,13 @@ def test_the_wheel_ships_the_template_buildspec_script_and_handlers(wheel: Path)
     with zipfile.ZipFile(wheel) as archive:
         shipped = archive.read("patchprop_local/data/template.yaml")
     assert shipped == (REPO / "template.yaml").read_bytes()
+
+
+def test_the_build_warns_of_no_package_it_would_ignore(built: tuple[Path, str]) -> None:
+    # Given the wheel built from this checkout (what `make venv` does, editable, on a first run)
+    # Then setuptools printed none of its pages of "Package would be ignored" warnings
+    _, printed = built
+    assert "BuildBackendWarning" not in printed and "would be ignored" not in printed, printed[:2000]
 
 
 def test_an_installed_copy_reads_its_own_files(wheel: Path, tmp_path: Path) -> None:
