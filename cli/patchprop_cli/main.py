@@ -71,12 +71,8 @@ def local(
     import faulthandler
     import signal
     import threading
-    import warnings
 
     from patchprop_local.build_source import check_tools
-
-    # Metrics are off here, and Powertools warns of "no metrics to publish" on every empty flush.
-    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     from patchprop_local.lifecycle import LocalStack, LocalStackError
 
     for hint in check_tools():

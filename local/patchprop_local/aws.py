@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -147,14 +148,21 @@ class LocalAws:
         return routes_of(self.started)
 
 
+EMPTY_FLUSH = "No application metrics to publish"
+
+
 def _unflushed_metrics_dropped(handler: Handler) -> Handler:
     """The handler, then, when metrics are disabled (`patchprop local` without --verbose), its
     metrics dropped. Powertools keeps disabled metrics in a buffer every Metrics shares, never
     cleared, and prints it anyway once a metric has 100 values: here all functions share one
-    process, so the quiet stack printed a JSON line of every function's metrics now and then."""
+    process, so the quiet stack printed a JSON line of every function's metrics now and then.
+    Its "No application metrics to publish" warning, printed at every empty flush (`patchprop
+    local` and `patchprop demo` alike), says nothing when metrics are off: it is filtered."""
 
     @functools.wraps(handler)
     def run(event: dict[str, Any], context: Any) -> Any:
+        if is_metrics_disabled():
+            warnings.filterwarnings("ignore", message=EMPTY_FLUSH, category=UserWarning)
         try:
             return handler(event, context)
         finally:

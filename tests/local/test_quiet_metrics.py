@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -30,3 +31,15 @@ def test_disabled_metrics_are_never_printed_nor_kept_across_invocations(
         answers.add(quiet_aws.invoke("WebhookFunction", event)["statusCode"])
     assert answers == {202}
     assert "CloudWatchMetrics" not in capsys.readouterr().out
+
+
+def test_an_invocation_with_no_metrics_warns_of_none(quiet_aws: LocalAws) -> None:
+    # Given warnings shown, every time (as a terminal running `patchprop demo` shows them)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        # When a function that counts nothing (a GET of the API) runs with metrics off
+        event = api_event("GET", "/dependents", "/dependents", {}, None)
+        answer = quiet_aws.invoke("ApiFunction", event)
+    # Then it answered, and Powertools' empty-flush warning was not shown
+    assert answer["statusCode"] == 200
+    assert not [w for w in seen if "No application metrics" in str(w.message)], [str(w.message) for w in seen]
