@@ -42,7 +42,8 @@
 #   SCAN                   auto (scan if trivy is installed) | required (fail without trivy) | off
 #   PATCHPROP_BASE_VEX     a VEX document of the base (trivy --vex), applied to both scans
 #   PATCHPROP_BASE_REPORT  the base's report from patchprop's base check: the base is not scanned
-#   PATCHPROP_MODE         rebuild (default) | base-check (scan the base alone: see below)
+#   PATCHPROP_MODE         rebuild (default) | base-check (scan the base alone) | rescan (scan
+#                          a promoted digest alone: RESCAN_IMAGE, RESCAN_REPORT_URI): see below
 #   REPORTS_URI            s3://bucket/prefix: reports go to <prefix>/<rebuild id>/ (default:
 #                          kept next to RESULT_FILE, named by file:// URIs)
 #   COSIGN_KMS_KEY         KMS key (ARN or awskms:///…) to sign the pushed image by digest; PUSH=tag
@@ -155,6 +156,34 @@ if [[ ${PATCHPROP_MODE:-rebuild} == base-check ]]; then
   done
   printf '%s}\n' "$result" >"${RESULT_FILE:-./patchprop-result.json}"
   log "base check reports of $BASE_IMAGE in $folder"
+  exit 0
+fi
+
+# PATCHPROP_MODE=rescan: scan a promoted digest alone against today's advisories (own-package
+# rescans, ScanSource=trivy) and leave trivy's report at RESCAN_REPORT_URI; nothing is built.
+# Without trivy it leaves none (and says so): the rescan then tells "not scanned".
+if [[ ${PATCHPROP_MODE:-rebuild} == rescan ]]; then
+  [[ -n ${RESCAN_IMAGE:-} && $RESCAN_IMAGE == *@sha256:* ]] || die "RESCAN_IMAGE must be registry/repo@sha256:…" 2
+  [[ ${RESCAN_REPORT_URI:-} == s3://?*/report.json || ${RESCAN_REPORT_URI:-} == file:///*/report.json ]] \
+    || die "RESCAN_REPORT_URI must be s3://bucket/…/report.json or file:///…/report.json" 2
+  result="{\"image\": \"$RESCAN_IMAGE\""
+  if command -v trivy >/dev/null 2>&1; then
+    out=$(mktemp -d)
+    trivy_args=(image --quiet --timeout 15m)
+    [[ ${REGISTRY_TLS_VERIFY:-true} == true ]] || trivy_args+=(--insecure)
+    log "scanning $RESCAN_IMAGE against today's advisories"
+    trivy "${trivy_args[@]}" --format json --output "$out/report.json" "$RESCAN_IMAGE"
+    if [[ $RESCAN_REPORT_URI == s3://* ]]; then
+      aws s3 cp --only-show-errors "$out/report.json" "$RESCAN_REPORT_URI"
+    else
+      mkdir -p "$(dirname "${RESCAN_REPORT_URI#file://}")" && cp "$out/report.json" "${RESCAN_REPORT_URI#file://}"
+    fi
+    result+=", \"report\": \"$RESCAN_REPORT_URI\""
+    log "rescan report of $RESCAN_IMAGE: $RESCAN_REPORT_URI"
+  else
+    log "not scanning $RESCAN_IMAGE: trivy is not installed in the build image"
+  fi
+  printf '%s}\n' "$result" >"${RESULT_FILE:-./patchprop-result.json}"
   exit 0
 fi
 

@@ -17,6 +17,7 @@ from patchprop.domain.records import Rebuild
 from patchprop.logic.base_scan import base_scan_ended, is_base_scan
 from patchprop.logic.conclude import conclude, record_build_event
 from patchprop.logic.ecr_verdict import EcrScanning
+from patchprop.logic.rescan_build import is_rescan, rescan_ended
 
 logger = Logger()
 tracer = Tracer()
@@ -51,6 +52,23 @@ def _ecr_scanning(
     return EcrScanning(adapters.scans, waited, env.SCAN_WAIT_SECONDS)
 
 
+def scan_only(detail: BuildStateChange, env: BuildEventsEnv, adapters: wiring.Adapters) -> dict | None:
+    """A build that scans and builds nothing: a base's check-only scan (its patch goes back to the
+    planner), or a promoted digest's rescan (its report judged). None: a rebuild."""
+    if is_base_scan(detail):
+        scan = base_scan_ended(detail, scans=adapters.base_scans, patches=adapters.patch_queue)
+        logger.info("base scan", extra={"build_id": detail.build_id, "state": scan and scan.state})
+        return {"status": "base_scan", "state": scan.state if scan else None}
+    if is_rescan(detail):
+        done = rescan_ended(detail, parts=adapters.rescan_parts(env.SCAN_SOURCE))
+        answer = {"status": "rescan", "outcome": done.outcome if done else None}
+        logger.info("rescan build", extra={"build_id": detail.build_id, **answer})
+        if done and done.rebuild_id:
+            metrics.add_metric("OwnPackageRebuilds", MetricUnit.Count, 1)
+        return answer
+    return None
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -58,10 +76,9 @@ def _ecr_scanning(
 def handler(event: BuildStateChangeEvent, context: LambdaContext) -> dict:
     env = env_vars(BuildEventsEnv)
     adapters = wiring.adapters(env)
-    if is_base_scan(event.detail):  # a check-only scan of a base: its patch goes back to the planner
-        scan = base_scan_ended(event.detail, scans=adapters.base_scans, patches=adapters.patch_queue)
-        logger.info("base scan", extra={"build_id": event.detail.build_id, "state": scan and scan.state})
-        return {"status": "base_scan", "state": scan.state if scan else None}
+    scanned = scan_only(event.detail, env, adapters)
+    if scanned is not None:
+        return scanned
     rebuild = record_build_event(
         event.detail,
         store=adapters.store,

@@ -17,7 +17,7 @@ from patchprop.config import PollerEnv, env_vars
 from patchprop.logic.base_check import release_due
 from patchprop.logic.detect import poll_bases
 from patchprop.logic.reconcile import reconcile_slots
-from patchprop.logic.rescan import STARTED, RescanParts, rescan_due
+from patchprop.logic.rescan import STARTED, rescan_due
 
 logger = Logger()
 tracer = Tracer()
@@ -51,13 +51,7 @@ def rescan(adapters: wiring.Adapters, env: PollerEnv, image: str | None = None) 
     """The tick's rescans of promoted images (none unless OWN_PACKAGE_RESCANS_PER_DAY > 0)."""
     if env.OWN_PACKAGE_RESCANS_PER_DAY <= 0:
         return []
-    parts = RescanParts(
-        store=adapters.store,
-        rescans=adapters.rescans,
-        scans=adapters.scans,
-        reports=adapters.reports,
-        rebuild_queue=adapters.rebuild_queue,
-    )
+    parts = adapters.rescan_parts(env.SCAN_SOURCE, env.projects)
     done = rescan_due(parts, per_day=env.OWN_PACKAGE_RESCANS_PER_DAY, scan_source=env.SCAN_SOURCE, only=image)
     started = sum(1 for r in done if r.outcome == STARTED)
     metrics.add_metric("OwnPackageRescans", MetricUnit.Count, len(done))

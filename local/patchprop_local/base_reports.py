@@ -29,6 +29,8 @@ def local_env(state_dir: Path) -> dict[str, str]:
         "PATCHPROP_BUILDS": "local",
         "BASE_REPORTS_URI": f"file://{reports_dir(state_dir)}",
         "BASE_SYFT": find_syft() or "",
+        # Own-package rescans (ScanSource=trivy): their scan-only builds' reports, per digest and day.
+        "RESCAN_REPORTS_URI": f"file://{Path(state_dir).resolve() / 'rescans'}",
     }
 
 

@@ -72,11 +72,28 @@ def test_refusals_name_the_field(aws, api: ApiServer, tmp_path: Path) -> None:
     assert status == 400 and "image" in json.dumps(answer)
     status, answer = post(api, {"imgae": "docker.io/acme/app:1"})
     assert status == 400 and "imgae" in json.dumps(answer)
-    api.local.env["SCAN_SOURCE"] = "trivy"
+    api.local.env.update({"SCAN_SOURCE": "trivy", "RESCAN_REPORTS_URI": ""})
     config.env_vars.cache_clear()
     image, _ = promoted_in_ecr(aws, "acme/app", tmp_path)
     status, answer = post(api, {"image": image})
-    assert status == 409 and "ScanSource=ecr" in answer["error"]
+    assert status == 409 and "RESCAN_REPORTS_URI" in answer["error"] and answer["field"] == "image"
+
+
+def test_with_trivy_a_rescan_by_hand_starts_the_digests_scan_only_build(
+    aws, api: ApiServer, builds: FakeBuilds, tmp_path: Path
+) -> None:
+    # Given ScanSource=trivy (the default) and a promoted image
+    api.local.env.update({"SCAN_SOURCE": "trivy", "RESCAN_REPORTS_URI": "s3://reports/rescans"})
+    config.env_vars.cache_clear()
+    image, digest = promoted_in_ecr(aws, "acme/app", tmp_path)
+    # When its rescan is asked for by hand
+    status, answer = post(api, {"image": image})
+    # Then its scan-only build is started; its end is judged by build events
+    assert status == 200, answer
+    assert answer["rescanned"] == [{"image": image, "outcome": "scan started", "rebuild_id": None}]
+    [build] = builds.started
+    assert build["env"]["PATCHPROP_MODE"] == "rescan" and build["env"]["RESCAN_IMAGE"].endswith(f"@{digest}")
+    assert build["env"]["RESCAN_REPORT_URI"].startswith("s3://reports/rescans/")
 
 
 def test_the_cli_rescans_an_image_and_says_a_refusal(aws, api: ApiServer, tmp_path: Path) -> None:

@@ -314,3 +314,25 @@ def test_a_rescans_rebuild_is_told_but_not_counted_on_its_bases_patch():
     tell_finished(rebuild, store=store, topic=topic)
     patch = store.get_patch(BASE, BASE_DIGEST)
     assert len(topic.published) == 1 and patch is not None and patch.finished == 0
+
+
+def test_a_scan_only_builds_token_and_report_are_the_days_and_the_digests() -> None:
+    from patchprop.domain.rescan import rescan_env, rescan_report_uri, rescan_token
+
+    digest = "sha256:" + "a" * 64
+    # The same (image, digest, day) gives the same StartBuild token; another day another one
+    assert rescan_token("r/acme/app:1", digest, "2026-12-02") == rescan_token(
+        "r/acme/app:1", digest, "2026-12-02"
+    )
+    assert rescan_token("r/acme/app:1", digest, "2026-12-02") != rescan_token(
+        "r/acme/app:1", digest, "2026-12-03"
+    )
+    assert rescan_token("r/acme/app:1", digest, "2026-12-02") != rescan_token(
+        "r/acme/web:1", digest, "2026-12-02"
+    )
+    # Its report goes under the rescans root, per digest and day, never under base-reports/
+    uri = rescan_report_uri("s3://b/rescans/", "r/acme/app", digest, "2026-12-02")
+    assert uri == f"s3://b/rescans/r/acme/app/{'a' * 64}/2026-12-02/report.json"
+    env = rescan_env("r/acme/app:1", f"r/acme/app@{digest}", digest, uri)
+    assert env["PATCHPROP_MODE"] == "rescan" and env["RESCAN_REPORT_URI"] == uri
+    assert "BASE_IMAGE" not in env  # nothing is built

@@ -682,13 +682,18 @@ def test_rebuilder_may_start_exactly_the_named_projects(cfn: Template) -> None:
         for _, document in _policy_documents(resource.get("Properties", {}), name):
             for statement in _as_list(document["Statement"]):
                 if "codebuild:StartBuild" in _as_list(statement.get("Action", [])):
-                    role = referenced_id(resource["Properties"].get("RoleName")) or name
-                    grants.append((role, "".join(literal_strings(statement["Resource"]))))
-    # Then only the rebuilder's role has it, and the planner's (a base's one check-only scan),
-    # once per project, on that project's ARN alone
+                    properties = resource["Properties"]
+                    roles = [referenced_id(r) for r in properties.get("Roles", [properties.get("RoleName")])]
+                    for role in roles:
+                        grants.append((role, "".join(literal_strings(statement["Resource"]))))
+    # Then only the rebuilder's role has it, the planner's (a base's one check-only scan), and
+    # with ScanSource=trivy the poller's and the API's (a rescan's scan-only build), once per
+    # project, on that project's ARN alone
     arn = "arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:project/"
-    starters = ("RebuilderFunctionRole", "PlannerFunctionRole")
+    starters = ("RebuilderFunctionRole", "PlannerFunctionRole", "PollerFunctionRole", "ApiFunctionRole")
     assert sorted(grants) == sorted((role, arn + project) for project in projects for role in starters)
+    rescans = [r for n, r in cfn["Resources"].items() if n.startswith("RescanStartBuild")]
+    assert len(rescans) == len(projects) and all(r["Condition"] == "RescansByBuild" for r in rescans)
 
 
 # ---------------------------------------------------------------- queues, logs, tracing
@@ -945,6 +950,7 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
         ("ApiFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # a rescan by hand
         ("ApiFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         ("BuildEventsFunctionRole", "${ReportsBucket.Arn}/reports/*"),
+        ("BuildEventsFunctionRole", "${ReportsBucket.Arn}/rescans/*"),  # a rescan's report
         ("PlannerFunctionRole", "${ReportsBucket.Arn}/base-reports/*"),  # the base check
         ("PlannerFunctionRole", "${ReportsBucket.Arn}/reports/*"),
         # the poller's rescans of promoted images read the base's report (OwnPackageRescansPerDay)
@@ -955,6 +961,7 @@ def test_build_events_reads_back_builds_of_exactly_the_named_projects_and_only_r
     assert sorted(_grants(cfn, "s3:PutObject")) == [
         ("RebuildProjectRole", "${ReportsBucket.Arn}/base-reports/*"),
         ("RebuildProjectRole", "${ReportsBucket.Arn}/reports/*"),
+        ("RebuildProjectRole", "${ReportsBucket.Arn}/rescans/*"),
     ]
 
 

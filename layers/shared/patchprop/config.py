@@ -52,6 +52,8 @@ class Resources(EnvVars):
     # The KMS key (ARN) promoted digests are signed with in cosign's format (adapters/kms_signer.py),
     # after their tag moved; empty: not signed here (unless `patchprop local` registers a signer).
     SIGNING_KEY_ARN: str = ""
+    # ScanSource=trivy: where the scan-only builds of own-package rescans leave their reports.
+    RESCAN_REPORTS_URI: str = ""
 
 
 class WebhookEnv(Resources):

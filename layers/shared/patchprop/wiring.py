@@ -3,7 +3,7 @@ container and on first use (never at import time), then passed down to logic."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -26,6 +26,7 @@ from patchprop.adapters.sns import Topic as SNSTopic
 from patchprop.adapters.sqs import Queue as SQSQueue
 from patchprop.config import Resources
 from patchprop.logic.promote import Evidence
+from patchprop.logic.rescan import RescanParts
 from patchprop.ports import (
     BaseScans,
     BaseSources,
@@ -175,6 +176,21 @@ class Adapters:
     @property
     def evidence(self) -> Evidence:
         return Evidence(referrers=self.referrers, reports=self.reports, signer=self.signer)
+
+    def rescan_parts(self, scan_source: str, projects: Collection[str] = ()) -> RescanParts:
+        """What rescans of promoted images use (logic/rescan.py): with ScanSource=trivy also the
+        builder, for the scan-only builds, and where those leave their reports."""
+        by_build = scan_source == "trivy"
+        return RescanParts(
+            store=self.store,
+            rescans=self.rescans,
+            scans=self.scans,
+            reports=self.reports,
+            rebuild_queue=self.rebuild_queue,
+            builds=self.builds if by_build and self.env.RESCAN_REPORTS_URI else None,
+            reports_uri=self.env.RESCAN_REPORTS_URI,
+            projects=projects,
+        )
 
     @property
     def slack_webhook(self) -> ChatWebhook:

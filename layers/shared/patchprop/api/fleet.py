@@ -19,7 +19,7 @@ from patchprop.logic import catalog, report
 from patchprop.logic.baseline import PollAnswer, poll_now
 from patchprop.logic.catalog import BaseList, Graph, RebuildList
 from patchprop.logic.report import FleetStatus, Report
-from patchprop.logic.rescan import RescanAnswer, RescanParts, rescan_by_hand
+from patchprop.logic.rescan import RescanAnswer, rescan_by_hand
 from patchprop.ports import Store
 from patchprop.web import error_responses as _errors
 from patchprop.web import json_answer as _answer
@@ -157,19 +157,14 @@ class RescanRequest(BaseModel):
     },
 )
 def rescan_images(request: Annotated[RescanRequest | None, Body()] = None) -> Response[RescanAnswer]:
-    """ECR's current findings of the promoted digest: own packages with fixes rebuild the image
-    alone, under the same gate. A named image ignores the day's budget; without one, what is due.
-    404: not registered; 409: ScanSource is not ecr, tracked only, or nothing promoted."""
+    """The promoted digest's current findings (ECR's, or with ScanSource=trivy a scan-only build's:
+    "scan started", judged when it ends): own packages with fixes rebuild the image alone, under
+    the same gate. A named image ignores the day's budget; without one, what is due.
+    404: not registered; 409: no rescans configured, tracked only, or nothing promoted."""
     image = request.image if request else None
     env = env_vars(ApiEnv)
     adapters = wiring.adapters(env)
-    parts = RescanParts(
-        store=adapters.store,
-        rescans=adapters.rescans,
-        scans=adapters.scans,
-        reports=adapters.reports,
-        rebuild_queue=adapters.rebuild_queue,
-    )
+    parts = adapters.rescan_parts(env.SCAN_SOURCE, env.projects)
     answer = rescan_by_hand(
         parts, per_day=env.OWN_PACKAGE_RESCANS_PER_DAY, scan_source=env.SCAN_SOURCE, image=image
     )

@@ -16,6 +16,10 @@ from patchprop.domain.models import DomainModel, utcnow
 
 OWN_FIXES = "own packages have fixes"
 MAX_NAMED = 5  # findings named in the reason; the rest are counted
+# ScanSource=trivy: a scan-only build of the promoted digest (buildspec/rebuild.sh), told apart
+# from a rebuild by its PATCHPROP_MODE (domain/base_scan.py MODE_VAR).
+RESCAN_MODE = "rescan"
+SCANNING = "scan started"
 
 
 def own_fixable(report: ScanReport, base: ScanReport) -> list[Finding]:
@@ -43,6 +47,28 @@ def own_fixes_reason(findings: list[Finding]) -> str:
     return f"{OWN_FIXES}: {named}" + (f"; and {more} more" if more > 0 else "")
 
 
+def rescan_token(image: str, digest: str, day: str) -> str:
+    """StartBuild's idempotency token for the day's scan of (image, digest): the same every time."""
+    return "rescan-" + hashlib.sha256(f"{image}@{digest}@{day}".encode()).hexdigest()[:32]
+
+
+def rescan_report_uri(root: str, repository: str, digest: str, day: str) -> str:
+    """Where the day's scan of the digest leaves its report: `<root>/<registry/repo>/<hex>/<day>/`
+    (a fresh one each day: today's advisories, never a base's report under base-reports/)."""
+    return f"{root.rstrip('/')}/{repository}/{digest.removeprefix('sha256:')}/{day}/report.json"
+
+
+def rescan_env(image: str, pinned: str, digest: str, report_uri: str) -> dict[str, str]:
+    """What the scan-only build sees: the promoted digest pinned, and where its report goes."""
+    return {
+        "PATCHPROP_MODE": RESCAN_MODE,
+        "RESCAN_IMAGE": pinned,
+        "RESCAN_IMAGE_NAME": image,
+        "RESCAN_IMAGE_DIGEST": digest,
+        "RESCAN_REPORT_URI": report_uri,
+    }
+
+
 class RescanState(DomainModel):
     """The last rescan of one image, stored (one item per image)."""
 
@@ -53,6 +79,8 @@ class RescanState(DomainModel):
     outcome: str = ""  # "rebuild started", "no fixable own findings", "not scanned: …"
     fingerprint: str | None = None  # the finding set of the last rebuild it started
     rebuild_id: str | None = None
+    build_id: str | None = None  # ScanSource=trivy: the scan-only build of `digest` (scanning)
+    report_uri: str | None = None  # where that build leaves its report
 
 
 def day_of(at: datetime | None = None) -> str:

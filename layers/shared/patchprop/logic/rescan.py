@@ -2,7 +2,9 @@
 
 Each poller tick (OwnPackageRescansPerDay > 0) takes the promoted images whose last rescan is
 oldest, as many as the day's budget has left (stored: a restart or a redelivered tick spends
-nothing twice), and reads the current findings of the digest on each image's tag. Findings with
+nothing twice), and reads the current findings of the digest on each image's tag: ECR's findings
+(ScanSource=ecr), or the report of a scan-only build of that digest that the tick starts
+(ScanSource=trivy; its end, in build events, is judged by logic/rescan_build.py). Findings with
 a fixed version that the base's findings (for the base digest the image is built on) do not
 list are the image's own: a rebuild of that image alone is sent to the rebuild queue, on the
 same base digest, with the reason "own packages have fixes: …", under the same gate and
@@ -13,6 +15,7 @@ The same (image, digest, finding set) gives the same rebuild id, so it never sta
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,16 +28,20 @@ from patchprop.domain.models import Dependent, PatchRequest, RebuildRequest, utc
 from patchprop.domain.records import Rebuild
 from patchprop.domain.refs import ImageRef, parse_ref
 from patchprop.domain.rescan import (
+    SCANNING,
     RescanState,
     day_of,
     fingerprint,
     oldest_first,
     own_fixable,
     own_fixes_reason,
+    rescan_env,
     rescan_rebuild_id,
+    rescan_report_uri,
+    rescan_token,
 )
 from patchprop.domain.scan.ecr import read_ecr_findings
-from patchprop.ports import Queue, Reports, Rescans, Scans, Store
+from patchprop.ports import Builds, Queue, Reports, Rescans, Scans, Store
 
 log = logging.getLogger(__name__)
 STARTED = "rebuild started"
@@ -50,11 +57,17 @@ class Rescanned:
 
 @dataclass(frozen=True)
 class RescanParts:
+    """What a rescan reads and writes. With `builds` (ScanSource=trivy), a promoted digest is
+    scanned by a scan-only build of one of `projects`, its report left under `reports_uri`."""
+
     store: Store
     rescans: Rescans
     scans: Scans
     reports: Reports
     rebuild_queue: Queue
+    builds: Builds | None = None
+    reports_uri: str = ""
+    projects: Collection[str] = ()
 
 
 def on_tag(image: str, *, store: Store, within: int = 100) -> Rebuild | None:
@@ -79,8 +92,9 @@ def rescan_due(
     """
     if per_day <= 0:
         return []
-    if scan_source != "ecr":
-        log.warning("own-package rescans need ScanSource=ecr; with trivy they are not built yet")
+    why = cannot_rescan(parts, scan_source)
+    if why:
+        log.warning("no own-package rescans: %s", why)
         return []
     now = now or utcnow()
     day = day_of(now)
@@ -108,6 +122,16 @@ def rescan_due(
     return done
 
 
+def cannot_rescan(parts: RescanParts, scan_source: str) -> str:
+    """Why rescans cannot run with these parts ("" when they can): ScanSource=ecr reads ECR's
+    findings; ScanSource=trivy needs a builder and a folder for its scan-only builds' reports."""
+    if scan_source == "ecr":
+        return ""
+    if parts.builds is None or not parts.reports_uri:
+        return "ScanSource=trivy rescans need a builder and RESCAN_REPORTS_URI (their scan-only builds)"
+    return ""
+
+
 class RescanOutcome(BaseModel):
     image: str
     outcome: str
@@ -132,8 +156,9 @@ def rescan_by_hand(
     """`patchprop rescan [IMAGE]`: the named image now, whatever the day's budget (and spending
     none of it), or else what the tick would rescan (within the budget). Its rebuild, if its own
     packages have fixes, goes under the same gate and promotion as every other."""
-    if scan_source != "ecr":
-        raise NotPromotable("own-package rescans need ScanSource=ecr (ECR's current findings)", field="image")
+    why = cannot_rescan(parts, scan_source)
+    if why:
+        raise NotPromotable(why, field="image")
     now = now or utcnow()
     if image is None:
         done = rescan_due(parts, per_day=per_day, scan_source=scan_source, now=now)
@@ -156,58 +181,114 @@ def rescan_by_hand(
 def rescan_one(
     dependent: Dependent, rebuild: Rebuild, state: RescanState | None, parts: RescanParts, *, at: datetime
 ) -> Rescanned:
-    """Read the promoted digest's findings; rebuild the image alone if its own packages have fixes."""
+    """Read the promoted digest's findings (ECR), or start its scan-only build (trivy); rebuild the
+    image alone if its own packages have fixes."""
     image, digest = dependent.image, rebuild.image_digest or ""
-    kept = state or RescanState(image=image)
+    kept = (state or RescanState(image=image)).model_copy(update={"day": day_of(at)})
     try:
-        outcome, rebuild_id, seen = _judge(dependent, rebuild, kept, parts)
-    except PatchpropError as exc:  # one image's registry or store failure does not stop the rest
-        outcome, rebuild_id, seen = f"not scanned: {exc}", None, kept.fingerprint
-    parts.rescans.put_rescan(
-        kept.model_copy(
-            update={
-                "day": day_of(at),
-                "at": at,
-                "digest": digest,
-                "outcome": outcome,
-                "fingerprint": seen,
-                "rebuild_id": rebuild_id or kept.rebuild_id,
-            }
-        )
-    )
-    log.info("rescanned %s@%s: %s", image, digest, outcome)
-    return Rescanned(image, outcome, rebuild_id)
+        judged = _judge(dependent, rebuild, kept, parts, kept.day)
+    except PatchpropError as exc:  # one image's registry, builder or store failure stops no other
+        judged = Judged(f"not scanned: {exc}", None, kept.fingerprint)
+    put_outcome(kept, judged, parts, at=at, digest=digest)
+    log.info("rescanned %s@%s: %s", image, digest, judged.outcome)
+    return Rescanned(image, judged.outcome, judged.rebuild_id)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A rescan's outcome, the rebuild it started (or started before), the finding set seen, and
+    for a scan-only build still running, its id and where it leaves its report."""
+
+    outcome: str
+    rebuild_id: str | None
+    fingerprint: str | None
+    build_id: str | None = None
+    report_uri: str | None = None
+
+
+def put_outcome(kept: RescanState, judged: Judged, parts: RescanParts, *, at: datetime, digest: str) -> None:
+    update = {
+        "at": at,
+        "digest": digest,
+        "outcome": judged.outcome,
+        "fingerprint": judged.fingerprint,
+        "rebuild_id": judged.rebuild_id or kept.rebuild_id,
+        "build_id": judged.build_id,
+        "report_uri": judged.report_uri,
+    }
+    parts.rescans.put_rescan(kept.model_copy(update=update))
 
 
 def _judge(
-    dependent: Dependent, rebuild: Rebuild, state: RescanState, parts: RescanParts
-) -> tuple[str, str | None, str | None]:
+    dependent: Dependent, rebuild: Rebuild, state: RescanState, parts: RescanParts, day: str
+) -> Judged:
+    why = not_rebuildable(dependent, rebuild, parts)
+    if why:
+        return Judged(why, None, state.fingerprint)
+    if parts.builds is not None:  # ScanSource=trivy: its report comes from a scan-only build
+        return _start_scan(dependent, rebuild, state, parts, day)
     image, digest = dependent.image, rebuild.image_digest or ""
-    if rebuild.base not in dependent.bases:
-        return f"not rebuilt: {image} is no longer built on {rebuild.base}", None, state.fingerprint
-    base = parts.store.get_base(rebuild.base)
-    if base is None or base.digest != rebuild.base_digest:
-        return f"not rebuilt: {rebuild.base} moved since; its patch rebuilds it", None, state.fingerprint
     ref = _in_ecr(image)
     if ref is None:
-        return f"not scanned: {image} is not in ECR (ScanSource=ecr)", None, state.fingerprint
+        return Judged(f"not scanned: {image} is not in ECR (ScanSource=ecr)", None, state.fingerprint)
     scan = parts.scans.scan(ref, digest)
     if not scan.complete:
-        return f"not scanned: the ECR scan is {scan.status or 'missing'}", None, state.fingerprint
-    report = read_ecr_findings(scan.pages)
+        return Judged(f"not scanned: the ECR scan is {scan.status or 'missing'}", None, state.fingerprint)
+    return judge_report(dependent, rebuild, state, read_ecr_findings(scan.pages), parts)
+
+
+def not_rebuildable(dependent: Dependent, rebuild: Rebuild, parts: RescanParts) -> str:
+    """Why a rebuild of the image alone on the base digest it is built on would not do ("" if it would)."""
+    if rebuild.base not in dependent.bases:
+        return f"not rebuilt: {dependent.image} is no longer built on {rebuild.base}"
+    base = parts.store.get_base(rebuild.base)
+    if base is None or base.digest != rebuild.base_digest:
+        return f"not rebuilt: {rebuild.base} moved since; its patch rebuilds it"
+    return ""
+
+
+def judge_report(
+    dependent: Dependent, rebuild: Rebuild, state: RescanState, report: ScanReport, parts: RescanParts
+) -> Judged:
+    """The promoted digest's current findings against the base's: its own fixable ones start one
+    rebuild of the image alone (the same finding set never twice)."""
+    image, digest = dependent.image, rebuild.image_digest or ""
     from_base = _base_findings(rebuild, parts)
     if from_base is None:
         why = f"no findings of {rebuild.base}@{rebuild.base_digest}: own packages not told apart"
-        return f"not rebuilt: {why}", None, state.fingerprint
+        return Judged(f"not rebuilt: {why}", None, state.fingerprint)
     own = own_fixable(report, from_base)
     if not own:
-        return f"{NOTHING} ({report.total} findings)", None, state.fingerprint
+        return Judged(f"{NOTHING} ({report.total} findings)", None, state.fingerprint)
     seen = fingerprint(image, digest, own)
     if seen == state.fingerprint:
-        return f"{STARTED} before ({state.rebuild_id}), same findings", state.rebuild_id, seen
+        return Judged(f"{STARTED} before ({state.rebuild_id}), same findings", state.rebuild_id, seen)
     request = request_for(dependent, rebuild, own_fixes_reason(own), rescan_rebuild_id(image, digest, own))
     parts.rebuild_queue.send(request)  # sent first, recorded second: a resend has the same id
-    return STARTED, request.rebuild_id, seen
+    return Judged(STARTED, request.rebuild_id, seen)
+
+
+def _start_scan(
+    dependent: Dependent, rebuild: Rebuild, state: RescanState, parts: RescanParts, day: str
+) -> Judged:
+    """One scan-only build of the promoted digest (PATCHPROP_MODE=rescan); its end, in build
+    events, judges the report it left (logic/rescan_build.py)."""
+    assert parts.builds is not None
+    image, digest = dependent.image, rebuild.image_digest or ""
+    if dependent.project not in parts.projects:
+        why = f"not scanned: its project {dependent.project} is not in RebuildProjects"
+        return Judged(why, None, state.fingerprint)
+    ref = parse_ref(image)
+    uri = rescan_report_uri(parts.reports_uri, f"{ref.registry}/{ref.repository}", digest, day)
+    build_id = parts.builds.start_build(
+        dependent.project,
+        rescan_env(image, ref.with_digest(digest).pinned, digest, uri),
+        idempotency_token=rescan_token(image, digest, day),
+        source_version=dependent.source_version,
+        source_location=dependent.source_location,
+    )
+    log.info("scan-only build of %s@%s started: %s", image, digest, build_id)
+    return Judged(SCANNING, state.rebuild_id, state.fingerprint, build_id=build_id, report_uri=uri)
 
 
 def request_for(dependent: Dependent, rebuild: Rebuild, reason: str, rebuild_id: str) -> RebuildRequest:
