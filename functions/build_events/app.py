@@ -61,7 +61,11 @@ def scan_only(detail: BuildStateChange, env: BuildEventsEnv, adapters: wiring.Ad
         return {"status": "base_scan", "state": scan.state if scan else None}
     if is_rescan(detail):
         done = rescan_ended(detail, parts=adapters.rescan_parts(env.SCAN_SOURCE))
-        answer = {"status": "rescan", "outcome": done.outcome if done else None}
+        answer = {
+            "status": "rescan",
+            "image": done.image if done else None,
+            "outcome": done.outcome if done else None,
+        }
         logger.info("rescan build", extra={"build_id": detail.build_id, **answer})
         if done and done.rebuild_id:
             metrics.add_metric("OwnPackageRebuilds", MetricUnit.Count, 1)

@@ -137,7 +137,8 @@ class EventPump:
             event.setdefault("account", "123456789012")  # moto's rule targets leave it out
             try:
                 with self._lock:
-                    self.aws.invoke(function, event)
+                    answer = self.aws.invoke(function, event)
+                self.tell("answer", {"function": function, "answer": answer})
             except Exception as exc:
                 # Lambda retries asynchronous invocations, then sends them to the OnFailure DLQ.
                 self.tell("error", {"where": function, "error": repr(exc)})

@@ -61,6 +61,8 @@ class Narrator:
             return f"alert: {data.get('Subject') or '(no subject)'}  (patchprop alerts: the whole message)"
         if kind == "error":
             return f"error in {data.get('where')}: {data.get('error')}"
+        if kind == "answer":
+            return _answer_line(data.get("answer"))
         return None
 
     def keep(self, message: dict[str, Any]) -> Path:
@@ -89,9 +91,22 @@ def _build_line(detail: dict[str, Any]) -> str:
     base = env.get("BASE_IMAGE_NAME", "?")
     link = (info.get("logs") or {}).get("deep-link") or ""
     log = unquote(urlparse(link).path) if link.startswith("file:") else link
+    mode = env.get("PATCHPROP_MODE")
+    if mode in ("rescan", "base-check"):  # scans only, builds nothing
+        what = "rescan build" if mode == "rescan" else "check-only scan"
+        scanned = env.get("RESCAN_IMAGE") or env.get("BASE_IMAGE", "?")
+        ended = "started" if status == "IN_PROGRESS" else str(status).lower()
+        return f"{what} {ended}: {scanned}  log: {log}"
     if status == "IN_PROGRESS":
         return f"build started: {image} on {base} {env.get('BASE_IMAGE_DIGEST', '')[:19]}  log: {log}"
     return f"build {str(status).lower()}: {image}  log: {log}"
+
+
+def _answer_line(answer: Any) -> str | None:
+    """What a handler's answer says worth a line: a rescan's outcome once its scan ended."""
+    if isinstance(answer, dict) and answer.get("status") == "rescan" and answer.get("outcome"):
+        return f"rescan of {answer.get('image')}: {answer['outcome']}"
+    return None
 
 
 def read_outbox(state_dir: Path, after: int = 0) -> list[tuple[int, dict[str, Any]]]:

@@ -109,3 +109,28 @@ def test_an_html_error_page_from_the_api_becomes_one_line() -> None:
         "502 Bad Gateway (not the API's JSON: is http://127.0.0.1:9/dependents the patchprop API?)"
     )
     assert "\n" not in caught.value.format_message()
+
+
+def test_a_rescan_says_its_scan_only_build_and_then_its_outcome(tmp_path: Path) -> None:
+    # Given a narrator, and a rescan's scan-only build of a promoted digest (it builds nothing)
+    lines: list[str] = []
+    narrator = Narrator(tmp_path, lines.append)
+    variables = [
+        {"name": "PATCHPROP_MODE", "value": "rescan"},
+        {"name": "RESCAN_IMAGE", "value": "r/acme/app@sha256:" + "d" * 64},
+    ]
+    scan = {**BUILD, "additional-information": {**BUILD["additional-information"], "environment": {
+        "environment-variables": variables}}}  # fmt: skip
+    # When it starts and ends, and build events answer with the rescan's outcome
+    narrator("build", scan)
+    narrator("build", {**scan, "build-status": "SUCCEEDED"})
+    outcome = "not scanned: the rescan build left no report (no trivy in the build image?)"
+    told = {"status": "rescan", "image": "r/acme/app:1", "outcome": outcome}
+    narrator("answer", {"function": "BuildEventsFunction", "answer": told})
+    narrator("answer", {"function": "BuildEventsFunction", "answer": {"status": "succeeded"}})
+    # Then each says what it is, not "? on ?", and the outcome is told (other answers are not)
+    assert lines == [
+        f"rescan build started: r/acme/app@sha256:{'d' * 64}  log: /tmp/builds/p:1.log",
+        f"rescan build succeeded: r/acme/app@sha256:{'d' * 64}  log: /tmp/builds/p:1.log",
+        f"rescan of r/acme/app:1: {outcome}",
+    ]

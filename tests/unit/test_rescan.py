@@ -336,3 +336,39 @@ def test_a_scan_only_builds_token_and_report_are_the_days_and_the_digests() -> N
     env = rescan_env("r/acme/app:1", f"r/acme/app@{digest}", digest, uri)
     assert env["PATCHPROP_MODE"] == "rescan" and env["RESCAN_REPORT_URI"] == uri
     assert "BASE_IMAGE" not in env  # nothing is built
+
+
+def test_with_trivy_the_tick_starts_one_scan_a_day_and_each_rescan_by_hand_a_new_one():
+    from support import FakeBuilds
+
+    from patchprop.logic.rescan import rescan_by_hand
+
+    # Given ScanSource=trivy: a builder for the scan-only builds, and a promoted image
+    world, builds = World(), FakeBuilds()
+    parts = RescanParts(
+        world.store, world.rescans, world.scans, world.reports, world.queue,
+        builds=builds, reports_uri="s3://b/rescans", projects=("patchprop-rebuild",),
+    )  # fmt: skip
+    image = world.promoted("app", 1, OWN)
+    noon = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    # When the tick runs twice that day, and the image is rescanned by hand twice, a minute apart
+    ticked = rescan_due(parts, per_day=5, scan_source="trivy", now=noon)
+    assert rescan_due(parts, per_day=5, scan_source="trivy", now=noon) == []
+    for minutes in (1, 2):
+        rescan_by_hand(
+            parts, per_day=5, scan_source="trivy", image=image, now=noon + timedelta(minutes=minutes)
+        )
+    # Then each started a scan-only build, with its own token and report (the day's one for the tick)
+    assert [r.outcome for r in ticked] == ["scan started"]
+    tokens = [b["token"] for b in builds.started]
+    assert len(builds.started) == 3 and len(set(tokens)) == 3
+    reports = [b["env"]["RESCAN_REPORT_URI"] for b in builds.started]
+    assert reports[0].endswith("/2026-12-02/report.json") and reports[1].endswith(
+        "/2026-12-02T120100Z/report.json"
+    )
+    # and the rescan waits for the last one
+    state = world.rescans.get_rescan(image)
+    assert (
+        state is not None and state.build_id == builds.started[-1]["id"] and state.outcome == "scan started"
+    )
+    assert world.started() == []  # nothing is rebuilt before a scan's end is judged

@@ -174,19 +174,29 @@ def rescan_by_hand(
         raise NotPromotable(
             f"no digest of {image} was promoted by patchprop: nothing to rescan", field="image"
         )
-    done_one = rescan_one(dependent, rebuild, parts.rescans.get_rescan(image), parts, at=now)
+    done_one = rescan_one(dependent, rebuild, parts.rescans.get_rescan(image), parts, at=now, by_hand=True)
     return RescanAnswer(rescanned=[RescanOutcome(**vars(done_one))])
 
 
 def rescan_one(
-    dependent: Dependent, rebuild: Rebuild, state: RescanState | None, parts: RescanParts, *, at: datetime
+    dependent: Dependent,
+    rebuild: Rebuild,
+    state: RescanState | None,
+    parts: RescanParts,
+    *,
+    at: datetime,
+    by_hand: bool = False,
 ) -> Rescanned:
     """Read the promoted digest's findings (ECR), or start its scan-only build (trivy); rebuild the
     image alone if its own packages have fixes."""
     image, digest = dependent.image, rebuild.image_digest or ""
     kept = (state or RescanState(image=image)).model_copy(update={"day": day_of(at)})
     try:
-        judged = _judge(dependent, rebuild, kept, parts, kept.day)
+        # The tick's scan-only build is one per image, digest and day (a redelivered tick starts
+        # none more); each one asked for by hand is a new one (the day's may have ended).
+        judged = _judge(
+            dependent, rebuild, kept, parts, at.strftime("%Y-%m-%dT%H%M%SZ") if by_hand else kept.day
+        )
     except PatchpropError as exc:  # one image's registry, builder or store failure stops no other
         judged = Judged(f"not scanned: {exc}", None, kept.fingerprint)
     put_outcome(kept, judged, parts, at=at, digest=digest)
@@ -220,13 +230,13 @@ def put_outcome(kept: RescanState, judged: Judged, parts: RescanParts, *, at: da
 
 
 def _judge(
-    dependent: Dependent, rebuild: Rebuild, state: RescanState, parts: RescanParts, day: str
+    dependent: Dependent, rebuild: Rebuild, state: RescanState, parts: RescanParts, once_per: str
 ) -> Judged:
     why = not_rebuildable(dependent, rebuild, parts)
     if why:
         return Judged(why, None, state.fingerprint)
     if parts.builds is not None:  # ScanSource=trivy: its report comes from a scan-only build
-        return _start_scan(dependent, rebuild, state, parts, day)
+        return _start_scan(dependent, rebuild, state, parts, once_per)
     image, digest = dependent.image, rebuild.image_digest or ""
     ref = _in_ecr(image)
     if ref is None:
@@ -269,21 +279,22 @@ def judge_report(
 
 
 def _start_scan(
-    dependent: Dependent, rebuild: Rebuild, state: RescanState, parts: RescanParts, day: str
+    dependent: Dependent, rebuild: Rebuild, state: RescanState, parts: RescanParts, once_per: str
 ) -> Judged:
-    """One scan-only build of the promoted digest (PATCHPROP_MODE=rescan); its end, in build
-    events, judges the report it left (logic/rescan_build.py)."""
+    """One scan-only build of the promoted digest (PATCHPROP_MODE=rescan) per `once_per` (the
+    day, or the moment of a rescan by hand); its end, in build events, judges the report it left
+    (logic/rescan_build.py)."""
     assert parts.builds is not None
     image, digest = dependent.image, rebuild.image_digest or ""
     if dependent.project not in parts.projects:
         why = f"not scanned: its project {dependent.project} is not in RebuildProjects"
         return Judged(why, None, state.fingerprint)
     ref = parse_ref(image)
-    uri = rescan_report_uri(parts.reports_uri, f"{ref.registry}/{ref.repository}", digest, day)
+    uri = rescan_report_uri(parts.reports_uri, f"{ref.registry}/{ref.repository}", digest, once_per)
     build_id = parts.builds.start_build(
         dependent.project,
         rescan_env(image, ref.with_digest(digest).pinned, digest, uri),
-        idempotency_token=rescan_token(image, digest, day),
+        idempotency_token=rescan_token(image, digest, once_per),
         source_version=dependent.source_version,
         source_location=dependent.source_location,
     )
