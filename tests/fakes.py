@@ -341,6 +341,13 @@ class InMemoryBaseScans:
         )
         return True
 
+    def keep_patch(self, scan: BaseScan) -> bool:
+        held = self.scans.get((scan.base, scan.digest))
+        if held is None or held.state != "checking":
+            return False
+        self.scans[(scan.base, scan.digest)] = held.model_copy(update={"patch": scan.patch})
+        return True
+
     def drop_base_scan(self, base: str, digest: str) -> None:
         self.scans.pop((base, digest), None)
 

@@ -21,7 +21,6 @@ from patchprop.config import PlannerEnv, env_vars
 from patchprop.domain.models import PatchRequest
 from patchprop.domain.urgency import parse_base_settings
 from patchprop.logic.base_check import admit_patch
-from patchprop.logic.base_scan import BaseScanner
 
 logger = Logger()
 tracer = Tracer()
@@ -49,13 +48,6 @@ idempotency = IdempotencyConfig(
 persistence = wiring.idempotency_store(lambda: env_vars(PlannerEnv).IDEMPOTENCY_TABLE_NAME)
 
 
-def _scanner(env: PlannerEnv, adapters: wiring.Adapters) -> BaseScanner | None:
-    """On CodeBuild, a base digest with no report gets one check-only scan before its cascade."""
-    if not env.scans_bases_by_build:
-        return None
-    return BaseScanner(adapters.builds, adapters.base_scans, env.BASE_REPORTS_URI, env.projects)
-
-
 @idempotent_function(data_keyword_argument="patch", config=idempotency, persistence_store=persistence)
 def plan(patch: PatchRequest) -> dict:
     env = env_vars(PlannerEnv)
@@ -69,7 +61,7 @@ def plan(patch: PatchRequest) -> dict:
         settings=parse_base_settings(env.BASE_CHECKS),
         template=env.NOTIFY_FORMAT,
         reports=adapters.reports,  # the dependents' last reports: a fix none of them has is no hurry
-        scanner=_scanner(env, adapters),
+        scanner=adapters.base_scanner(env),
     )
     result = admitted.plan
     answer = {

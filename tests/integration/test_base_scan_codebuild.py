@@ -201,3 +201,26 @@ def test_a_claim_whose_planner_died_before_startbuild_is_started_by_the_redelive
     # Then its one build starts now, and is recorded
     assert len(builds_in_moto()) == 1
     assert store.get_base_scan(BASE, DIGEST).build_id == builds_in_moto()[0]  # type: ignore[union-attr]
+
+
+def test_an_owners_now_during_the_scan_is_kept_and_plans_at_the_scans_end(aws, started):
+    # Given the check-only scan of a digest started; its report will show no change at all
+    store = dependents(aws, 2)
+    put_report(PREVIOUS, CARRIES)
+    deliver(aws)
+    # When an owner asks for it now (`patchprop patch BASE --now`) while the scan runs
+    queue = Queue(aws.refs["PatchQueue"])
+    queue.send(
+        PatchRequest(base=BASE, digest=DIGEST, previous_digest=PREVIOUS, detected_by="person", force_now=True)
+    )
+    drain(aws, "PatchQueue", "planner")
+    # Then nothing is planned yet, and no second scan starts
+    assert queue_bodies(aws, "RebuildQueue") == [] and len(builds_in_moto()) == 1
+    # When the scan ends, having found no fix (batched, were it not forced)
+    put_report(DIGEST, CARRIES)
+    end_build(started[0], "SUCCEEDED")
+    drain(aws, "PatchQueue", "planner")
+    # Then the owner's --now was not lost: the cascade is planned, forced
+    check = store.get_base_check(BASE, DIGEST)
+    assert check is not None and check.urgency == "now" and "forced" in check.urgency_reason
+    assert len(queue_bodies(aws, "RebuildQueue")) == 2

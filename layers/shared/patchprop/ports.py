@@ -153,6 +153,10 @@ class BaseScans(Protocol):
         """Record its end if it is still `checking`; False if it was recorded ended already."""
         ...
 
+    def keep_patch(self, scan: BaseScan) -> bool:
+        """Replace the patch a still-`checking` scan holds with `scan.patch`; False if it ended."""
+        ...
+
     def drop_base_scan(self, base: str, digest: str) -> None:
         """Forget a scan whose build could not start for now (the patch's retry claims it again)."""
         ...

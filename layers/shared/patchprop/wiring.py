@@ -24,7 +24,8 @@ from patchprop.adapters.s3 import Reports as S3Reports
 from patchprop.adapters.slack import SlackWebhook
 from patchprop.adapters.sns import Topic as SNSTopic
 from patchprop.adapters.sqs import Queue as SQSQueue
-from patchprop.config import Resources
+from patchprop.config import PlannerEnv, Resources
+from patchprop.logic.base_scan import BaseScanner
 from patchprop.logic.promote import Evidence
 from patchprop.logic.rescan import RescanParts
 from patchprop.ports import (
@@ -176,6 +177,12 @@ class Adapters:
     @property
     def evidence(self) -> Evidence:
         return Evidence(referrers=self.referrers, reports=self.reports, signer=self.signer)
+
+    def base_scanner(self, env: PlannerEnv) -> BaseScanner | None:
+        """On CodeBuild, a base digest with no report gets one check-only scan before its cascade."""
+        if not env.scans_bases_by_build:
+            return None
+        return BaseScanner(self.builds, self.base_scans, env.BASE_REPORTS_URI, env.projects)
 
     def rescan_parts(self, scan_source: str, projects: Collection[str] = ()) -> RescanParts:
         """What rescans of promoted images use (logic/rescan.py): with ScanSource=trivy also the

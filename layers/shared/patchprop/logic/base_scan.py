@@ -65,7 +65,7 @@ def scan_first(
     if not scanner.scans.claim_base_scan(scan):
         claimed = scanner.scans.get_base_scan(patch.base, patch.digest)
         if not _unstarted(claimed):
-            return _claimed_before(claimed)
+            return _claimed_before(_with_asks(claimed, patch, scanner.scans))
     return _start(patch, dependent, scanner)
 
 
@@ -95,6 +95,25 @@ def _unstarted(scan: BaseScan | None) -> bool:
     if scan is None or scan.state != "checking" or scan.build_id:
         return False
     return (utcnow() - scan.started_at).total_seconds() > UNSTARTED_AFTER
+
+
+def _with_asks(scan: BaseScan | None, patch: PatchRequest, scans: BaseScans) -> BaseScan | None:
+    """An owner's `--now`, or a rollback's patch, arriving while the scan runs: kept with the
+    patch it holds (which goes back when it ends), not dropped. The scan as it is now."""
+    if scan is None or scan.state != "checking":
+        return scan
+    held = scan.patch
+    asks = {
+        "force_now": held.force_now or patch.force_now,
+        "rollback_of": held.rollback_of or patch.rollback_of,
+    }
+    if asks == {"force_now": held.force_now, "rollback_of": held.rollback_of}:
+        return scan  # a redelivery, or another detector's sight of the same digest
+    merged = scan.model_copy(update={"patch": held.model_copy(update=asks)})
+    if scans.keep_patch(merged):
+        log.info("kept with the scan of %s@%s: %s", patch.base, patch.digest, asks)
+        return merged
+    return scans.get_base_scan(patch.base, patch.digest)  # it ended meanwhile: go on as after it
 
 
 def _claimed_before(scan: BaseScan | None) -> ScanFirst:

@@ -43,6 +43,18 @@ class BaseScansTable(TableAccess):
         )
         return done is not None
 
+    def keep_patch(self, scan: BaseScan) -> bool:
+        """The patch a still-checking scan holds, replaced by `scan.patch`; False if it ended."""
+        done = self._update_if(
+            f"keeping a patch with the scan of {scan.base}@{scan.digest}",
+            Key=scan_key(scan.base, scan.digest),
+            UpdateExpression="SET #scan = :scan",
+            ConditionExpression="#s = :checking",
+            ExpressionAttributeNames={"#s": "state", "#scan": "scan"},
+            ExpressionAttributeValues={":scan": scan.model_dump_json(), ":checking": "checking"},
+        )
+        return done is not None
+
     def drop_base_scan(self, base: str, digest: str) -> None:
         self._delete_item(scan_key(base, digest))
 
