@@ -341,6 +341,11 @@ class InMemoryBaseScans:
         )
         return True
 
+    def checking_base_scans(self, started_before: datetime) -> Iterator[BaseScan]:
+        return iter(
+            [s for s in self.scans.values() if s.state == "checking" and s.started_at < started_before]
+        )
+
     def keep_patch(self, scan: BaseScan) -> bool:
         held = self.scans.get((scan.base, scan.digest))
         if held is None or held.state != "checking":

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchprop import wiring
 from patchprop.config import PollerEnv, env_vars
 from patchprop.logic.base_check import release_due
+from patchprop.logic.base_scan import sweep_base_scans
 from patchprop.logic.detect import poll_bases
 from patchprop.logic.reconcile import reconcile_slots
 from patchprop.logic.rescan import STARTED, rescan_due
@@ -37,6 +38,13 @@ def handler(event: dict, context: LambdaContext) -> dict:
     released = release_due(store=adapters.store, patches=adapters.patch_queue)
     metrics.add_metric("BaseReleased", MetricUnit.Count, len(released))
     logger.info("poll done", extra={"bases": len(checks), **counts, "released": released})
+    # Check-only base scans whose end never came: their patches go on, "not scanned".
+    swept = sweep_base_scans(
+        scans=adapters.base_scans,
+        patches=adapters.patch_queue,
+        timeout_minutes=env_vars(PollerEnv).BASE_SCAN_TIMEOUT_MINUTES,
+    )
+    metrics.add_metric("BaseScansSwept", MetricUnit.Count, len(swept))
     projects = env_vars(PollerEnv).projects
     slots = reconcile_slots(slots=adapters.store, builds=adapters.builds, projects=projects)
     metrics.add_metric("BuildSlotsReleased", MetricUnit.Count, slots.released)

@@ -224,3 +224,39 @@ def test_an_owners_now_during_the_scan_is_kept_and_plans_at_the_scans_end(aws, s
     check = store.get_base_check(BASE, DIGEST)
     assert check is not None and check.urgency == "now" and "forced" in check.urgency_reason
     assert len(queue_bodies(aws, "RebuildQueue")) == 2
+
+
+def sweep(minutes_later: float) -> list[Any]:
+    """The poller's sweep of check-only scans, as its tick runs it, `minutes_later` from now."""
+    from patchprop import wiring
+    from patchprop.config import PollerEnv, env_vars
+    from patchprop.logic.base_scan import sweep_base_scans
+
+    adapters = wiring.adapters(env_vars(PollerEnv))
+    timeout = env_vars(PollerEnv).BASE_SCAN_TIMEOUT_MINUTES
+    later = datetime.now(UTC) + timedelta(minutes=minutes_later)
+    return sweep_base_scans(
+        scans=adapters.base_scans, patches=adapters.patch_queue, timeout_minutes=timeout, now=later
+    )
+
+
+def test_a_scan_whose_end_never_came_is_swept_once_and_its_cascade_goes_on_not_scanned(aws, started):
+    # Given a check-only scan started, whose end event is lost (or left in BuildEventsDLQ)
+    store = dependents(aws, 2)
+    deliver(aws)
+    assert os.environ["BASE_SCAN_TIMEOUT_MINUTES"] == "180"  # template.yaml's default
+    # When the poller's tick sweeps within the timeout: nothing; past it: the patch goes on
+    assert sweep(minutes_later=170) == []
+    assert waiting(aws, "PatchQueue") == 0
+    (swept,) = sweep(minutes_later=181)
+    assert sweep(minutes_later=182) == []  # swept once
+    drain(aws, "PatchQueue", "planner")
+    # Then the cascade is planned (not_scanned=go by default), its check saying why it was not scanned
+    assert swept.base == BASE and swept.state == "failed"
+    check = store.get_base_check(BASE, DIGEST)
+    assert check is not None and not check.scanned
+    assert "no end of its check-only scan within 180 minutes" in " ".join(check.notes)
+    assert len(queue_bodies(aws, "RebuildQueue")) == 2
+    # and the late end event, when it comes after all, sends nothing more
+    assert end_build(started[0], "SUCCEEDED")["state"] == "failed"
+    assert waiting(aws, "PatchQueue") == 0

@@ -77,6 +77,9 @@ class PollerEnv(Resources):
     # Rescans of promoted images a day (logic/rescan.py); 0: none. Their rebuilds go to this queue.
     OWN_PACKAGE_RESCANS_PER_DAY: int = 0
     SCAN_SOURCE: Literal["trivy", "ecr"] = "trivy"
+    # A base's check-only scan still running after this long lost its end: its patch goes on,
+    # "not scanned" (logic/base_scan.py sweep_base_scans).
+    BASE_SCAN_TIMEOUT_MINUTES: float = 180.0
 
     @property
     def projects(self) -> frozenset[str]:

@@ -153,6 +153,10 @@ class BaseScans(Protocol):
         """Record its end if it is still `checking`; False if it was recorded ended already."""
         ...
 
+    def checking_base_scans(self, started_before: datetime) -> Iterator[BaseScan]:
+        """The scans still `checking` that were claimed before `started_before`."""
+        ...
+
     def keep_patch(self, scan: BaseScan) -> bool:
         """Replace the patch a still-`checking` scan holds with `scan.patch`; False if it ended."""
         ...

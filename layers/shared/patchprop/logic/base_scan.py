@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from patchprop.domain.base_check import BaseJudgement
 from patchprop.domain.base_scan import BASE_CHECK_MODE, ENDED, MODE_VAR, BaseScan, scan_env, scan_token
@@ -127,6 +128,26 @@ def _claimed_before(scan: BaseScan | None) -> ScanFirst:
 
 def _first_startable(base: str, catalog: Catalog, projects: Collection[str]) -> Dependent | None:
     return next((d for d in catalog.dependents_of(base) if d.project in projects), None)
+
+
+def sweep_base_scans(
+    *, scans: BaseScans, patches: Queue, timeout_minutes: float, now: datetime | None = None
+) -> list[BaseScan]:
+    """The poller's tick: a check-only scan still `checking` past `timeout_minutes` lost its end
+    (the event, or left in BuildEventsDLQ; or its planner died and nothing redelivered): its
+    patch goes back to the planner marked scanned with the reason, so the check goes on under
+    the policy's "not scanned" rule. Sent first, recorded second: a late real end then sends
+    nothing, and a patch sent twice is planned once (the planner's idempotency key)."""
+    started_before = (now or utcnow()) - timedelta(minutes=timeout_minutes)
+    swept = []
+    for scan in scans.checking_base_scans(started_before):
+        build = scan.build_id or "none started"
+        reason = f"no end of its check-only scan within {timeout_minutes:g} minutes (build: {build})"
+        patches.send(scan.patch.model_copy(update={"base_scanned": True, "base_scan_failure": reason}))
+        if scans.finish_base_scan(scan.base, scan.digest, "failed", reason, scan.build_id or ""):
+            log.warning("check-only scan of %s@%s swept: %s", scan.base, scan.digest, reason)
+            swept.append(scan.model_copy(update={"state": "failed", "reason": reason}))
+    return swept
 
 
 def is_base_scan(detail: BuildStateChange) -> bool:
