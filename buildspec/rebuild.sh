@@ -96,6 +96,22 @@ json_string() {
   s=${s//$'\n'/\\n}
   printf '"%s"' "$s"
 }
+# Log in to the ECR registry of image $1, if it is in one (<account>.dkr.ecr.<region>.amazonaws.com),
+# for the tools that read a docker config: trivy and syft (DOCKER_CONFIG), buildah and skopeo
+# (REGISTRY_AUTH_FILE). The login goes to a private folder of its own; nothing else is changed.
+ecr_login() {
+  local registry=${1%%/*} region password
+  [[ $registry =~ ^[0-9]{12}\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$ ]] || return 0
+  region=${BASH_REMATCH[2]}
+  command -v aws >/dev/null 2>&1 || die "$registry is ECR but the aws CLI is not installed to log in to it" 127
+  password=$(aws ecr get-login-password --region "$region") \
+    || die "could not log in to $registry (aws ecr get-login-password): the build's role needs ecr:GetAuthorizationToken" 5
+  DOCKER_CONFIG=$(mktemp -d "${workdir:-${TMPDIR:-/tmp}}/docker.XXXXXX")  # removed on exit with $workdir
+  (umask 077 && printf '{"auths": {%s: {"auth": "%s"}}}\n' "$(json "$registry")" \
+    "$(printf 'AWS:%s' "$password" | base64 | tr -d '\n')" >"$DOCKER_CONFIG/config.json")
+  export DOCKER_CONFIG REGISTRY_AUTH_FILE="$DOCKER_CONFIG/config.json"
+  log "logged in to $registry"
+}
 finish() {
   printf '%s}\n' "$result" >"$RESULT_FILE"
   log "result written to $RESULT_FILE"
@@ -136,6 +152,7 @@ if [[ ${PATCHPROP_MODE:-rebuild} == base-check ]]; then
   insecure=()
   [[ ${REGISTRY_TLS_VERIFY:-true} == true ]] || insecure=(SYFT_REGISTRY_INSECURE_USE_HTTP=true)
   result="{\"base\": \"$BASE_IMAGE\""
+  ecr_login "$BASE_IMAGE"  # a private base in ECR: trivy and syft read it with this login
   if command -v trivy >/dev/null 2>&1; then
     log "scanning the base $BASE_IMAGE"
     trivy image --quiet --format json --output "$out/report.json" "$BASE_IMAGE"
@@ -168,6 +185,7 @@ if [[ ${PATCHPROP_MODE:-rebuild} == rescan ]]; then
     || die "RESCAN_REPORT_URI must be s3://bucket/…/report.json or file:///…/report.json" 2
   result="{\"image\": \"$RESCAN_IMAGE\""
   if command -v trivy >/dev/null 2>&1; then
+    ecr_login "$RESCAN_IMAGE"  # a promoted image in private ECR: trivy reads it with this login
     out=$(mktemp -d)
     trivy_args=(image --quiet --timeout 15m)
     [[ ${REGISTRY_TLS_VERIFY:-true} == true ]] || trivy_args+=(--insecure)

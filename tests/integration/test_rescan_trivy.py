@@ -223,3 +223,33 @@ def test_the_scripts_rescan_mode_without_trivy_leaves_no_report_and_says_why(tmp
     assert not (tmp_path / "rescans").exists()
     bad = run_rescan(tmp_path, with_trivy=True, image="127.0.0.1:1/acme/app:1")
     assert bad.returncode == 2 and "RESCAN_IMAGE must be registry/repo@sha256:" in bad.stdout + bad.stderr
+
+
+def test_the_scripts_rescan_mode_logs_in_to_a_promoted_image_in_ecr(tmp_path: Path) -> None:
+    from test_base_check_script import ECR, STUBS
+
+    # Given the stand-ins of aws (a login token) and trivy (logging the docker config it reads)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("aws", "trivy"):
+        (bin_dir / name).write_text(STUBS[name])
+        (bin_dir / name).chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "STUB_LOG": str(tmp_path / "stub.log"),
+        "PATCHPROP_MODE": "rescan",
+        "RESCAN_IMAGE": f"{ECR}/acme/app@{DIGEST}",
+        "RESCAN_REPORT_URI": f"file://{tmp_path}/rescans/report.json",
+        "RESULT_FILE": str(tmp_path / "result.json"),
+    }
+    # When the rescan mode scans a digest in private ECR
+    done = subprocess.run(
+        ["bash", str(rebuild_script())], env=env, capture_output=True, text=True, timeout=60
+    )
+    # Then it logged in to that registry's region first, and trivy read that login
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "stub.log").read_text().splitlines()
+    assert calls[0] == "aws ecr get-login-password --region eu-west-1"
+    assert ECR in calls[1] and calls[1].startswith("trivy image")
+    assert (tmp_path / "rescans/report.json").exists()
