@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchprop.api import by_hand, dependents, fleet
-from patchprop.web import answer_errors
+from patchprop.web import answer_errors, refuse_unknown_input
 
 # Response bodies at DEBUG would repeat every registration in the logs; keep them above it.
 for _noisy in ("botocore", "aws_lambda_powertools.event_handler"):
@@ -23,6 +23,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = answer_errors(APIGatewayRestResolver(enable_validation=True))
+app.use(middlewares=[refuse_unknown_input])  # a typo'd query parameter is a 400, never ignored
 for _area in (dependents, fleet, by_hand):
     app.include_router(_area.router)
 

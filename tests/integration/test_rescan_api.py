@@ -106,3 +106,19 @@ def test_the_cli_rescans_an_image_and_says_a_refusal(aws, api: ApiServer, tmp_pa
     missing = run("rescan", "acme/nobody:1")
     assert missing.exit_code == 1
     assert "docker.io/acme/nobody:1 is not a registered image (HTTP 404)" in missing.output
+
+
+def test_an_unknown_query_parameter_or_a_body_that_is_no_object_is_a_400_naming_it(api: ApiServer) -> None:
+    # A typo'd filter would otherwise be ignored, and the answer be for every image
+    answer = api.answer("GET", "/rebuilds?imgae=docker.io/acme/app:1", {}, None)
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 400 and body["field"] == "imgae"
+    assert "image" in body["error"] and "limit" in body["error"]  # what the route takes
+    # A route without parameters takes none
+    answer = api.answer("GET", "/bases?all=1", {}, None)
+    assert answer["statusCode"] == 400 and json.loads(answer["body"])["field"] == "all"
+    # A JSON body that is not an object is refused, not read as an empty one
+    status, refused = post(api, [None, None])  # type: ignore[arg-type]
+    assert status == 400 and refused["field"] == "body"
+    # and the known ones still work
+    assert api.answer("GET", "/rebuilds?limit=5", {}, None)["statusCode"] == 200

@@ -129,6 +129,28 @@ def answer_errors(app: APIGatewayRestResolver) -> APIGatewayRestResolver:
     return app
 
 
+def refuse_unknown_input(app: APIGatewayRestResolver, next_middleware: Callable[..., Response]) -> Response:
+    """The management API's middleware: a 400 naming it for a query parameter the route does not
+    take (a typo such as `?imgae=` would otherwise be ignored and answer for every image), and
+    for a JSON body that is not an object where the route takes one (`[1]` would read as `{}`)."""
+    route = app.context.get("_route")
+    if route is None:
+        return next_middleware(app)
+    known = {param.alias for param in route.dependant.query_params}
+    unknown = sorted(set(app.current_event.query_string_parameters or {}) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            f"unknown query parameter {unknown[0]!r} (this route takes: {takes})",
+            unknown[0],
+        )
+    body = app.current_event.body
+    if route.dependant.body_params and body and body.strip() and not body.lstrip().startswith("{"):
+        return error_response(HTTPStatus.BAD_REQUEST, "body must be a JSON object", field="body")
+    return next_middleware(app)
+
+
 # ---- the management API's OpenAPI response shapes and its JSON answers ----------------------
 
 

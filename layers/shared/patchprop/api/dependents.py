@@ -86,7 +86,7 @@ def update_dependent(
     "/dependents",
     summary="List dependent images",
     operation_id="listDependents",
-    responses={**_ok(DependentList, "Every registered image")},
+    responses={**_ok(DependentList, "Every registered image"), **_errors(HTTPStatus.BAD_REQUEST)},
 )
 def list_dependents() -> Response[DependentList]:
     return _answer(HTTPStatus.OK, catalog.list_dependents(store=_store()))

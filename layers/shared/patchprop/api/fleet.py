@@ -37,7 +37,10 @@ def _store() -> Store:
     "/bases",
     summary="List tracked bases",
     operation_id="listBases",
-    responses={**_ok(BaseList, "Each base with its last digest, when it moved, and its dependents")},
+    responses={
+        **_ok(BaseList, "Each base with its last digest, when it moved, and its dependents"),
+        **_errors(HTTPStatus.BAD_REQUEST),
+    },
 )
 def list_bases() -> Response[BaseList]:
     return _answer(HTTPStatus.OK, catalog.list_bases(store=_store()))
@@ -49,7 +52,7 @@ def list_bases() -> Response[BaseList]:
     operation_id="pollBases",
     responses={
         **_ok(PollAnswer, "What each base's tag holds now"),
-        **_errors(HTTPStatus.NOT_FOUND),
+        **_errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
     },
 )
 def poll_bases_now(
