@@ -10,7 +10,9 @@ State Change": IN_PROGRESS, then SUCCEEDED, FAILED or STOPPED. Nothing a build d
 
 Every build is also recorded in `builds/<id>.json` (build_records.py) before start_build returns,
 so `resume()` after a crash knows them: a build cut off is run again under the same id (its
-idempotency token still gives that id), a finished one whose last event may be lost is told again.
+idempotency token still gives that id), a finished one whose last event may be lost is told
+again, and one whose script wrote a successful result.json just before the stop ended with it (a
+failed one runs again: the stop, or the end of its orphaned script, may have caused it).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from patchprop.domain.errors import BuildStartFailed, NotFound
 from patchprop.domain.events import BuildResult, parse_build_result
 from patchprop_local import build_records, resources
 from patchprop_local.build_source import BuildFailed, fetch_source, note, source_kind
+from patchprop_local.leftovers import wait_for_group
 from patchprop_local.sbom import find_syft
 
 ARN_PREFIX = "arn:aws:codebuild:us-east-1:123456789012:build/"
@@ -44,16 +47,6 @@ TOKEN_TTL = 300.0  # CodeBuild remembers an idempotency token for 5 minutes
 BUILD_TIMEOUT = 3600.0
 STOP_GRACE = 10.0
 log = logging.getLogger(__name__)
-
-
-def _wait_for_group(pgid: int, timeout: float) -> None:
-    """Wait until every process of the group (the script, buildah, its RUN steps) has exited."""
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(ProcessLookupError):
-        while time.monotonic() < deadline:
-            os.killpg(pgid, 0)
-            time.sleep(0.05)
-        os.killpg(pgid, signal.SIGKILL)
 
 
 @dataclass
@@ -155,8 +148,9 @@ class LocalCodeBuild:
                 log_path=self.workdir / "builds" / f"{record['id']}.log",
                 status=record["status"], result=record.get("result"),
             )  # fmt: skip
-            if not build.complete and (build.directory / "result.json").is_file():
-                build.status, build.result = "SUCCEEDED", build_records.read_result(build.directory)
+            ended = build_records.read_result(build.directory) if not build.complete else None
+            if ended is not None and not ended.get("failure"):  # it ended well just before the stop
+                build.status, build.result = "SUCCEEDED", ended
             with self._lock:
                 self._builds[build.id] = build
                 self._tokens[record["token"]] = (record["request"], build.id, time.monotonic())
@@ -289,7 +283,7 @@ class LocalCodeBuild:
             process.wait()
             raise BuildFailed(f"build timed out after {BUILD_TIMEOUT:g}s") from None
         if code != 0 and build.stop_requested:
-            _wait_for_group(process.pid, STOP_GRACE)  # buildah outlives the script by a moment
+            wait_for_group(process.pid, STOP_GRACE)  # buildah outlives the script by a moment
             return "STOPPED"
         # A failed script's result is read too: a failed smoke test says why (its output's tail).
         with contextlib.suppress(OSError, ValueError):
