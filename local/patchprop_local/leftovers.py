@@ -16,42 +16,44 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 GRACE = 5.0
 
 
+def _processes() -> Iterator[tuple[Path, list[bytes]]]:
+    """Each running process's /proc entry and argv (those gone or unreadable skipped)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield entry, (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+
+
 def registry_processes(state_dir: Path) -> list[int]:
     """Pids of `docker-registry serve <state_dir>/registry/config.yml` still running."""
-    config = str(state_dir / "registry" / "config.yml")
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if len(argv) >= 3 and argv[0].endswith(b"docker-registry") and argv[2] == config.encode():
-            found.append(int(entry.name))
-    return found
+    config = str(state_dir / "registry" / "config.yml").encode()
+    return [
+        int(entry.name)
+        for entry, argv in _processes()
+        if len(argv) >= 3 and argv[0].endswith(b"docker-registry") and argv[2] == config
+    ]
 
 
 def build_processes(state_dir: Path) -> list[int]:
     """Pids of the local builds' scripts still running: their RESULT_FILE is under `state_dir`/builds."""
-    builds = str(state_dir / "builds") + os.sep
+    result_file = b"RESULT_FILE=" + (str(state_dir / "builds") + os.sep).encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for entry, argv in _processes():
+        if len(argv) < 2 or not argv[1].endswith(b"rebuild.sh"):
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if len(argv) < 2 or not argv[1].endswith(b"rebuild.sh"):
-                continue
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(v.startswith(b"RESULT_FILE=" + builds.encode()) for v in environ):
+        if any(v.startswith(result_file) for v in environ):
             found.append(int(entry.name))
     return found
 
