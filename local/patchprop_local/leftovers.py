@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 GRACE = 5.0
@@ -58,36 +58,30 @@ def build_processes(state_dir: Path) -> list[int]:
     return found
 
 
-def wait_for_group(pgid: int, timeout: float) -> None:
-    """Wait until every process of the group (the script, buildah, its RUN steps) has exited;
-    past `timeout`, kill what is left."""
+def _wait_gone(pid: int, timeout: float, kill: Callable[[int, int], None]) -> None:
+    """Wait until `pid` (kill=os.kill) or the group `pid` (os.killpg) has exited, reaping it if
+    it is our own child (a zombie until then); past `timeout`, SIGKILL what is left."""
     deadline = time.monotonic() + timeout
     with contextlib.suppress(ProcessLookupError):
         while time.monotonic() < deadline:
-            os.killpg(pgid, 0)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pgid, os.WNOHANG)  # our own child: a zombie until reaped
-            time.sleep(0.05)
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _end_group(pgid: int) -> None:
-    """A build script is its session's leader: its group (buildah, RUN steps) ends with it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-        wait_for_group(pgid, GRACE)
-
-
-def _end(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + GRACE
-        while time.monotonic() < deadline:
-            os.kill(pid, 0)
+            kill(pid, 0)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
             time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+        kill(pid, signal.SIGKILL)
+
+
+def wait_for_group(pgid: int, timeout: float) -> None:
+    """Wait until every process of the group (the script, buildah, its RUN steps) has exited."""
+    _wait_gone(pgid, timeout, os.killpg)
+
+
+def _end(pid: int, kill: Callable[[int, int], None] = os.kill) -> None:
+    """SIGTERM, then up to GRACE for it to go. A build script is its session's leader: with
+    kill=os.killpg its whole group (buildah, RUN steps) ends with it."""
+    with contextlib.suppress(ProcessLookupError):
+        kill(pid, signal.SIGTERM)
+        _wait_gone(pid, GRACE, kill)
 
 
 def clean(state_dir: Path) -> list[str]:
@@ -96,7 +90,7 @@ def clean(state_dir: Path) -> list[str]:
     if (state_dir / "local.json").exists():
         notes.append(f"the last run on {state_dir} did not stop cleanly (killed?); its state is restored")
     for pid in build_processes(state_dir):
-        _end_group(pid)
+        _end(pid, os.killpg)
         notes.append(f"ended build script pid {pid} left running by the last run; the build runs again")
     for pid in registry_processes(state_dir):
         _end(pid)
